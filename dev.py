@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Set up and run ocs_transfer's everyday jobs with nothing but Python.
+
+    python3 dev.py demo    # set up .venv, send the example files to ./archive
+    python3 dev.py test    # set up .venv, run ruff, mypy and the whole test suite
+
+The virtual environment lives in ``.venv`` beside this file and is created on
+first use; later runs reinstall only when a pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+PLUGINS = ["local", "dropbox", "gdrive", "seafile"]
+EXTRAS = "s3,gcs,postgres,test"
+
+
+def _run(*args: str | Path, **kw: object) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def _stamp() -> str:
+    h = hashlib.sha256()
+    for p in [ROOT / "pyproject.toml", *(ROOT / "plugins" / n / "pyproject.toml" for n in PLUGINS)]:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def setup() -> None:
+    if not PY.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    marker = VENV / ".ocs-transfer-installed"
+    stamp = _stamp()
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    editable = [f"-e{ROOT}[{EXTRAS}]"] + [f"-e{ROOT / 'plugins' / n}" for n in PLUGINS]
+    _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(PY, "-m", "pip", "install", "--quiet", *editable)
+    marker.write_text(stamp)
+
+
+def test(extra: list[str]) -> int:
+    setup()
+    _run(BIN / "ruff", "check", "ocs_transfer", "plugins", "tests", "benchmarks", "dev.py")
+    _run(BIN / "mypy")
+    return subprocess.run([str(PY), "-m", "pytest", *extra], cwd=ROOT).returncode
+
+
+def demo() -> int:
+    setup()
+    examples = sorted(str(p) for p in (ROOT / "examples" / "data").glob("*.fits*"))
+    cmd = [str(BIN / "ocs-transfer"), "send", *examples, "--to", "./archive", "--layout", "archive"]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test", "setup"):
+        print(__doc__)
+        return 2
+    if argv[0] == "setup":
+        setup()
+        return 0
+    try:
+        return demo() if argv[0] == "demo" else test(argv[1:])
+    except subprocess.CalledProcessError as exc:
+        return exc.returncode or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,67 @@
+"""The ``ocs-transfer`` command.
+
+The group itself is empty: every subcommand, built-in or not, is registered
+through the ``ocs_transfer_register_commands`` hook, so plugins extend the CLI
+exactly as the core does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from .exceptions import OcsTransferError
+
+
+class _PluginGroup(click.Group):
+    """A group whose subcommands come from the plugin manager, loaded when
+    the command line is parsed (not at import)."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from . import plugins
+
+        for command in plugins.commands():
+            self.add_command(command)
+        self._loaded = True
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="ocs-transfer", prog_name="ocs-transfer")
+def main(verbose: int) -> None:
+    """Move observatory data products to where they are kept and shared."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def fail(message: str, code: int = 1) -> Any:
+    """Print a one-line error and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run() -> None:
+    """Console-script entry point: our errors become one readable line."""
+    try:
+        main(standalone_mode=True)
+    except OcsTransferError as exc:
+        fail(str(exc), 2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,169 @@
+"""The error tree of ocs_transfer.
+
+Every error the library raises derives from :class:`OcsTransferError`. What a
+caller should *do* about an error is part of its type, through the four retry
+classes that ingester services already catch:
+
+``RetryError``
+    A transient failure (a dropped connection, a 503). Retrying soon is safe.
+``BackoffRetryError``
+    The other side asked us to slow down (429, rate limits) or is overloaded.
+    Retry, but only after waiting (``retry_after`` seconds when known).
+``DoNotRetryError``
+    Retrying cannot help (bad input, bad configuration, permission denied,
+    quota exhausted). Fail for good and tell a person.
+``NonFatalDoNotRetryError``
+    Nothing to retry because nothing went wrong: e.g. the identical file is
+    already stored. Callers usually log it and move on.
+
+Specific errors subclass the right one of these, and also a builtin where one
+fits (``ConfigurationError`` is a ``ValueError``), so both styles of ``except``
+work. Every error is picklable (it crosses process boundaries in task queues):
+constructor arguments are kept in ``args`` and extra attributes are keyword
+arguments with defaults.
+
+Error messages never contain secrets. Code that builds a message from provider
+output must pass it through :func:`ocs_transfer.redact.redact` first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AlreadyStoredError",
+    "BackoffRetryError",
+    "ConfigurationError",
+    "CredentialError",
+    "DataFileError",
+    "DoNotRetryError",
+    "FileSpecificationError",
+    "IntegrityError",
+    "NonFatalDoNotRetryError",
+    "ObjectNotFoundError",
+    "OcsTransferError",
+    "PermissionDeniedError",
+    "PluginError",
+    "ProviderNotFoundError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RetryError",
+    "StorageError",
+    "TransferCancelledError",
+    "TransientStorageError",
+    "UnsafePathError",
+]
+
+
+class OcsTransferError(Exception):
+    """Root of every error raised by ocs_transfer."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep keyword attributes across pickling (Exception's default
+        # __reduce__ only replays ``args``).
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class RetryError(OcsTransferError):
+    """A transient failure: retrying soon is safe."""
+
+
+class BackoffRetryError(RetryError):
+    """Retry only after waiting; ``retry_after`` is the wait in seconds when the
+    other side said (e.g. a ``Retry-After`` header), otherwise ``None``."""
+
+    def __init__(self, *args: Any, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
+
+
+class DoNotRetryError(OcsTransferError):
+    """Retrying cannot help; fail for good with this reason."""
+
+
+class NonFatalDoNotRetryError(DoNotRetryError):
+    """Nothing to retry and nothing wrong (e.g. already stored)."""
+
+
+# -- configuration and plugins ------------------------------------------------
+
+
+class ConfigurationError(DoNotRetryError, ValueError):
+    """A setting, option or argument is missing or malformed."""
+
+
+class ProviderNotFoundError(ConfigurationError, LookupError):
+    """No installed plugin provides the storage provider asked for."""
+
+
+class PluginError(ConfigurationError):
+    """A plugin registered something invalid (a duplicate name, a wrong type)."""
+
+
+class CredentialError(DoNotRetryError):
+    """Credentials are missing, malformed, undecryptable, or were refused
+    (re-authorise; retrying will not help)."""
+
+
+# -- data files ------------------------------------------------------------------
+
+
+class FileSpecificationError(DoNotRetryError, ValueError):
+    """A data file is malformed, truncated, unsupported or lacks required
+    headers. The file itself must change before it can be processed."""
+
+
+#: Alias used by STYLE.md and by code written against ocs_archive's naming.
+DataFileError = FileSpecificationError
+
+
+# -- storage -----------------------------------------------------------------------
+
+
+class StorageError(OcsTransferError):
+    """A storage provider failed in a way that retrying will not fix."""
+
+
+class TransientStorageError(StorageError, RetryError):
+    """A storage provider failed transiently (connection, timeout, 5xx)."""
+
+
+class RateLimitError(TransientStorageError, BackoffRetryError):
+    """A storage provider asked us to slow down."""
+
+
+class QuotaExceededError(StorageError, DoNotRetryError):
+    """The destination is full or over its quota."""
+
+
+class PermissionDeniedError(StorageError, DoNotRetryError, PermissionError):
+    """The credentials are valid but may not do this."""
+
+
+class ObjectNotFoundError(StorageError, DoNotRetryError, FileNotFoundError):
+    """The object, bucket, library or folder does not exist."""
+
+
+class IntegrityError(StorageError, RetryError):
+    """What the destination holds does not match what was read from the
+    source (size or checksum). The bad object has been removed; a retry
+    uploads again."""
+
+
+class AlreadyStoredError(StorageError, NonFatalDoNotRetryError):
+    """The identical content is already stored at this path."""
+
+
+class UnsafePathError(DoNotRetryError, ValueError):
+    """A path component would escape its root or is not a legal name."""
+
+
+class TransferCancelledError(DoNotRetryError):
+    """The transfer was cancelled while running; nothing partial was left."""

@@ -1,0 +1,59 @@
+"""Plugin hook specifications.
+
+A plugin is a module (or object) with functions marked ``@hookimpl`` whose names
+match the specifications below, made known to ocs_transfer through an entry point
+in the ``ocs_transfer`` group::
+
+    # pyproject.toml of the plugin
+    [project.entry-points.ocs_transfer]
+    myprovider = "ocs_transfer_myprovider"
+
+Every hook takes a ``register`` callback, so one plugin can register many
+things. Registering a name that another plugin already registered raises
+:class:`~ocs_transfer.exceptions.PluginError`. The hooks are documented with
+examples in ``docs/plugins.md``; a test keeps that page in step with this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "ocs_transfer"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> None:
+    """Register storage providers.
+
+    Call ``register(StoreClass)`` once per provider. ``StoreClass`` is a
+    subclass of :class:`ocs_transfer.storage.FileStore` with a ``name`` class
+    variable (the provider name users type), a frozen attrs ``Config`` and a
+    ``from_config`` class method.
+    """
+
+
+@hookspec
+def ocs_transfer_register_datafile_types(register: Callable[[str, type[Any] | str], None]) -> None:
+    """Register data-file classes for file extensions.
+
+    Call ``register(".ext", DataFileSubclass)`` (or a dotted path to one, which
+    is imported only when a file of that type is opened). Extensions include the
+    leading dot and may be compound (``".fits.fz"``); the longest match wins.
+    """
+
+
+@hookspec
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    """Register ``ocs-transfer`` subcommands.
+
+    Call ``register(command)`` with a :class:`click.Command` or
+    :class:`click.Group`; its name becomes the subcommand name.
+    """

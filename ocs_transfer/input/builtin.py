@@ -1,0 +1,14 @@
+"""Built-in data-file types and the ``inspect`` command, registered through the
+plugin hooks like any third-party plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def ocs_transfer_register_datafile_types(register: Callable[[str, Any], None]) -> None:
+    pass

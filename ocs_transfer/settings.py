@@ -1,0 +1,199 @@
+"""Settings: one frozen value, built at the edge.
+
+Nothing in ocs_transfer reads the environment at import time or binds a setting
+into a default argument. Applications build a :class:`Settings` once, with
+``Settings.from_env()`` or ``Settings(...)``, and pass it down; library
+functions that accept ``settings=None`` call ``Settings.from_env()`` only then.
+
+Every variable ocs_archive users set keeps its name and meaning. Variables are
+documented in the README ("Configuration"); :data:`ENV_VARIABLES` lists them with
+their defaults, and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from .exceptions import ConfigurationError
+
+__all__ = ["ENV_VARIABLES", "Settings", "parse_mapping", "parse_tuple"]
+
+
+def parse_tuple(value: str) -> tuple[str, ...]:
+    """A comma-separated list, as ocs_archive reads it (spaces removed, empty
+    items dropped)."""
+    return tuple(item for item in value.replace(" ", "").split(",") if item)
+
+
+def parse_mapping(value: str) -> dict[str, str]:
+    """A JSON object, or a Python dict literal (parsed without eval)."""
+    text = value.strip()
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise ValueError("neither JSON nor a Python dict literal") from exc
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise ValueError("must map strings to strings")
+    return dict(parsed)
+
+
+def _parse_int(value: str) -> int:
+    return int(value.strip())
+
+
+def _parse_bool(value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("not a boolean")
+
+
+_EXPECTED: dict[Callable[[str], Any], str] = {
+    parse_tuple: "a comma-separated list",
+    parse_mapping: 'a JSON object or Python dict literal of strings, e.g. {".fits": "my.module.MyFile"}',
+    _parse_int: "a whole number",
+    _parse_bool: "true or false",
+    str: "a string",
+}
+
+
+def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
+    """Declare a field read from environment variable ``name``."""
+    if isinstance(default, dict):
+        return attrs.field(factory=lambda: dict(default), metadata={"env": name, "parse": parse})
+    return attrs.field(default=default, metadata={"env": name, "parse": parse})
+
+
+_T = parse_tuple
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """All of ocs_transfer's configuration. Build with keyword arguments or
+    :meth:`from_env`; derive variants with :meth:`evolve`."""
+
+    # -- data files ----------------------------------------------------------------
+    filetype_mapping_overrides: dict[str, str] = _env("FILETYPE_MAPPING_OVERRIDES", {}, parse_mapping)
+    thumbnail_filetypes: tuple[str, ...] = _env("THUMBNAIL_FILE_TYPE_EXTENSIONS", (".jpg", ".jpeg"), _T)
+    ignored_chars: tuple[str, ...] = _env("IGNORED_CHARS", ("-l00", "tstnrs"), _T)
+    header_blacklist: tuple[str, ...] = _env("HEADER_BLACKLIST", ("HISTORY", "COMMENT"), _T)
+    required_headers: tuple[str, ...] = _env(
+        "REQUIRED_HEADERS", ("PROPID", "DATE-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID"), _T
+    )
+    required_thumbnail_metadata: tuple[str, ...] = _env(
+        "REQUIRED_THUMBNAIL_METADATA",
+        ("frame_basename", "size", "DATE-OBS", "DAY-OBS", "INSTRUME", "SITEID", "TELID"),
+        _T,
+    )
+    null_header_values: tuple[str, ...] = _env("NULL_HEADER_VALUES", ("N/A", "UNSPECIFIED", "UNKNOWN"), _T)
+    calibration_types: tuple[str, ...] = _env("CALIBRATION_TYPES", ("BIAS", "DARK", "SKYFLAT", "EXPERIMENTAL"), _T)
+    public_proposals: tuple[str, ...] = _env("PUBLIC_PROPOSALS", ("EPO", "calib", "standard", "pointing"), _T)
+    private_proposals: tuple[str, ...] = _env("PRIVATE_PROPOSALS", ("LCOEngineering",), _T)
+    private_proposal_tags: tuple[str, ...] = _env("PRIVATE_PROPOSAL_TAGS", ("private", "internal"), _T)
+    public_proposal_tags: tuple[str, ...] = _env("PUBLIC_PROPOSAL_TAGS", ("public",), _T)
+    days_until_public: int = _env("DAYS_UNTIL_PUBLIC", 365, _parse_int)
+    private_file_types: tuple[str, ...] = _env("PRIVATE_FILE_TYPES", ("-t00", "-x00"), _T)
+    observation_portal_base_url: str | None = _env("OBSERVATION_PORTAL_BASE_URL", None)
+    #: Secret; never shown in reprs.
+    observation_portal_api_token: str | None = attrs.field(
+        default=None, repr=False, metadata={"env": "OBSERVATION_PORTAL_API_TOKEN", "parse": str, "secret": True}
+    )
+
+    # -- header keys -----------------------------------------------------------------
+    observation_date_key: str = _env("OBSERVATION_DATE_KEY", "DATE-OBS")
+    observation_day_key: str = _env("OBSERVATION_DAY_KEY", "DAY-OBS")
+    observation_end_time_key: str = _env("OBSERVATION_END_TIME_KEY", "UTSTOP")
+    reduction_level_key: str = _env("REDUCTION_LEVEL_KEY", "RLEVEL")
+    exposure_time_key: str = _env("EXPOSURE_TIME_KEY", "EXPTIME")
+    instrument_id_key: str = _env("INSTRUMENT_ID_KEY", "INSTRUME")
+    site_id_key: str = _env("SITE_ID_KEY", "SITEID")
+    telescope_id_key: str = _env("TELESCOPE_ID_KEY", "TELID")
+    observation_id_key: str = _env("OBSERVATION_ID_KEY", "BLKUID")
+    configuration_id_key: str = _env("CONFIGURATION_ID_KEY", "MOLUID")
+    primary_optical_element_key: str = _env("PRIMARY_OPTICAL_ELEMENT_KEY", "FILTER")
+    target_name_key: str = _env("TARGET_NAME_KEY", "OBJECT")
+    request_id_key: str = _env("REQUEST_ID_KEY", "REQNUM")
+    requestgroup_id_key: str = _env("REQUESTGROUP_ID_KEY", "TRACKNUM")
+    configuration_type_key: str = _env("CONFIGURATION_TYPE_KEY", "OBSTYPE")
+    proposal_id_key: str = _env("PROPOSAL_ID_KEY", "PROPID")
+    catalog_target_frame_key: str = _env("CATALOG_TARGET_FRAME_KEY", "L1IDCAT")
+    public_date_key: str = _env("PUBLIC_DATE_KEY", "L1PUBDAT")
+    related_frame_keys: tuple[str, ...] = _env(
+        "RELATED_FRAME_KEYS",
+        (
+            "L1IDBIAS", "L1IDDARK", "L1IDFLAT", "L1IDSHUT", "L1IDMASK", "L1IDFRNG", "L1IDCAT", "L1IDARC",
+            "L1ID1D", "L1ID2D", "L1IDSUM", "TARFILE", "ORIGNAME", "ARCFILE", "FLATFILE", "GUIDETAR",
+        ),
+        _T,
+    )  # fmt: skip
+    radius_key: str = _env("RADIUS_KEY", "RADIUS")
+    ra_key: str = _env("RA_KEY", "RA")
+    dec_key: str = _env("DEC_KEY", "DEC")
+
+    # -- file store ------------------------------------------------------------------
+    filestore_type: str = _env("FILESTORE_TYPE", "local")
+    filesystem_storage_root_dir: str = _env("FILESYSTEM_STORAGE_ROOT_DIR", "")
+    filesystem_storage_base_url: str = _env("FILESYSTEM_STORAGE_BASE_URL", "http://0.0.0.0/")
+    bucket: str = _env("BUCKET", "testbucket")
+    s3_endpoint_url: str | None = _env("S3_ENDPOINT_URL", None)
+    s3_signature_version: str = _env("S3_SIGNATURE_VERSION", "s3v4")
+    s3_days_to_ia_storage: int = _env("S3_DAYS_TO_IA_STORAGE", 60, _parse_int)
+    s3_addressing_style: str = _env("S3_ADDRESSING_STYLE", "virtual")
+    aws_default_region: str = _env("AWS_DEFAULT_REGION", "")
+
+    # -- transfers (ocs_transfer's own) ------------------------------------------------
+    ledger_url: str = _env("OCS_TRANSFER_LEDGER_URL", "sqlite:///ocs_transfer.sqlite3")
+    chunk_size: int = _env("OCS_TRANSFER_CHUNK_SIZE", 8 * 1024 * 1024, _parse_int)
+    connect_timeout: int = _env("OCS_TRANSFER_CONNECT_TIMEOUT", 10, _parse_int)
+    read_timeout: int = _env("OCS_TRANSFER_READ_TIMEOUT", 60, _parse_int)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (``os.environ`` when ``None``).
+
+        Unset variables take their defaults; ``overrides`` win over both. A
+        malformed value raises :class:`ConfigurationError` naming the variable
+        and what was expected.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            name = field.metadata.get("env")
+            if name is None or name not in env:
+                continue
+            parse = field.metadata["parse"]
+            raw = env[name]
+            try:
+                values[field.name] = parse(raw)
+            except (ValueError, TypeError) as exc:
+                shown = "(hidden)" if field.metadata.get("secret") else repr(raw[:80])
+                raise ConfigurationError(
+                    f"environment variable {name}={shown} is malformed: expected {_EXPECTED.get(parse, 'a value')}"
+                    f" ({exc})"
+                ) from None
+        values.update(overrides)
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> Settings:
+        return attrs.evolve(self, **changes)
+
+
+#: ``{variable name: (field name, default)}`` for every variable Settings reads.
+ENV_VARIABLES: dict[str, tuple[str, Any]] = {
+    f.metadata["env"]: (f.name, f.default.factory() if isinstance(f.default, attrs.Factory) else f.default)  # type: ignore[arg-type,union-attr]
+    for f in attrs.fields(Settings)
+    if "env" in f.metadata
+}

@@ -1,0 +1,231 @@
+"""The store contract every provider implements.
+
+:class:`FileStore` is the abstract base that observatories subclass and plugins
+register. Most providers do not subclass it directly but
+:class:`ocs_transfer.storage.fsspec_store.FsspecStore`, which implements the
+contract once over any fsspec filesystem.
+
+Paths given to a store are relative to its root (its bucket and prefix, its
+directory), use ``/`` as separator and are checked by
+:func:`ocs_transfer.storage.paths.safe_path` before any I/O.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
+
+import attrs
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = [
+    "DEFAULT_LINK_EXPIRATION",
+    "ConnectionTestResult",
+    "FileStore",
+    "ObjectInfo",
+    "Progress",
+    "StoredObject",
+]
+
+#: How long a download link lives unless the caller says otherwise.
+DEFAULT_LINK_EXPIRATION = timedelta(days=7)
+
+#: Called with the number of bytes just moved.
+Progress = Callable[[int], None]
+
+
+@attrs.frozen(kw_only=True)
+class StoredObject:
+    """What a store holds after a verified upload."""
+
+    path: str  #: relative to the store root
+    size: int
+    md5: str  #: hex, computed while reading the source
+    sha256: str  #: hex, computed while reading the source
+    content_type: str
+    version_id: str | None = None  #: the provider's version id, when it versions
+    provider_checksum: str | None = None  #: "<algorithm>:<value>" as the provider reported it
+    extension: str = ""  #: the data file's extension, e.g. ".fits.fz"
+
+    def version_set(self) -> dict[str, str]:
+        """The dict ingester code expects: ``key`` (version id, or the md5 when
+        the store does not version), ``md5`` and ``extension``."""
+        return {"key": self.version_id or self.md5, "md5": self.md5, "extension": self.extension}
+
+
+@attrs.frozen(kw_only=True)
+class ObjectInfo:
+    """One object as a listing or ``info`` sees it."""
+
+    path: str
+    size: int
+    modified: datetime | None = None
+    version_id: str | None = None
+    provider_checksum: str | None = None
+    content_type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionTestResult:
+    ok: bool
+    message: str
+    checked_at: datetime
+    duration_s: float
+
+
+class FileStore(abc.ABC):
+    """A place that keeps files.
+
+    Subclasses set ``name`` (the provider name users type), ``Config`` (a
+    frozen attrs class of non-secret options), and implement
+    :meth:`from_config` and the abstract methods. ``schemes`` lists the URL
+    schemes :func:`ocs_transfer.storage.get_store` maps to this provider
+    (e.g. ``("s3",)``), and :meth:`config_from_url` turns such a URL into a
+    config.
+
+    Every method that touches the provider translates its errors into the
+    classes of :mod:`ocs_transfer.exceptions` (``raise ... from exc``).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Any]]
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``version_id`` arguments mean anything for this provider.
+    supports_versioning: ClassVar[bool] = False
+    #: Names of credential fields this provider accepts (for prompts and docs).
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+
+    # -- construction --------------------------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(
+        cls,
+        config: Any,
+        credentials: Mapping[str, Any] | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> Self:
+        """Build a store from its config and credentials (values may be
+        :class:`ocs_transfer.redact.Secret`)."""
+
+    @classmethod
+    def config_from_url(cls, url: str, **options: Any) -> Any:
+        """The config for a quick destination URL such as ``s3://bucket/prefix``."""
+        raise NotImplementedError(f"provider {cls.name!r} cannot be configured from a URL")
+
+    # -- writing -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put(
+        self,
+        source: IO[bytes],
+        path: str,
+        *,
+        size: int | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        extension: str = "",
+    ) -> StoredObject:
+        """Stream ``source`` (read from its current position to EOF) to ``path``.
+
+        Reads the source once, computing md5 and sha256 on the way; publishes
+        atomically (nothing is visible at ``path`` until the upload is complete);
+        verifies size and checksum at the destination; cleans up on any failure
+        or when ``cancel`` is set (raising ``TransferCancelledError``). Memory is
+        bounded by the chunk size. Overwrites an existing object at ``path``.
+        """
+
+    def store_file(
+        self,
+        data_file: Any,
+        path: str | None = None,
+        *,
+        layout: Any = None,
+        context: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoredObject:
+        """Store a :class:`~ocs_transfer.input.DataFile` at ``path``, or where
+        ``layout`` (default: the data file's own file-store path) puts it."""
+        from .store_file import store_data_file
+
+        return store_data_file(self, data_file, path, layout=layout, context=context, progress=progress, cancel=cancel)
+
+    @abc.abstractmethod
+    def delete_file(self, path: str, version_id: str | None = None) -> None:
+        """Delete the object (or one version of it). Missing objects raise
+        ``ObjectNotFoundError``."""
+
+    # -- reading -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
+        """A streaming, seekable-if-possible binary reader. Close it."""
+
+    @contextlib.contextmanager
+    def get_fileobj(self, path: str, version_id: str | None = None) -> Iterator[IO[bytes]]:
+        """``open`` as a context manager (ocs_archive's name)."""
+        fileobj = self.open(path, version_id)
+        try:
+            yield fileobj
+        finally:
+            fileobj.close()
+
+    @abc.abstractmethod
+    def info(self, path: str, version_id: str | None = None) -> ObjectInfo:
+        """Size, version and checksum of one object; ``ObjectNotFoundError``
+        when absent."""
+
+    def get_file_size(self, path: str, version_id: str | None = None) -> int:
+        return self.info(path, version_id).size
+
+    def exists(self, path: str) -> bool:
+        from ..exceptions import ObjectNotFoundError
+
+        try:
+            self.info(path)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (recursively), in no promised order."""
+
+    @abc.abstractmethod
+    def get_url(
+        self,
+        path: str,
+        version_id: str | None = None,
+        expiration: timedelta = DEFAULT_LINK_EXPIRATION,
+    ) -> str:
+        """A download link valid for ``expiration`` (or permanent, where the
+        provider has only permanent links)."""
+
+    # -- health ----------------------------------------------------------------------
+
+    def test_connection(self) -> ConnectionTestResult:
+        """Write a small probe object under the store root, check its size and
+        hash, delete it, and say how that went. Never raises for provider
+        failures: they become ``ok=False`` with a secret-free message."""
+        from .probe import run_connection_test
+
+        return run_connection_test(self)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release clients and connections. The store is unusable after."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""ocs_transfer.transfer"""

@@ -1,0 +1,13 @@
+"""Built-in transfer commands, registered through the plugin hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    pass

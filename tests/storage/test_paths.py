@@ -19,45 +19,28 @@ from ocs_transfer.storage.paths import (
     safe_component,
     safe_path,
 )
+from ocs_transfer.testing.data import HOSTILE_NAMES, TRAVERSAL_PATHS
 
 HOSTILE_LEGAL = 'hello? sausage/êé/Hello, 世界/ " \' @ < > & ? + ≠/z.txt'
 
-#: RELIABILITY.md, key_traversal_rejected (the symlink case is tested below).
+#: RELIABILITY.md, key_traversal_rejected (the symlink case is tested below),
+#: plus more forms of the same attacks.
 TRAVERSAL = [
-    "../x",
-    "/etc/x",
-    "a/../../b",
-    "..\\x",
-    "C:\\x",
-    "C:/x",
+    *TRAVERSAL_PATHS,
     "c:x",
-    "\\\\server\\share\\x",
-    "%2e%2e/",
-    "%2e%2e/x",
-    "a/%2E%2E/b",
-    "%252e%252e/x",
-    "a/%2f/b",
     "..%2fx",
-    "x\x00y",
+    "C%3a/x",
     "a/\x00",
-    "a/b\x07c",
-    "a\nb",
     "a\rb",
     "tab\there",
-    "del\x7f",
     "c1\x85",
-    "a" * (MAX_COMPONENT_BYTES + 1),
     "é" * (MAX_COMPONENT_BYTES // 2 + 1),  # 2 bytes each in UTF-8
-    "/".join(["d" * 200] * 6),  # each component fine, whole path too long
-    "..",
-    ".",
-    "a/./b",
     "a/...",
     "a/ .. ",
     "",
-    "a//b",
     "   ",
     "x\ud800y",
+    "%25252525252e/x",
 ]
 
 
@@ -88,9 +71,10 @@ def test_key_traversal_rejected_safe_component(bad: str) -> None:
     assert isinstance(info.value, ValueError) and isinstance(info.value, DoNotRetryError)
 
 
-def test_hostile_legal_path_round_trips() -> None:
-    assert safe_path(HOSTILE_LEGAL) == HOSTILE_LEGAL
-    for part in HOSTILE_LEGAL.split("/"):
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_legal_path_round_trips(name: str) -> None:
+    assert safe_path(name) == name
+    for part in name.split("/"):
         assert safe_component(part) == part
 
 

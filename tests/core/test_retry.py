@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import errno
-import socket
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -92,7 +91,7 @@ def test_provider_code_table(code: str, status: int, kind: Kind) -> None:
         (ConnectionResetError(errno.ECONNRESET, "reset"), Kind.RETRY),
         (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), Kind.RETRY),
         (TimeoutError("timed out"), Kind.RETRY),
-        (socket.timeout("timed out"), Kind.RETRY),
+        (TimeoutError("timed out"), Kind.RETRY),
         (ConnectTimeout("connect timed out"), Kind.RETRY),
         (OSError(errno.EPIPE, "broken pipe"), Kind.RETRY),
         (FileNotFoundError(errno.ENOENT, "missing"), Kind.NEVER),
@@ -118,7 +117,7 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     later = format_datetime(now + timedelta(seconds=90), usegmt=True)
     assert parse_retry_after(later, now=now.timestamp()) == 90.0
     assert parse_retry_after("-5") == 0.0

@@ -143,7 +143,7 @@ class Layout:
         """The fields this layout uses, in order."""
         return tuple(f for _, f in self._parts if f is not None)
 
-    def path(self, data_file: Any, context: Mapping[str, object] | None = None) -> str:
+    def path_for(self, data_file: Any, context: Mapping[str, object] | None = None) -> str:
         """The relative path of ``data_file`` under a store root.
 
         Raises :class:`~ocs_transfer.exceptions.FileSpecificationError` when a

@@ -63,68 +63,68 @@ FILE = "coj1m011-kb05-20150219-0125-e91.fits.fz"
 
 def test_builtin_layouts() -> None:
     f = DataFileData()
-    assert get_layout("flat").path(f) == FILE
-    assert get_layout("by_target").path(f) == f"M31/{FILE}"
-    assert get_layout(None).path(f) == f"M31/{FILE}"  # the default
-    assert get_layout("by_project_and_target").path(f) == f"LCO2015A-001/M31/{FILE}"
-    assert get_layout("archive").path(f) == f"coj/kb05/20150219/processed/{FILE}"
+    assert get_layout("flat").path_for(f) == FILE
+    assert get_layout("by_target").path_for(f) == f"M31/{FILE}"
+    assert get_layout(None).path_for(f) == f"M31/{FILE}"  # the default
+    assert get_layout("by_project_and_target").path_for(f) == f"LCO2015A-001/M31/{FILE}"
+    assert get_layout("archive").path_for(f) == f"coj/kb05/20150219/processed/{FILE}"
 
 
 @pytest.mark.parametrize(("level", "kind"), [(0, "raw"), ("0", "raw"), (91, "processed"), (11, "processed")])
 def test_archive_raw_or_processed(level: Any, kind: str) -> None:
     f = DataFileData(Header(reduction_level=level))
-    assert get_layout("archive").path(f) == f"coj/kb05/20150219/{kind}/{FILE}"
+    assert get_layout("archive").path_for(f) == f"coj/kb05/20150219/{kind}/{FILE}"
 
 
 def test_context_overrides_header_values() -> None:
     f = DataFileData()
     ctx = {"target": "NGC 224", "project": "my project"}
-    assert get_layout("by_project_and_target").path(f, ctx) == f"my project/NGC 224/{FILE}"
+    assert get_layout("by_project_and_target").path_for(f, ctx) == f"my project/NGC 224/{FILE}"
 
 
 def test_context_supplies_missing_values() -> None:
     f = DataFileData(Header(target=None, proposal=""))
     with pytest.raises(FileSpecificationError, match=r"target name.*--target"):
-        get_layout("by_target").path(f)
-    assert get_layout("by_target").path(f, {"target": "flat field"}) == f"flat field/{FILE}"
+        get_layout("by_target").path_for(f)
+    assert get_layout("by_target").path_for(f, {"target": "flat field"}) == f"flat field/{FILE}"
 
 
 def test_header_values_become_single_safe_components() -> None:
     f = DataFileData(Header(target="C/2022 E3 (ZTF)", proposal="a\\b"))
-    assert get_layout("by_project_and_target").path(f) == f"a_b/C_2022 E3 (ZTF)/{FILE}"
+    assert get_layout("by_project_and_target").path_for(f) == f"a_b/C_2022 E3 (ZTF)/{FILE}"
 
 
 @pytest.mark.parametrize("target", ["..", "../../etc", "/etc/passwd", "C:\\x", "%2e%2e", "x\x00", "a\nb", "t" * 300])
 def test_hostile_header_values_are_rejected(target: str) -> None:
     with pytest.raises(UnsafePathError, match="target"):
-        get_layout("by_target").path(DataFileData(Header(target=target)))
+        get_layout("by_target").path_for(DataFileData(Header(target=target)))
 
 
 def test_hostile_context_values_are_rejected() -> None:
     with pytest.raises(UnsafePathError):
-        get_layout("by_target").path(DataFileData(), {"target": "../../x"})
+        get_layout("by_target").path_for(DataFileData(), {"target": "../../x"})
 
 
 def test_hostile_but_legal_values_round_trip() -> None:
     f = DataFileData(Header(target='Hello, 世界 " \' @ < > & ? + ≠'), OpenFile("z êé", ".txt"))
-    assert get_layout("by_target").path(f) == 'Hello, 世界 " \' @ < > & ? + ≠/z êé.txt'
+    assert get_layout("by_target").path_for(f) == 'Hello, 世界 " \' @ < > & ? + ≠/z êé.txt'
 
 
 def test_user_template() -> None:
     layout = get_layout("{site}/{instrument}/{day}/{target}/{filename}")
     assert layout.fields == ("site", "instrument", "day", "target", "filename")
     f = DataFileData()
-    assert layout.path(f) == f"coj/kb05/20150219/M31/{FILE}"
+    assert layout.path_for(f) == f"coj/kb05/20150219/M31/{FILE}"
     mixed = get_layout("{year}/{month}/{site}-{instrument}/{basename}{extension}")
-    assert mixed.path(f) == f"2015/02/coj-kb05/{FILE}"
-    assert get_layout("level-{reduction_level}/{kind}/{filename}").path(f) == f"level-91/processed/{FILE}"
+    assert mixed.path_for(f) == f"2015/02/coj-kb05/{FILE}"
+    assert get_layout("level-{reduction_level}/{kind}/{filename}").path_for(f) == f"level-91/processed/{FILE}"
 
 
 def test_user_template_with_context_fields() -> None:
     layout = get_layout("{user}/{filename}", context_fields=["user"])
-    assert layout.path(DataFileData(), {"user": "ann"}) == f"ann/{FILE}"
+    assert layout.path_for(DataFileData(), {"user": "ann"}) == f"ann/{FILE}"
     with pytest.raises(ConfigurationError, match="user"):
-        layout.path(DataFileData())
+        layout.path_for(DataFileData())
 
 
 def test_unknown_field_lists_available_ones() -> None:
@@ -174,4 +174,4 @@ def test_names_are_forgiving_and_layouts_pass_through() -> None:
 
 def test_bad_reduction_level() -> None:
     with pytest.raises(FileSpecificationError, match="reduction level"):
-        get_layout("archive").path(DataFileData(Header(reduction_level="high")))
+        get_layout("archive").path_for(DataFileData(Header(reduction_level="high")))

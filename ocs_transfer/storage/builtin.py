@@ -14,3 +14,10 @@ def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> No
     from .memory import MemoryStore
 
     register(MemoryStore)
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .cli import send_command
+
+    register(send_command)

@@ -15,6 +15,7 @@ from ocs_transfer.cli import main
 from ocs_transfer.storage import get_store
 
 pytest.importorskip("ocs_transfer.input.filefactory", reason="needs the data-file classes (ocs_transfer.input)")
+from ocs_transfer.input import open_datafile  # type: ignore[attr-defined, unused-ignore]  # noqa: E402
 
 
 @pytest.fixture
@@ -46,12 +47,9 @@ def test_send_archive_layout_json(builtin_plugins_only: None, fits_files: list[P
         assert r["md5"] == hashlib.md5(data).hexdigest()
         assert r["sha256"] == hashlib.sha256(data).hexdigest()
         assert r["size"] == len(data)
-        site, instrument, day, kind, name = r["path"].split("/")
-        assert name == source.name
-        # LCO names are site+telescope-instrument-day-number-eLEVEL
-        telescope, name_instrument, name_day, _, level = source.name.split(".")[0].split("-")[:5]
-        assert (site, instrument, day) == (telescope[:3], name_instrument, name_day)
-        assert kind == ("raw" if int(level[1:]) == 0 else "processed")
+        # The archive layout is ocs_archive's path, which the data file also knows.
+        with open_datafile(source) as data_file:
+            assert r["path"] == data_file.get_filestore_path()
         with store.get_fileobj(r["path"]) as f:
             assert f.read() == data
 

@@ -175,3 +175,24 @@ def test_names_are_forgiving_and_layouts_pass_through() -> None:
 def test_bad_reduction_level() -> None:
     with pytest.raises(FileSpecificationError, match="reduction level"):
         get_layout("archive").path_for(DataFileData(Header(reduction_level="high")))
+
+
+def test_archive_thumbnails_and_real_data_files(examples_dir: Any) -> None:
+    """With the real data-file classes: thumbnails go under thumbnails/, and
+    the archive layout agrees with each data file's own file-store path."""
+    input_ = pytest.importorskip("ocs_transfer.input.filefactory", reason="needs ocs_transfer.input")
+    from ocs_transfer.input import File, ThumbnailFile  # type: ignore[attr-defined, unused-ignore]
+    from ocs_transfer.settings import Settings
+
+    jpg = examples_dir / "tfn0m419-sq32-20240426-0097-e91-small.jpg"
+    metadata = {"frame_basename": "tfn0m419-sq32-20240426-0097-e91", "size": "small",
+                "DATE-OBS": "2024-04-26T21:12:00", "DAY-OBS": "20240426", "INSTRUME": "sq32",
+                "SITEID": "tfn", "TELID": "0m4c"}
+    settings = Settings()
+    with open(jpg, "rb") as f:
+        thumb = ThumbnailFile(File(f, jpg, settings=settings), metadata, settings=settings)
+        assert get_layout("archive").path_for(thumb) == f"tfn/sq32/20240426/thumbnails/{jpg.name}"
+        assert get_layout("archive").path_for(thumb) == thumb.get_filestore_path()
+    for fits in sorted(examples_dir.glob("*.fits*")):
+        with input_.open_datafile(fits, settings=settings) as data_file:
+            assert get_layout("archive").path_for(data_file) == data_file.get_filestore_path()

@@ -93,7 +93,9 @@ def send_files(
                 stored = store.store_file(data_file, layout=layout, context=context, progress=progress)
             result = SendResult(file=str(path), stored=stored, link=_link(store, stored.path))
         except (OcsTransferError, OSError) as exc:
-            result = SendResult(file=str(path), error=_one_line(exc))
+            error = _one_line(exc)
+            error = error.removeprefix(f"{path.name}: ")  # the file is named once, in front
+            result = SendResult(file=str(path), error=error)
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -15,7 +15,7 @@ from ocs_transfer.cli import main
 from ocs_transfer.storage import get_store
 
 pytest.importorskip("ocs_transfer.input.filefactory", reason="needs the data-file classes (ocs_transfer.input)")
-from ocs_transfer.input import open_datafile  # type: ignore[attr-defined, unused-ignore]  # noqa: E402
+from ocs_transfer.input import open_datafile  # type: ignore[attr-defined, unused-ignore]
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ import tracemalloc
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,6 +121,10 @@ class ProviderFixtures:
     @pytest.fixture
     def raw_listing(self, store: FileStore) -> Callable[[], list[str]]:
         return lambda: sorted(_paths(store))
+
+    @pytest.fixture
+    def local_root(self) -> Path | None:
+        return None
 
     @pytest.fixture
     def large_file_size(self) -> int:
@@ -264,6 +269,23 @@ class NameTests(ProviderFixtures):
         with pytest.raises(UnsafePathError):
             store.get_url(bad)
         assert raw_listing() == before
+
+    def test_symlink_leaving_root_rejected(self, store: FileStore, local_root: Path | None, tmp_path: Path) -> None:
+        if local_root is None:
+            pytest.skip("the store has no local root directory")
+        outside = tmp_path / "outside-the-root"
+        outside.mkdir()
+        (outside / "secret.txt").write_bytes(b"secret")
+        (local_root / "escape").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(UnsafePathError):
+            _put_bytes(store, "escape/planted.txt", b"planted")
+        with pytest.raises(UnsafePathError):
+            _read(store, "escape/secret.txt")
+        with pytest.raises(UnsafePathError):
+            store.info("escape/secret.txt")
+        with pytest.raises(UnsafePathError):
+            store.delete_file("escape/secret.txt")
+        assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
 
 
 class LinkTests(ProviderFixtures):

@@ -31,10 +31,12 @@ prefix or bucket). The capability fixtures, and their defaults:
     A callable returning every name the provider really holds under the
     store's root, including hidden temporary files (for a directory:
     ``os.walk``). Used to prove a failed upload left nothing behind.
-``large_file_size`` (64 MiB) and ``large_file_memory_limit`` (32 MiB)
+``large_file_size`` (160 MiB) and ``large_file_memory_limit`` (6 chunks, at least 32 MiB)
     The size of the streamed large file, and the most Python memory
-    (``tracemalloc`` peak) storing it may take. Providers that keep objects
-    in memory (``memory``) raise the limit by the file size.
+    (``tracemalloc`` peak) storing it may take; the chunk size is the store's
+    ``chunk_size`` attribute (8 MiB when it has none). Providers that keep
+    objects in memory (``memory``) raise the limit by the file size; slow test
+    servers may lower the size.
 
 The tests are grouped (:class:`WriteTests`, :class:`ReadTests`,
 :class:`NameTests`, :class:`LinkTests`, :class:`RobustnessTests`,
@@ -128,11 +130,12 @@ class ProviderFixtures:
 
     @pytest.fixture
     def large_file_size(self) -> int:
-        return 64 * MiB
+        return 160 * MiB
 
     @pytest.fixture
-    def large_file_memory_limit(self) -> int:
-        return 32 * MiB
+    def large_file_memory_limit(self, store: FileStore) -> int:
+        chunk = int(getattr(store, "chunk_size", 8 * MiB))
+        return max(32 * MiB, 6 * chunk)
 
 
 class WriteTests(ProviderFixtures):

@@ -213,6 +213,7 @@ def _report(cases: dict[str, int], contenders: list[Contender], rss_2g: list[Sam
         f"{_rclone_version()}, commit {_commit()}. {args.runs} runs per contender, alternated; "
         "median (min-max). Source warm in the page cache; destination on the same disk.",
         "",
+        *([args.note, ""] if args.note else []),
         "ocs_transfer computes md5 and sha256 while copying, publishes atomically (temp file, fsync, rename,",
         "directory fsync) and verifies size and hash; its hashes were checked against the source's after every",
         "run. rclone (default settings) checks MD5 after each transfer. cp neither hashes, verifies nor fsyncs.",
@@ -268,6 +269,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS-local.md")
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 runs, no results file")
     parser.add_argument("--huge", type=int, default=2_000_000_000, help="size of the peak-RSS file (bytes)")
+    parser.add_argument("--note", default="", help="a sentence for the results file (what was measured, and how)")
     args = parser.parse_args(argv)
     big, many, count = (GiB, 10 * MiB, 100) if not args.quick else (64 * MiB, 1 * MiB, 20)
     if args.quick:

@@ -318,6 +318,8 @@ def image_header_from_compressed(header: dict[str, Any], name: str) -> dict[str,
     for key, value in header.items():
         if not _TABLE_KEYS.match(key) and key not in image:
             image[key] = value
+    if image.get("EXTNAME") == "COMPRESSED_IMAGE":  # the table's default name, not the image's
+        del image["EXTNAME"]
     if "ZHECKSUM" in header:
         image["CHECKSUM"] = header["ZHECKSUM"]
     if "ZDATASUM" in header:

@@ -109,7 +109,7 @@ class Source:
 @attrs.frozen
 class Hdu:
     """One HDU's header (keyword -> value, in file order) and its data size in
-    bytes, padding included."""
+    bytes (padding not included)."""
 
     index: int
     header: dict[str, Any]
@@ -237,7 +237,7 @@ def _read_header(source: Source, first: bool) -> dict[str, Any] | None:
 
 
 def _data_size(header: dict[str, Any], name: str, index: int) -> int:
-    """Bytes of data after this header, padded to whole blocks."""
+    """Bytes of data after this header (without the padding to whole blocks)."""
     where = f"{name}: HDU {index}"
     bitpix = header.get("BITPIX")
     naxis = header.get("NAXIS")
@@ -259,8 +259,7 @@ def _data_size(header: dict[str, Any], name: str, index: int) -> int:
     gcount = header.get("GCOUNT", 1)
     if not isinstance(pcount, int) or not isinstance(gcount, int) or pcount < 0 or gcount < 0:
         raise FileSpecificationError(f"{where}: PCOUNT={pcount!r}/GCOUNT={gcount!r} are not whole numbers >= 0")
-    nbytes = abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
-    return -(-nbytes // BLOCK) * BLOCK
+    return abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
 
 
 def iter_hdus(source: Source) -> Iterator[Hdu]:
@@ -274,6 +273,11 @@ def iter_hdus(source: Source) -> Iterator[Hdu]:
         source.check_available(size, f"the data of HDU {index}")
         yield Hdu(index, header, size)
         source.skip(size, f"the data of HDU {index}")
+        padding = -size % BLOCK
+        if source.size is not None and source.offset + padding > source.size:
+            return  # the last HDU without its final padding: tolerated, as astropy does
+        if len(source.read(padding)) < padding:
+            return
     raise FileSpecificationError(f"{source.name}: more than {MAX_HDUS} HDUs; not a usable FITS file")
 
 

@@ -76,7 +76,7 @@ class LcoFitsFile(FitsFile):
         key = self.settings.configuration_type_key
         if inferred is None:
             raise FileSpecificationError(
-                f"{self.open_file.name}: {key} is {conftype or 'empty'} and could not be inferred from the file name;"
+                f"{self.open_file.name}: {key} is missing or UNKNOWN and could not be inferred from the file name;"
                 f" set {key} in the headers or the file metadata"
             )
         self.header_data.update_headers({key: inferred})

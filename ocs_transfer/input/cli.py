@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -124,10 +125,12 @@ def inspect_command(files: tuple[str, ...], as_json: bool, metadata: tuple[str, 
             info = inspect_path(path, extra, with_headers=with_headers, with_hashes=with_hashes, settings=settings)
         except (OcsTransferError, OSError) as exc:
             failed += 1
-            reason = str(exc) if isinstance(exc, OcsTransferError) else f"{path}: {exc.strerror or exc}"
-            reason = " ".join(reason.split())
-            if not reason.startswith(path) and path not in reason:
-                reason = f"{path}: {reason}"
+            reason = " ".join((str(exc) if isinstance(exc, OcsTransferError) else str(exc.strerror or exc)).split())
+            for prefix in (f"{path}: ", f"{os.path.basename(path)}: "):
+                reason = reason.removeprefix(prefix)
+            reason = f"{path}: {reason}"
+            if "missing required headers" in reason:
+                reason += "; on the command line: -m KEY=VALUE"
             click.echo(f"error: {reason}", err=True)
             if as_json:
                 results.append({"path": path, "error": reason})

@@ -128,7 +128,9 @@ def parse_date(value: str, what: str) -> datetime.datetime:
     try:
         return datetime.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise FileSpecificationError(f"{what}={value!r} is not an ISO 8601 date (e.g. 2015-02-19T13:56:05.261)") from None
+        raise FileSpecificationError(
+            f"{what}={value!r} is not an ISO 8601 date (e.g. 2015-02-19T13:56:05.261)"
+        ) from None
 
 
 def _safe_component(value: str, what: str) -> str:
@@ -163,8 +165,12 @@ class DataFile:
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.open_file = open_file
-        self.blacklist_headers = tuple(self.settings.header_blacklist if blacklist_headers is None else blacklist_headers)
-        self.required_headers = tuple(self._default_required_headers() if required_headers is None else required_headers)
+        if blacklist_headers is None:
+            blacklist_headers = self.settings.header_blacklist
+        if required_headers is None:
+            required_headers = self._default_required_headers()
+        self.blacklist_headers = tuple(blacklist_headers)
+        self.required_headers = tuple(required_headers)
         if proposal_tag_lookup is None:
             proposal_tag_lookup = ObservationPortalProposalTags.from_settings(self.settings)
         self.proposal_tag_lookup = proposal_tag_lookup

@@ -171,7 +171,9 @@ class File:
             end = self.fileobj.seek(0, io.SEEK_END)
             self.fileobj.seek(pos)
         except (OSError, ValueError) as exc:
-            raise FileSpecificationError(f"{self.name}: cannot find the size, the file is not seekable ({exc})") from exc
+            raise FileSpecificationError(
+                f"{self.name}: cannot find the size, the file is not seekable ({exc})"
+            ) from exc
         return end
 
     def __len__(self) -> int:
@@ -182,7 +184,9 @@ class File:
         self.fileobj.seek(0)
         return self.fileobj
 
-    def hashes(self, algorithms: Iterable[str] = ("md5", "sha256"), chunk_size: int = HASH_CHUNK_SIZE) -> dict[str, str]:
+    def hashes(
+        self, algorithms: Iterable[str] = ("md5", "sha256"), chunk_size: int = HASH_CHUNK_SIZE
+    ) -> dict[str, str]:
         """Hex digests of the whole content, read in ``chunk_size`` chunks in one
         pass; the file position is restored."""
         hashers: dict[str, Any] = {a: hashlib.new(a) for a in algorithms}

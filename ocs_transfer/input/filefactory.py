@@ -81,7 +81,8 @@ class FileFactory:
 
         out: dict[str, Any] = dict(BUILTIN_TYPES)
         out.update({k.lower(): v for k, v in plugins.datafile_types().items()})
-        overrides: Mapping[str, str] = (settings if settings is not None else Settings.from_env()).filetype_mapping_overrides
+        settings = settings if settings is not None else Settings.from_env()
+        overrides: Mapping[str, str] = settings.filetype_mapping_overrides
         out.update({k.lower(): v for k, v in overrides.items()})
         return out
 

@@ -11,12 +11,12 @@ import bz2
 import gzip
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..exceptions import FileSpecificationError
 from .datafile import DataFile
 from .file import split_name
-from .fitsheader import MAX_STREAM_SKIP, Source, image_header_from_compressed, iter_hdus
+from .fitsheader import MAX_STREAM_SKIP, BinaryReader, Source, image_header_from_compressed, iter_hdus
 
 __all__ = ["FITS_SUFFIXES", "FitsFile"]
 
@@ -51,7 +51,7 @@ class FitsFile(DataFile):
     max_stream_skip: ClassVar[int] = MAX_STREAM_SKIP
 
     @property
-    def INTEGER_TYPES(self) -> tuple[str, ...]:  # noqa: N802 - ocs_archive's name
+    def INTEGER_TYPES(self) -> tuple[str, ...]:
         """Header keys whose null values become ``None`` rather than ``''``."""
         s = self.settings
         return (s.request_id_key, s.requestgroup_id_key, s.observation_id_key, s.configuration_id_key)
@@ -161,7 +161,7 @@ class FitsFile(DataFile):
 
 
 @contextmanager
-def fits_source(fileobj: IO[bytes], name: str, storage: str, size: int | None, max_skip: int) -> Iterator[Source]:
+def fits_source(fileobj: BinaryReader, name: str, storage: str, size: int | None, max_skip: int) -> Iterator[Source]:
     """Yield a :class:`Source` reading the FITS bytes of ``fileobj`` (decompressing
     when ``storage`` says so); ``size`` is the size of a plain, seekable file."""
     if storage in _MAGIC:
@@ -170,11 +170,13 @@ def fits_source(fileobj: IO[bytes], name: str, storage: str, size: int | None, m
         if start != magic:
             what = "empty (0 bytes)" if not start else f"not {storage}-compressed"
             raise FileSpecificationError(f"{name}: named as {storage}-compressed FITS but the file is {what}")
-        fileobj.seek(-len(start), 1)
-        stream: IO[bytes] = gzip.GzipFile(fileobj=fileobj, mode="rb") if storage == "gzip" else bz2.BZ2File(fileobj)
+        fileobj.seek(-len(start), 1)  # type: ignore[attr-defined]
+        stream: BinaryReader
+        raw: Any = fileobj
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if storage == "gzip" else bz2.BZ2File(raw)
         try:
             yield Source(stream, name, size=None, max_skip=max_skip)
         finally:
-            stream.close()
+            stream.close()  # type: ignore[attr-defined]
     else:
         yield Source(fileobj, name, size=size, max_skip=max_skip)

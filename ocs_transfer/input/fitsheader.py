@@ -20,13 +20,13 @@ import math
 import re
 import zlib
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any, Protocol
 
 import attrs
 
 from ..exceptions import FileSpecificationError
 
-__all__ = ["Hdu", "Source", "image_header_from_compressed", "iter_hdus", "parse_card_value"]
+__all__ = ["BinaryReader", "Hdu", "Source", "image_header_from_compressed", "iter_hdus", "parse_card_value"]
 
 BLOCK = 2880
 CARD = 80
@@ -40,6 +40,13 @@ _FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?\Z")
 _VALID_BITPIX = (8, 16, 32, 64, -32, -64)
 
 
+class BinaryReader(Protocol):
+    """What :class:`Source` reads from: anything with ``read(n) -> bytes``
+    (and ``seek`` when its size is known)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class Source:
     """A forward-only reader of a file or of a decompressed stream.
 
@@ -48,7 +55,7 @@ class Source:
     Otherwise skipped bytes are read and discarded, at most ``max_skip`` in all.
     """
 
-    def __init__(self, fileobj: IO[bytes], name: str, *, size: int | None = None, max_skip: int = MAX_STREAM_SKIP):
+    def __init__(self, fileobj: BinaryReader, name: str, *, size: int | None = None, max_skip: int = MAX_STREAM_SKIP):
         self.fileobj = fileobj
         self.name = name
         self.size = size
@@ -82,7 +89,7 @@ class Source:
                 raise FileSpecificationError(
                     f"{self.name}: truncated: {what} needs {n} bytes but only {self.size - self.offset} remain"
                 )
-            self.fileobj.seek(n, io.SEEK_CUR)
+            self.fileobj.seek(n, io.SEEK_CUR)  # type: ignore[attr-defined]
             self.offset += n
             return
         if self._skipped + n > self.max_skip:
@@ -149,25 +156,23 @@ def parse_card_value(text: str) -> Any:
             out.append(c)
             i += 1
         return "".join(out).rstrip()
-    token = s.split("/", 1)[0].strip()
-    if not token:
+    word = s.split("/", 1)[0].strip()
+    if not word:
         return None
-    if token == "T":
-        return True
-    if token == "F":
-        return False
-    if _INT_RE.match(token):
-        return int(token)
-    if _FLOAT_RE.match(token):
-        return float(token.replace("D", "E").replace("d", "e"))
-    if token.startswith("(") and token.endswith(")"):
-        parts = token[1:-1].split(",")
+    if word in ("T", "F"):
+        return word == "T"
+    if _INT_RE.match(word):
+        return int(word)
+    if _FLOAT_RE.match(word):
+        return float(word.replace("D", "E").replace("d", "e"))
+    if word.startswith("(") and word.endswith(")"):
+        parts = word[1:-1].split(",")
         if len(parts) == 2:
             try:
                 return complex(float(parts[0].replace("D", "E")), float(parts[1].replace("D", "E")))
             except ValueError:
                 pass
-    return token
+    return word
 
 
 def _read_header(source: Source, first: bool) -> dict[str, Any] | None:
@@ -197,8 +202,6 @@ def _read_header(source: Source, first: bool) -> dict[str, Any] | None:
             card = text[pos : pos + CARD]
             key = card[:8].rstrip()
             if key == "END" and not card[8:].strip():
-                if continuing is not None:
-                    header[continuing] = header[continuing].rstrip("&")
                 return header
             if key == "CONTINUE" and continuing is not None:
                 more = parse_card_value(card[8:])
@@ -208,9 +211,7 @@ def _read_header(source: Source, first: bool) -> dict[str, Any] | None:
                     continuing = continuing if more.endswith("&") else None
                     continue
                 continuing = None
-            if continuing is not None:
-                header[continuing] = header[continuing].rstrip("&")
-                continuing = None
+            continuing = None  # a trailing '&' without a CONTINUE card is part of the value
             if key in _COMMENTARY or key == "CONTINUE":
                 if key:
                     text_value = card[8:].rstrip()
@@ -259,7 +260,8 @@ def _data_size(header: dict[str, Any], name: str, index: int) -> int:
     gcount = header.get("GCOUNT", 1)
     if not isinstance(pcount, int) or not isinstance(gcount, int) or pcount < 0 or gcount < 0:
         raise FileSpecificationError(f"{where}: PCOUNT={pcount!r}/GCOUNT={gcount!r} are not whole numbers >= 0")
-    return abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
+    nbytes: int = abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
+    return nbytes
 
 
 def iter_hdus(source: Source) -> Iterator[Hdu]:

@@ -16,7 +16,7 @@ import lzma
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, ClassVar
+from typing import ClassVar
 
 from ..exceptions import FileSpecificationError
 from .fitsfile import FitsFile, fits_source, fits_storage
@@ -155,7 +155,7 @@ class TarWithFitsFile(FitsFile):
         raw = f.get_from_start()
         magic = raw.read(6)
         raw.seek(0)
-        stream: IO[bytes] | None = None
+        stream: gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | None = None
         for prefix, opener in _DECOMPRESSORS:
             if magic.startswith(prefix):
                 stream = opener(raw)
@@ -165,7 +165,7 @@ class TarWithFitsFile(FitsFile):
             member, size = first_fits_member(archive)
             storage = fits_storage(member, _TAR_FITS_SUFFIXES) or "plain"
             reader = _MemberReader(archive, size)
-            with fits_source(reader, f"{f.name}:{member}", storage, None, self.max_stream_skip) as source:  # type: ignore[arg-type]
+            with fits_source(reader, f"{f.name}:{member}", storage, None, self.max_stream_skip) as source:
                 yield source, storage
         finally:
             if stream is not None:

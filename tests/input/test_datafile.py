@@ -41,7 +41,8 @@ def test_old_positional_call_shape(settings) -> None:
 
 
 def test_observation_day_repaired_from_date(settings) -> None:
-    assert make(settings, **{"DATE-OBS": "2020-01-31T20:09:56.956"}).get_header_data().get_observation_day() == "20200131"
+    df = make(settings, **{"DATE-OBS": "2020-01-31T20:09:56.956"})
+    assert df.get_header_data().get_observation_day() == "20200131"
     kept = make(settings, **{"DATE-OBS": "2020-01-31T20:09:56.956", "DAY-OBS": "20200130"})
     assert kept.get_header_data().get_observation_day() == "20200130"
 
@@ -206,7 +207,8 @@ def test_thumbnail(settings) -> None:
     record = t.get_header_data().get_archive_frame_data()
     assert record["frame_basename"] == "test" and record["size"] == "small"
     with pytest.raises(FileSpecificationError, match="frame_basename"):
-        ThumbnailFile(EmptyFile("test.jpg"), {k: v for k, v in meta.items() if k != "frame_basename"}, settings=settings)
+        del meta["frame_basename"]
+        ThumbnailFile(EmptyFile("test.jpg"), meta, settings=settings)
 
 
 @pytest.mark.parametrize(

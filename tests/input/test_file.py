@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import os
@@ -106,7 +107,7 @@ def test_lco_name() -> None:
 @given(
     site=st.from_regex(r"[a-z0-9]{2,5}", fullmatch=True),
     inst=st.from_regex(r"[a-z0-9]{2,8}", fullmatch=True),
-    day=st.dates(min_value=__import__("datetime").date(1990, 1, 1), max_value=__import__("datetime").date(2099, 12, 31)),
+    day=st.dates(min_value=datetime.date(1990, 1, 1), max_value=datetime.date(2099, 12, 31)),
     seq=st.integers(0, 99_999_999),
     dtype=st.from_regex(r"[A-Z]{2}", fullmatch=True),
     red=st.integers(0, 99),

@@ -77,7 +77,8 @@ def test_real_files_match_astropy(examples_dir: Path, settings, name: str) -> No
         level = expected.get("RLEVEL") or (int(path.name.split(".")[0][-2:]) if name.endswith(".fz") else 0)
         assert record["reduction_level"] == level
         kind = "raw" if level == 0 else "processed"
-        assert df.get_filestore_path() == f"{expected['SITEID']}/{expected['INSTRUME']}/{expected['DAY-OBS']}/{kind}/{name}"
+        prefix = f"{expected['SITEID']}/{expected['INSTRUME']}/{expected['DAY-OBS']}"
+        assert df.get_filestore_path() == f"{prefix}/{kind}/{name}"
         assert df.get_filestore_content_type() == "image/fits"
         assert isinstance(df, LcoFitsFile if name.endswith(".fz") else FitsFile)
 

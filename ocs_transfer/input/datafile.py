@@ -242,6 +242,7 @@ class DataFile:
                 f"{self.open_file.name}: cannot set the public date: no {s.observation_date_key} header"
             )
         proposal = hd.get_proposal_id()
+        self._fetch_proposal_tags()
         tags = self.data_privacy_tags
         if tags and any(t in s.private_proposal_tags for t in tags):
             public = self._date_plus(obs_date, PRIVATE_FOREVER)
@@ -262,17 +263,21 @@ class DataFile:
     def _date_plus(self, date: str, delta: datetime.timedelta) -> str:
         return (parse_date(date, self.settings.observation_date_key) + delta).isoformat()
 
-    @property
-    def data_privacy_tags(self) -> list[str] | None:
-        """The proposal's tags that are privacy tags (``PRIVATE_PROPOSAL_TAGS``,
-        ``PUBLIC_PROPOSAL_TAGS``), or ``None``. The lookup runs once, on first use."""
+    def _fetch_proposal_tags(self) -> None:
+        """Ask the proposal-tag lookup, once (only while the public date is set)."""
         if self.proposal_tags is None and self.proposal_tag_lookup is not None:
             proposal = self.header_data.get_proposal_id()
             if proposal:
                 self.proposal_tags = lookup_proposal_tags(
                     self.proposal_tag_lookup, proposal, self.settings.observation_portal_timeout
                 )
-                self.proposal_tag_lookup = None  # asked once, whatever the answer
+            self.proposal_tag_lookup = None  # asked once, whatever the answer
+
+    @property
+    def data_privacy_tags(self) -> list[str] | None:
+        """The proposal's tags that are privacy tags (``PRIVATE_PROPOSAL_TAGS``,
+        ``PUBLIC_PROPOSAL_TAGS``), or ``None``. Never does I/O: the tags are
+        fetched, if at all, while the public date is set at construction."""
         if not self.proposal_tags:
             return None
         known = (*self.settings.private_proposal_tags, *self.settings.public_proposal_tags)

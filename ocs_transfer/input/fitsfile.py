@@ -76,8 +76,11 @@ class FitsFile(DataFile):
             yield source, storage
 
     def _create_header_data(self, file_metadata: dict[str, Any]) -> None:
-        with self._header_source() as (source, storage):
-            headers = self._choose_header(source, file_metadata, storage == "fpack")
+        try:
+            with self._header_source() as (source, storage):
+                headers = self._choose_header(source, file_metadata, storage == "fpack")
+        finally:
+            self.open_file.fileobj.seek(0)  # leave the file ready to be copied
         super()._create_header_data(headers)
 
     def _choose_header(self, source: Source, metadata: dict[str, Any], want_compressed: bool) -> dict[str, Any]:

@@ -259,3 +259,24 @@ def test_lco_catalog_and_bpm(settings) -> None:
     df = _lco(settings, "coj1m011-kb05-20150219-0125-bpm.fits", meta)
     assert df.get_filestore_path() == "coj/kb05/bpm/coj1m011-kb05-20150219-0125-bpm.fits"
     assert df.open_file.basename == "coj1m011-kb05-20150219-0125-bpm"  # not mutated
+
+
+def test_lookup_not_asked_when_the_public_date_is_known(settings) -> None:
+    asked: list[str] = []
+
+    def lookup(pid: str):
+        asked.append(pid)
+        return ["private"]
+
+    df = DataFile(EmptyFile("t.file"), {"PROPID": "P1", "DATE-OBS": OBS, "L1PUBDAT": OBS}, required_headers=[],
+                  settings=settings, proposal_tag_lookup=lookup)
+    assert df.data_privacy_tags is None and df.get_header_data().get_public_date() == OBS
+    assert asked == []
+
+
+def test_file_is_left_at_its_start(examples_dir, settings) -> None:
+    from ocs_transfer.input import File, FitsFile
+
+    with open(examples_dir / "coj1m011-kb05-20150219-0125-e90.fits.fz", "rb") as fp:
+        FitsFile(File(fp, settings=settings), settings=settings)
+        assert fp.tell() == 0

@@ -59,7 +59,7 @@ def lookup_proposal_tags(lookup: ProposalTagLookup, proposal_id: str, timeout: f
     def run() -> None:
         try:
             result.append(lookup(proposal_id))
-        except Exception as exc:  # noqa: BLE001 - a foreign callable; reported, then treated as "no tags"
+        except Exception as exc:  # a foreign callable: reported, then treated as "no tags"
             result.append(exc)
 
     worker = threading.Thread(target=run, name="ocs-transfer-proposal-tags", daemon=True)

@@ -14,7 +14,7 @@ import importlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 from ..exceptions import ConfigurationError, FileSpecificationError
 from ..settings import Settings
@@ -109,14 +109,21 @@ class FileFactory:
 
     @staticmethod
     def get_datafile(
-        open_file: File,
+        open_file: File | IO[bytes],
         file_metadata: Mapping[str, Any] | None = None,
         *,
         settings: Settings | None = None,
         proposal_tag_lookup: ProposalTagLookup | None = None,
+        path: str | os.PathLike[str] | None = None,
     ) -> DataFile:
-        """The DataFile for ``open_file``, of the class its extension selects."""
+        """The DataFile for ``open_file``, of the class its extension selects.
+
+        ``open_file`` is a :class:`File`, or a binary file object that is wrapped
+        in one (named ``path``, else by its ``name``).
+        """
         settings = settings if settings is not None else Settings.from_env()
+        if not isinstance(open_file, File):
+            open_file = File(open_file, path, known_extensions=FileFactory.known_extensions(settings))
         cls = FileFactory.get_datafile_class_for_extension(open_file.extension, settings)
         return cls(open_file, file_metadata, settings=settings, proposal_tag_lookup=proposal_tag_lookup)
 

@@ -104,3 +104,13 @@ def test_bad_overrides_are_clear_errors(settings, target: str, message: str) -> 
     with pytest.raises(FileTypeConfigurationError, match=message) as info:
         FileFactory.get_datafile_class_for_extension(".fits", s)
     assert isinstance(info.value, ConfigurationError) and isinstance(info.value, FileSpecificationError)
+
+
+def test_get_datafile_wraps_a_plain_file_object(examples_dir, settings) -> None:
+    path = examples_dir / "cpt1m012-fl10-20151216-0073-e00.fits.fz"
+    with open(path, "rb") as fp:
+        df = FileFactory.get_datafile(fp, settings=settings)
+        assert isinstance(df, LcoFitsFile) and df.open_file.name == path.name
+    with open(path, "rb") as fp:
+        df = FileFactory.get_datafile(io.BytesIO(fp.read()), settings=settings, path="renamed-e00.fits.fz")
+        assert df.open_file.basename == "renamed-e00"

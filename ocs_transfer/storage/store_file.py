@@ -22,7 +22,7 @@ def destination_path(data_file: Any, *, layout: Any = None, context: Mapping[str
         return str(data_file.get_filestore_path())
     from .layouts import get_layout
 
-    return str(get_layout(layout).path(data_file, context or {}))
+    return str(get_layout(layout).path_for(data_file, context or {}))
 
 
 def store_data_file(

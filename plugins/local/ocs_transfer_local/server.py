@@ -11,6 +11,8 @@ data archive needs around it:
 - **Atomic uploads.** A PUT streams into a hidden temporary file in the target
   directory, which is fsynced and renamed over the final path only when the
   whole body arrived; a cut-short or failed upload leaves nothing visible.
+  The response carries the SHA-256 of what was stored
+  (``X-OCS-Transfer-SHA256``), so clients can verify without re-reading.
   MOVE and COPY of files publish with a rename, too. Missing parent
   directories of a PUT are created.
 - **Signed links.** ``GET /_signed/<path>?exp=..&sig=..`` serves one file
@@ -54,6 +56,7 @@ from .signing import MIN_KEY_LENGTH, verify_signature
 
 __all__ = [
     "DEFAULT_PORT",
+    "SHA256_HEADER",
     "FileServer",
     "ServerConfig",
     "TOKENS_ENV",
@@ -70,6 +73,9 @@ TOKENS_ENV = "OCS_TRANSFER_SERVER_TOKENS"
 #: Environment variable with the link-signing key.
 SIGNING_KEY_ENV = "OCS_TRANSFER_SERVER_SIGNING_KEY"
 HEALTH_PATH = "/_health"
+#: Response header of a successful PUT: the hex SHA-256 of the bytes the server stored.
+SHA256_HEADER = "X-OCS-Transfer-SHA256"
+SHA256_ENVIRON = "ocs_transfer.sha256"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
@@ -143,6 +149,7 @@ class _AtomicUpload:
         self.final = final
         self.expected = expected
         self.count = 0
+        self.sha256 = hashlib.sha256()
         directory, name = os.path.split(final)
         fd, self.temp = tempfile.mkstemp(dir=directory, prefix=f".{name[:100]}.", suffix=_PARTIAL_SUFFIX)
         os.fchmod(fd, 0o644)
@@ -150,6 +157,7 @@ class _AtomicUpload:
 
     def write(self, data: bytes) -> int:
         self.file.write(data)
+        self.sha256.update(data)
         self.count += len(data)
         return len(data)
 
@@ -219,6 +227,7 @@ class _File(FileResource):  # type: ignore[misc]
             upload.abort()
         else:
             upload.commit()
+            self.environ[SHA256_ENVIRON] = upload.sha256.hexdigest()
 
     def _destination(self, dest_path: str) -> str | None:
         if self.provider.readonly:
@@ -375,6 +384,9 @@ class _App:
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status_holder.append(status)
+            received = environ.get(SHA256_ENVIRON)
+            if received and status.startswith("2"):
+                headers = [*headers, (SHA256_HEADER, received)]
             return start_response(status, headers, exc_info)
 
         path = str(environ.get("PATH_INFO", "")).encode("latin-1", "replace").decode("utf-8", "replace")

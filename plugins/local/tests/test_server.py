@@ -76,6 +76,7 @@ def test_put_creates_parents_and_round_trips_a_hostile_name(file_server) -> None
     with client(file_server) as c:
         response = c.put("/" + quote(HOSTILE), content=data)
         assert response.status_code == 201, response.text
+        assert response.headers["X-OCS-Transfer-SHA256"] == hashlib.sha256(data).hexdigest()
         got = c.get("/" + quote(HOSTILE))
         assert hashlib.sha256(got.content).hexdigest() == hashlib.sha256(data).hexdigest()
         listing = c.request("PROPFIND", "/" + quote(HOSTILE.rsplit("/", 1)[0]) + "/", headers={"Depth": "1"})

@@ -12,8 +12,10 @@ from ocs_transfer.hookspecs import hookimpl
 @hookimpl
 def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> None:
     from .local import LocalStore
+    from .webdav import WebdavStore
 
     register(LocalStore)
+    register(WebdavStore)
 
 
 @hookimpl

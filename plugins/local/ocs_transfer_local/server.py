@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import attrs
@@ -199,6 +199,24 @@ def _content_length(environ: WSGIEnvironment) -> int | None:
     return int(value) if value and str(value).isdigit() else None
 
 
+def _move_file(src: str, dest: str) -> None:
+    os.replace(src, dest)
+    _fsync_dir(os.path.dirname(dest))
+    if os.path.dirname(dest) != os.path.dirname(src):
+        _fsync_dir(os.path.dirname(src))
+
+
+def _copy_file(src: str, dest: str) -> None:
+    upload = _AtomicUpload(dest, None)
+    try:
+        with open(src, "rb") as source:
+            shutil.copyfileobj(source, upload.file, _BLOCK_SIZE)
+    except BaseException:
+        upload.abort()
+        raise
+    upload.commit()
+
+
 class _File(FileResource):  # type: ignore[misc]
     """A file whose writes, moves and copies publish atomically. ``pending``
     files do not exist yet (a PUT is creating them)."""
@@ -228,39 +246,6 @@ class _File(FileResource):  # type: ignore[misc]
         else:
             upload.commit()
             self.environ[SHA256_ENVIRON] = upload.sha256.hexdigest()
-
-    def _destination(self, dest_path: str) -> str | None:
-        if self.provider.readonly:
-            raise DAVError(HTTP_FORBIDDEN)
-        dest: str = self.provider._loc_to_file_path(dest_path, self.environ)
-        if _is_partial(os.path.basename(dest)):
-            raise DAVError(HTTP_FORBIDDEN)
-        return None if os.path.isdir(dest) else dest
-
-    def handle_move(self, dest_path: str) -> bool:
-        dest = self._destination(dest_path)
-        if dest is None:
-            return False
-        os.replace(self._file_path, dest)
-        _fsync_dir(os.path.dirname(dest))
-        if os.path.dirname(dest) != os.path.dirname(self._file_path):
-            _fsync_dir(os.path.dirname(self._file_path))
-        self.remove_all_locks(recursive=False)
-        return True
-
-    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
-        dest = self._destination(dest_path)
-        if dest is None:
-            return False
-        upload = _AtomicUpload(dest, None)
-        try:
-            with open(self._file_path, "rb") as src:
-                shutil.copyfileobj(src, upload.file, _BLOCK_SIZE)
-        except BaseException:
-            upload.abort()
-            raise
-        upload.commit()
-        return True
 
 
 class _Folder(FolderResource):  # type: ignore[misc]
@@ -430,7 +415,46 @@ class _App:
             return self._respond(start_response, "403 Forbidden", {"error": "reserved name"})
         if method == "PUT" and not self.config.readonly and len(parts) > 1:
             self._make_parents(parts)
+        if method in ("MOVE", "COPY"):
+            return self._move_or_copy(method, parts, environ, start_response)
         return self.dav(environ, start_response)
+
+    def _move_or_copy(
+        self, method: str, parts: list[str], environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """MOVE and COPY of files, published with a rename. (WsgiDAV decodes
+        the Destination header before splitting off its query, which turns a
+        name with ``?`` or ``;`` into another name; directories go to WsgiDAV
+        only when their Destination survives that.)"""
+        raw = str(environ.get("HTTP_DESTINATION", ""))
+        dest_url = urlsplit(raw)
+        dest_path = unquote(dest_url.path)
+        hosts = {str(environ.get(k, "")).lower() for k in ("HTTP_HOST", "HTTP_X_FORWARDED_HOST")}
+        if not raw or (dest_url.netloc and dest_url.netloc.lower() not in hosts):
+            return self._respond(start_response, "400 Bad Request", {"error": "the Destination must be on this server"})
+        dest_parts = self._path_parts({"PATH_INFO": dest_path.encode("utf-8").decode("latin-1")})
+        dest = self._inside_root(dest_parts) if dest_parts else None
+        if dest is None or not dest_parts or dest_parts[0] in ("_signed", "_health"):
+            return self._respond(start_response, "403 Forbidden", {"error": "destination refused"})
+        source = os.path.join(self.root_real, *parts)
+        if not parts or not os.path.isfile(source) or os.path.islink(source):
+            mangled = urlparse(unquote(raw), allow_fragments=False).path.rstrip("/") != dest_path.rstrip("/")
+            if mangled:
+                return self._respond(start_response, "400 Bad Request", {"error": "unsupported Destination name"})
+            return self.dav(environ, start_response)
+        if self.config.readonly:
+            return self._respond(start_response, "403 Forbidden", {"error": "the server is read-only"})
+        if not os.path.isdir(os.path.dirname(dest)):
+            return self._respond(start_response, "409 Conflict", {"error": "the destination's parent does not exist"})
+        existed = os.path.lexists(dest)
+        if existed and str(environ.get("HTTP_OVERWRITE", "T")).upper() == "F":
+            return self._respond(start_response, "412 Precondition Failed", {"error": "the destination exists"})
+        if os.path.isdir(dest) or dest == os.path.realpath(source):
+            return self._respond(start_response, "409 Conflict", {"error": "cannot replace that destination"})
+        (_move_file if method == "MOVE" else _copy_file)(source, dest)
+        status = "204 No Content" if existed else "201 Created"
+        start_response(status, [("Content-Length", "0")])
+        return [b""]
 
     def _health(self, start_response: StartResponse) -> list[bytes]:
         ok = os.path.isdir(self.root_real) and (self.config.readonly or os.access(self.root_real, os.W_OK))

@@ -80,6 +80,17 @@ class _Auth(httpx.Auth):
         yield request
 
 
+def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[bytes]:
+    """The request body; a source shorter than announced is an integrity
+    error (not the HTTP client's protocol error)."""
+    for chunk in iter_chunks(reader, chunk_size):
+        if size is not None and reader.bytes_read > size:
+            raise IntegrityError(f"the source gave more than the announced {size} bytes")
+        yield chunk
+    if size is not None and reader.bytes_read != size:
+        raise IntegrityError(f"the source gave {reader.bytes_read} bytes, expected {size}; it changed or was cut short")
+
+
 @functools.cache
 def _client_class() -> type[Any]:
     """webdav4's Client, fixed to percent-encode paths: webdav4 hands raw
@@ -283,8 +294,9 @@ class WebdavStore(FsspecStore):
                 self._mkcol(parent)
 
     def _mkcol(self, directory: str) -> None:
-        """Create ``directory`` and any missing ancestors, cheaply: one MKCOL
-        when the parent exists (405 = already there), walking up on 409."""
+        """Create ``directory`` and any missing ancestors (up to and including
+        the base URL's collection), cheaply: one MKCOL when the parent exists
+        (405 = already there), walking up on 409."""
         from webdav4.client import ResourceAlreadyExists, ResourceConflict
 
         try:
@@ -292,10 +304,9 @@ class WebdavStore(FsspecStore):
         except ResourceAlreadyExists:
             return
         except ResourceConflict:
-            grandparent = posixpath.dirname(directory)
-            if not grandparent:
-                raise
-            self._mkcol(grandparent)
+            if not directory:
+                raise  # the base URL's own parent is missing: not ours to create
+            self._mkcol(posixpath.dirname(directory))
             try:
                 self.fs.client.mkdir(directory)
             except ResourceAlreadyExists:
@@ -314,7 +325,7 @@ class WebdavStore(FsspecStore):
         if size is not None:
             headers["Content-Length"] = str(size)
         with _webdav_errors():
-            body = iter_chunks(reader, self.chunk_size)
+            body = _body(reader, self.chunk_size, size)
             response = self.fs.client.request("PUT", path, content=body, headers=headers)
         received = response.headers.get(SHA256_HEADER)
         self._local.received = (path, received.lower()) if received else None

@@ -49,3 +49,43 @@ def local_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins.reset()
     yield
     plugins.reset()
+
+
+@attrs.frozen
+class PlainDav:
+    """Stock WsgiDAV (no atomic uploads, no checksum header) with HTTP Basic
+    auth: stands in for "any WebDAV server"."""
+
+    url: str
+    root: Path
+    username: str
+    password: str
+
+
+@pytest.fixture
+def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
+    from cheroot import wsgi
+    from wsgidav.fs_dav_provider import FilesystemProvider
+    from wsgidav.wsgidav_app import WsgiDAVApp
+
+    root = tmp_path / "plain"
+    root.mkdir()
+    password = secrets.token_urlsafe(16)
+    app = WsgiDAVApp({
+        "provider_mapping": {"/": FilesystemProvider(str(root), fs_opts={})},
+        "simple_dc": {"user_mapping": {"*": {"observer": {"password": password}}}},
+        "http_authenticator": {"accept_basic": True, "accept_digest": False, "default_to_digest": False},
+        "verbose": 1,
+        "logging": {"enable": False},
+    })
+    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=4, timeout=10)
+    server.prepare()
+    import threading
+
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield PlainDav(f"http://127.0.0.1:{server.bind_addr[1]}", root, "observer", password)
+    finally:
+        server.stop()
+        thread.join(10)

@@ -558,6 +558,8 @@ class FileServer:
             timeout=int(config.socket_timeout),
             shutdown_timeout=5,
         )
+        # How often the serve loop looks up (and so how long stop() waits); 0.5 s by default.
+        self._server.expiration_interval = 0.1
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:

@@ -79,6 +79,7 @@ def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
         "logging": {"enable": False},
     })
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=4, timeout=10)
+    server.expiration_interval = 0.1
     server.prepare()
     import threading
 

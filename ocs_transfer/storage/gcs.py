@@ -99,7 +99,7 @@ class GCSStore(FsspecStore):
         project: str | None = None
         endpoint_url: str | None = None  #: e.g. an emulator's http://127.0.0.1:PORT; None means Google
         anonymous: bool = False  #: no credentials (emulators, public buckets)
-        chunk_size: int = 8 * MiB  #: resumable upload chunk (a multiple of 256 KiB); memory is about 2 chunks
+        chunk_size: int = attrs.field(default=8 * MiB)  #: resumable upload chunk (a multiple of 256 KiB); memory is about 2 chunks
         timeout: float = 60.0  #: seconds per request
 
         @bucket.validator

@@ -103,13 +103,13 @@ class CompositeCrc32cHasher:
         self._filled = 0
 
     def update(self, data: bytes, /) -> None:
-        view = memoryview(data)
-        while len(view):
-            take = min(len(view), self.part_size - self._filled)
-            piece = view[:take]
-            self._current.update(piece if take == len(data) else bytes(piece))
+        offset = 0
+        while offset < len(data):
+            take = min(len(data) - offset, self.part_size - self._filled)
+            # google_crc32c takes only bytes: slice (copy) only when a part boundary splits the chunk.
+            self._current.update(data if take == len(data) else bytes(data[offset : offset + take]))
             self._filled += take
-            view = view[take:]
+            offset += take
             if self._filled == self.part_size:
                 self._digests.append(self._current.digest())
                 self._current = self._mod.Checksum()

@@ -134,7 +134,9 @@ class Handler(BaseHTTPRequestHandler):
             key, parts, meta = upload
             numbers = sorted(parts)
             size = sum(parts[n][0] for n in numbers)
-            composite = f"{_b64(google_crc32c.Checksum(b''.join(parts[n][1] for n in numbers)).digest())}-{len(numbers)}"
+            composite = (
+                f"{_b64(google_crc32c.Checksum(b''.join(parts[n][1] for n in numbers)).digest())}-{len(numbers)}"
+            )
             with _lock:
                 OBJECTS[key] = (size, composite, "COMPOSITE", meta)
             body = (

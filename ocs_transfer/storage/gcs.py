@@ -99,7 +99,9 @@ class GCSStore(FsspecStore):
         project: str | None = None
         endpoint_url: str | None = None  #: e.g. an emulator's http://127.0.0.1:PORT; None means Google
         anonymous: bool = False  #: no credentials (emulators, public buckets)
-        chunk_size: int = attrs.field(default=8 * MiB)  #: resumable upload chunk (a multiple of 256 KiB); memory is about 2 chunks
+        chunk_size: int = attrs.field(
+            default=8 * MiB
+        )  #: resumable upload chunk (a multiple of 256 KiB); memory is about 2 chunks
         timeout: float = 60.0  #: seconds per request
 
         @bucket.validator
@@ -228,13 +230,11 @@ class GCSStore(FsspecStore):
             for chunk in iter_chunks(reader, self.config.chunk_size):
                 out.write(chunk)
         except BaseException:
-            # Closing would commit what was sent so far: cancel the resumable
-            # session instead, and mark the file closed so nothing commits later.
-            try:
-                out.discard()
-            except Exception as exc:  # the upload's own error is what matters
-                log.warning("could not cancel the resumable upload of %s: %s", path, type(exc).__name__)
+            # Closing would commit what was sent so far: mark the file closed so
+            # nothing ever commits, and cancel the resumable session.
             out.closed = True
+            if out.location:
+                _cancel_session(out.location, self.config.timeout)
             raise
         out.close()
         self.fs.invalidate_cache(path)
@@ -308,15 +308,39 @@ class GCSStore(FsspecStore):
         from google.cloud import storage
 
         bucket, _, key = path.partition("/")
-        blob = storage.Blob(key, storage.Bucket(client=None, name=bucket), generation=int(version_id or 0) or None)
-        url: str = blob.generate_signed_url(
-            version="v4",
-            expiration=expiration,
-            method="GET",
-            credentials=self.signer,
-            api_access_endpoint=self.config.endpoint_url or "https://storage.googleapis.com",
+        # Building a client makes no request; signing happens locally with the key.
+        client = storage.Client(project=self.fs.project, credentials=self.signer)
+        url: str = (
+            client.bucket(bucket)
+            .blob(key)
+            .generate_signed_url(
+                version="v4",
+                expiration=expiration,
+                method="GET",
+                generation=int(version_id) if version_id else None,
+                credentials=self.signer,
+                api_access_endpoint=self.config.endpoint_url or "https://storage.googleapis.com",
+            )
         )
         return url
+
+
+def _cancel_session(location: str, timeout: float) -> None:
+    """Cancel a resumable upload session: one DELETE on its URI (the URI is
+    its own authorisation), best effort. An uncancelled session never becomes
+    an object; GCS drops it after a week."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(location.replace("&ifGenerationMatch=0", ""), method="DELETE")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=min(timeout, 10.0)):  # noqa: S310 - the session URI GCS gave us
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code not in (499, 404, 410):  # 499 is GCS's "cancelled"
+            log.info("cancelling a GCS upload session answered %s", exc.code)
+    except OSError as exc:
+        log.warning("could not cancel a GCS upload session: %s", type(exc).__name__)
 
 
 def _translate(exc: BaseException, message: str, secrets: tuple[Any, ...]) -> OcsTransferError:

@@ -96,7 +96,9 @@ def gcs_bucket(gcs_url: str) -> str:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_url})
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_url}
+    )
     name = f"t-{uuid.uuid4().hex[:16]}"
     client.create_bucket(name)
     return name

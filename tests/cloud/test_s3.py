@@ -172,7 +172,7 @@ def test_quick_url_settings_and_registration(builtin_plugins_only: None, moto_en
 def test_content_disposition_quotes_and_encodes() -> None:
     assert content_disposition("a.fits") == 'attachment; filename="a.fits"'
     header = content_disposition('Hello, 世界 "x".fits')
-    assert header.startswith('attachment; filename="Hello, __ _x_.fits"; filename*=UTF-8\'\'')
+    assert header.startswith("attachment; filename=\"Hello, __ _x_.fits\"; filename*=UTF-8''")
     assert "%E4%B8%96" in header
 
 

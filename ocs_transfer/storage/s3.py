@@ -162,7 +162,7 @@ class S3Store(FsspecStore):
         if config.addressing_style != "auto":
             s3_options["addressing_style"] = config.addressing_style
         timeouts = {"connect_timeout": config.connect_timeout, "read_timeout": config.read_timeout}
-        retries = {"mode": "standard", "max_attempts": config.max_attempts}
+        retries = {"mode": "standard", "total_max_attempts": config.max_attempts}
         client_config = botocore.config.Config(
             signature_version=config.signature_version,
             s3=s3_options,

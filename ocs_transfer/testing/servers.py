@@ -146,6 +146,7 @@ def seaweedfs_s3(
         f"-filer.localSocket={root}/filer.sock",
         f"-s3.localSocket={root}/s3.sock",
         "-master.telemetry=false",
+        "-s3.autoCreateBucket=false",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
@@ -184,7 +185,7 @@ def _wait_s3_ready(url: str, key: str, secret: str, timeout: float = 30.0) -> No
         try:
             client.list_buckets()  # type: ignore[attr-defined]
             return
-        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception:
             if time.monotonic() > deadline:
                 raise TimeoutError("SeaweedFS S3 never answered ListBuckets") from None
             time.sleep(0.2)
@@ -216,7 +217,8 @@ class _Faults:
     cut_after: int | None = None  #: close a connection after this many client->server bytes
     blackhole: bool = False  #: swallow traffic, never forward or answer
     latency: float = 0.0  #: seconds added before each forwarded chunk
-    http_errors: list[int] = attrs.Factory(list)  #: statuses answered to the next requests
+    corrupt_at: int | None = None  #: flip the byte at this client->server offset of each new connection
+    http_errors: list[tuple[int, str]] = attrs.Factory(list)  #: (status, code) answered to the next requests
 
 
 class FaultProxy:
@@ -256,9 +258,15 @@ class FaultProxy:
     def latency(self, seconds: float) -> None:
         self.faults.latency = seconds
 
-    def fail_next(self, *statuses: int) -> None:
+    def corrupt_at(self, offset: int | None) -> None:
+        self.faults.corrupt_at = offset
+
+    def fail_next(self, *statuses: int | tuple[int, str]) -> None:
+        """Answer the next requests with these statuses, each an int or a
+        ``(status, S3 error code)`` pair."""
         with self._lock:
-            self.faults.http_errors.extend(statuses)
+            for status in statuses:
+                self.faults.http_errors.append(status if isinstance(status, tuple) else (status, ""))
 
     def heal(self) -> None:
         with self._lock:
@@ -297,14 +305,14 @@ class FaultProxy:
                 self._open.add(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-    def _take_http_error(self) -> int | None:
+    def _take_http_error(self) -> tuple[int, str] | None:
         with self._lock:
             return self.faults.http_errors.pop(0) if self.faults.http_errors else None
 
     def _serve(self, client: socket.socket) -> None:
-        status = self._take_http_error()
-        if status is not None:
-            _answer_http_error(client, status)
+        error = self._take_http_error()
+        if error is not None:
+            _answer_http_error(client, *error)
             _close(client)
             return
         if self.faults.blackhole:
@@ -319,10 +327,13 @@ class FaultProxy:
         with self._lock:
             self._open.add(upstream)
         budget = [self.faults.cut_after]
-        threading.Thread(target=self._pump, args=(client, upstream, budget, True), daemon=True).start()
-        self._pump(upstream, client, [None], False)
+        flip = [self.faults.corrupt_at]
+        threading.Thread(target=self._pump, args=(client, upstream, budget, True, flip), daemon=True).start()
+        self._pump(upstream, client, [None], False, [None])
 
-    def _pump(self, src: socket.socket, dst: socket.socket, budget: list[int | None], upward: bool) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, budget: list[int | None], upward: bool, flip: list[int | None]
+    ) -> None:
         try:
             while True:
                 data = src.recv(256 * 1024)
@@ -333,6 +344,13 @@ class FaultProxy:
                     break
                 if self.faults.latency:
                     time.sleep(self.faults.latency)
+                at = flip[0]
+                if at is not None:
+                    if at < len(data):
+                        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+                        flip[0] = None
+                    else:
+                        flip[0] = at - len(data)
                 if upward:
                     left = budget[0]
                     if left is not None and len(data) >= left:
@@ -354,7 +372,7 @@ class FaultProxy:
             _close(dst)
 
 
-def _answer_http_error(client: socket.socket, status: int) -> None:
+def _answer_http_error(client: socket.socket, status: int, code: str = "") -> None:
     """Read one HTTP request (headers and Content-Length body) and answer
     ``status`` with an S3-style XML error body."""
     client.settimeout(10)
@@ -378,7 +396,7 @@ def _answer_http_error(client: socket.socket, status: int) -> None:
                 return
             remaining -= len(chunk)
         codes = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
-        code = codes.get(status, "Error")
+        code = code or codes.get(status, "Error")
         body = (
             f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
             f"<Message>injected by FaultProxy</Message></Error>"

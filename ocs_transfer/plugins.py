@@ -19,13 +19,16 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from . import hookspecs
 from .exceptions import PluginError, ProviderNotFoundError
+
+if TYPE_CHECKING:
+    from .storage.base import FileStore
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -229,12 +232,12 @@ def temporary_plugin(plugin: object, name: str = "temporary") -> Iterator[None]:
             state.providers, state.datafile_types, state.commands = before
 
 
-def providers() -> dict[str, type[Any]]:
+def providers() -> dict[str, type[FileStore]]:
     """Provider name -> FileStore subclass, for every installed provider."""
     return {name: e.value for name, e in sorted(_get_state().providers.items())}
 
 
-def get_provider(name: str) -> type[Any]:
+def get_provider(name: str) -> type[FileStore]:
     """The FileStore subclass for provider ``name``.
 
     Raises :class:`ProviderNotFoundError` listing the installed providers and

@@ -355,8 +355,6 @@ def translate(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()
         decision.status == 404
     ):
         return exc_mod.ObjectNotFoundError(text)
-    if isinstance(exc, PermissionError) or (decision.status in (401, 403) and decision.kind is Kind.NEVER):
-        return exc_mod.PermissionDeniedError(text)
     if decision.status in (507, 443) or (decision.code or "").lower() in (
         "storagequotaexceeded",
         "quotaexceeded",
@@ -366,6 +364,8 @@ def translate(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()
         return exc_mod.QuotaExceededError(text)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return exc_mod.QuotaExceededError(text)
+    if isinstance(exc, PermissionError) or (decision.status in (401, 403) and decision.kind is Kind.NEVER):
+        return exc_mod.PermissionDeniedError(text)
     klass = _KIND_TO_CLASS[decision.kind]
     if klass is exc_mod.RateLimitError:
         return exc_mod.RateLimitError(text, retry_after=decision.retry_after)
@@ -376,7 +376,7 @@ def translate(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()
 
 
 def _wait(base: float, cap: float) -> Callable[[tenacity.RetryCallState], float]:
-    exponential = tenacity.wait_exponential_jitter(initial=base, max=cap)
+    exponential = tenacity.wait_exponential(multiplier=base, max=cap) + tenacity.wait_random(0, base)
 
     def wait(state: tenacity.RetryCallState) -> float:
         outcome = state.outcome

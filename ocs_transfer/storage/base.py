@@ -120,6 +120,15 @@ class FileStore(abc.ABC):
         """The config for a quick destination URL such as ``s3://bucket/prefix``."""
         raise NotImplementedError(f"provider {cls.name!r} cannot be configured from a URL")
 
+    @classmethod
+    def config_from_settings(cls, settings: Settings, **options: Any) -> Any:
+        """The config implied by ocs_archive-style settings (``FILESTORE_TYPE``
+        selected this provider; ``BUCKET``, ``FILESYSTEM_STORAGE_ROOT_DIR``,
+        ... say where)."""
+        from ..exceptions import ConfigurationError
+
+        raise ConfigurationError(f"provider {cls.name!r} cannot be configured from FILESTORE_TYPE settings")
+
     # -- writing -------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -11,4 +11,6 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> None:
-    pass
+    from .memory import MemoryStore
+
+    register(MemoryStore)

@@ -122,15 +122,9 @@ def open_store(
 ) -> FileStore:
     """Build the store for a destination (``provider`` with ``options`` and
     decrypted ``credentials``)."""
-    from .. import plugins
+    from ..storage import get_store
 
-    cls = plugins.get_provider(provider)
-    try:
-        config = cls.Config(**options)
-    except TypeError as exc:
-        raise ConfigurationError(f"provider {provider!r} options are wrong: {exc}") from None
-    store: FileStore = cls.from_config(config, dict(credentials), settings=settings)
-    return store
+    return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
 class Destinations:

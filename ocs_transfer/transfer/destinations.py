@@ -9,6 +9,7 @@ except as :class:`~ocs_transfer.redact.Secret` values handed to a store.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import time
@@ -181,7 +182,7 @@ class Destinations:
         except DestinationNotFoundError:
             return None
 
-    def list(self, *, scope: str | None = None, owner_id: str | None = None) -> list[Destination]:
+    def list(self, *, scope: str | None = None, owner_id: str | None = None) -> builtins.list[Destination]:
         with self.ledger.session() as session:
             query = select(DestinationRow).order_by(DestinationRow.scope, DestinationRow.name)
             if scope is not None:
@@ -192,12 +193,12 @@ class Destinations:
 
     def usable(
         self, *, user_id: str, organization_ids: Iterable[str] = (), project_ids: Iterable[str] = ()
-    ) -> dict[str, list[Destination]]:
+    ) -> dict[str, builtins.list[Destination]]:
         """What this user may pick for new transfers, grouped by scope: their
         personal destinations and those of the organizations and projects the
         caller says they belong to. Disabled or inactive ones are left out."""
         owners = {"personal": [user_id], "organization": list(organization_ids), "project": list(project_ids)}
-        grouped: dict[str, list[Destination]] = {scope: [] for scope in SCOPES}
+        grouped: dict[str, builtins.list[Destination]] = {scope: [] for scope in SCOPES}
         with self.ledger.session() as session:
             for scope, ids in owners.items():
                 if not ids:

@@ -466,14 +466,16 @@ class Engine:
     def _finished(self, transfer: Transfer) -> None:
         from .. import plugins
 
-        for name, call in (
-            ("on_finished callback", self.on_finished),
-            ("ocs_transfer_transfer_finished hook", plugins.get_plugin_manager().hook.ocs_transfer_transfer_finished),
-        ):
-            if call is None:
-                continue
+        hook = plugins.get_plugin_manager().hook.ocs_transfer_transfer_finished
+        calls: list[tuple[str, Callable[[], Any]]] = [
+            ("ocs_transfer_transfer_finished hook", lambda: hook(transfer=transfer))
+        ]
+        if self.on_finished is not None:
+            callback = self.on_finished
+            calls.insert(0, ("on_finished callback", lambda: callback(transfer)))
+        for name, call in calls:
             try:
-                call(transfer=transfer) if name.endswith("hook") else call(transfer)
+                call()
             except Exception as exc:  # a notifier's bug must not undo a transfer
                 log.error("%s failed for transfer %d: %s: %s", name, transfer.id, type(exc).__name__, exc)
 
@@ -684,7 +686,8 @@ class Engine:
             if not keep or finished_at is None or finished_at + keep * 86400 > now:
                 continue
             if self.destinations.find(snap["id"]) is None:
-                log.warning("transfer %d: destination %r was removed; cannot expire %s", transfer_id, snap["name"], path)
+                log.warning("transfer %d: destination %r was removed; cannot expire %s", transfer_id, snap["name"],
+                            path)
                 continue
             try:
                 creds = self.destinations.credentials(snap["id"])

@@ -22,7 +22,21 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +49,7 @@ __all__ = ["Ledger", "MIGRATIONS", "SCHEMA_VERSION"]
 log = logging.getLogger(__name__)
 
 _VERSION_TABLE = "ocs_transfer_schema_version"
+_version = Table(_VERSION_TABLE, MetaData(), Column("version", Integer, nullable=False))
 
 #: Ordered schema steps after version 1: ``(version, description, step(connection))``.
 #: Version 1 is the tables of :mod:`.models` as first released. To change the
@@ -104,19 +119,18 @@ class Ledger:
         with self.engine.connect() as conn:
             if not inspect(conn).has_table(_VERSION_TABLE):
                 return 0
-            value = conn.execute(text(f"SELECT version FROM {_VERSION_TABLE}")).scalar()  # noqa: S608
-            return int(value or 0)
+            return int(conn.execute(select(_version.c.version)).scalar() or 0)
 
     def migrate(self) -> int:
         """Bring the schema to :data:`SCHEMA_VERSION`; returns the version. Safe
         to call from several processes at once."""
         with self.engine.begin() as conn:
             if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(7263518)"))
+                conn.execute(sql_text("SELECT pg_advisory_xact_lock(7263518)"))
             if not inspect(conn).has_table(_VERSION_TABLE):
-                conn.execute(text(f"CREATE TABLE {_VERSION_TABLE} (version INTEGER NOT NULL)"))
-                conn.execute(text(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)"))
-            current = int(conn.execute(text(f"SELECT version FROM {_VERSION_TABLE}")).scalar() or 0)  # noqa: S608
+                _version.create(conn)
+                conn.execute(insert(_version).values(version=0))
+            current = int(conn.execute(select(_version.c.version)).scalar() or 0)
             if current == 0:
                 Base.metadata.create_all(conn)
                 current = SCHEMA_VERSION
@@ -131,7 +145,7 @@ class Ledger:
                     log.info("ledger: migrating to version %d: %s", version, description)
                     step(conn)
                     current = version
-            conn.execute(text(f"UPDATE {_VERSION_TABLE} SET version = :v"), {"v": current})  # noqa: S608
+            conn.execute(sql_update(_version).values(version=current))
         return current
 
     def close(self) -> None:

@@ -323,14 +323,15 @@ class Destinations:
             self._encrypt_into(row, credentials)
             row.updated_at = self.clock()
 
-    def rotate_keys(self, *, batch: int = 100) -> int:
+    def rotate_keys(self, *, batch: int = 100, limit: int | None = None) -> int:
         """Re-encrypt every credential not under the active key. Row by row,
-        each in its own transaction: interrupted, every row still decrypts (with
-        the old or the new key); run again, it finishes; run once more, it does
-        nothing. Returns the number of rows re-encrypted."""
+        each in its own transaction: interrupted (or stopped after ``limit``
+        rows), every row still decrypts with the old or the new key; run again,
+        it finishes; run once more, it does nothing. Returns the number of rows
+        re-encrypted."""
         done = 0
         last_id = 0
-        while True:
+        while limit is None or done < limit:
             with self.ledger.session() as session:
                 ids = list(
                     session.scalars(
@@ -341,6 +342,8 @@ class Destinations:
             if not ids:
                 return done
             for row_id in ids:
+                if limit is not None and done >= limit:
+                    break
                 last_id = row_id
                 with self.ledger.session() as session:
                     row = session.scalars(
@@ -353,6 +356,7 @@ class Destinations:
                         continue
                     self._encrypt_into(row, self._decrypt_row(row))
                     done += 1
+        return done
 
     def kids_in_use(self) -> set[str]:
         """Every kid some stored credential carries (an old key may be removed

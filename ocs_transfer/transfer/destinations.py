@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..exceptions import ConfigurationError, CredentialError
-from ..redact import Secret
+from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
@@ -390,6 +390,9 @@ class Destinations:
         else:
             with store:
                 result = store.test_connection()
+            # providers redact at their boundary; a careless one must still not leak here
+            secrets = list(self.credentials(ref).values())
+            result = attrs.evolve(result, message=redact(result.message, secrets))
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
             row.last_test_ok = result.ok

@@ -187,3 +187,13 @@ def test_key_rotation_interrupted(rig: Rig) -> None:
     final = Destinations(rig.ledger, KeyRing.parse(f"k2:{key2}"))
     for name, value in values.items():
         assert final.credentials(name)["token"].reveal() == value
+
+
+def test_connection_test_message_is_redacted(rig: Rig) -> None:
+    from .conftest import FAULTS
+
+    store = rig.add_dest("echo", credentials={"token": "echoed-secret-token"})
+    FAULTS[store.root] = ["leak"]
+    result = rig.destinations.test("echo")
+    assert not result.ok and "***" in result.message and "echoed-secret" not in result.message
+    assert "echoed-secret" not in rig.destinations.get("echo").last_test_message

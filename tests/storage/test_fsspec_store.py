@@ -1,0 +1,208 @@
+"""The generic fsspec store: one-pass hashing, verification, clean-up.
+
+Faults come from filesystems that misbehave like broken servers do (a flipped
+byte, a short object, a connection cut): subclasses of fsspec's real memory
+filesystem, not stand-ins for our own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from typing import Any
+
+import pytest
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocs_transfer.exceptions import (
+    IntegrityError,
+    ObjectNotFoundError,
+    TransferCancelledError,
+    TransientStorageError,
+    UnsafePathError,
+)
+from ocs_transfer.retry import Kind, classify
+from ocs_transfer.storage import get_store
+from ocs_transfer.storage.fsspec_store import FsspecStore
+from ocs_transfer.storage.hashing import HashingReader
+from ocs_transfer.storage.memory import MemoryStore
+
+CHUNK = 64 * 1024
+
+
+def pattern(n: int) -> bytes:
+    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
+
+
+class FlipByteFS(MemoryFileSystem):
+    """A server that stores one byte wrong."""
+
+    cachable = False
+
+    def _open(self, path: str, mode: str = "rb", **kw: Any) -> Any:
+        f = super()._open(path, mode, **kw)
+        if "w" in mode:
+            close = f.close
+
+            def corrupt_then_close() -> None:
+                buf = f.getbuffer()
+                if len(buf):
+                    buf[len(buf) // 2] ^= 0xFF
+                del buf
+                close()
+
+            f.close = corrupt_then_close
+        return f
+
+
+class ShortFS(MemoryFileSystem):
+    """A server that reports fewer bytes than it was sent."""
+
+    cachable = False
+
+    def info(self, path: str, **kw: Any) -> dict[str, Any]:
+        out = dict(super().info(path, **kw))
+        if out.get("type") == "file":
+            out["size"] = max(0, out["size"] - 1)
+        return out
+
+
+class CutFS(MemoryFileSystem):
+    """A server whose connection drops after some bytes."""
+
+    cachable = False
+
+    def _open(self, path: str, mode: str = "rb", **kw: Any) -> Any:
+        f = super()._open(path, mode, **kw)
+        if "w" in mode:
+            write = f.write
+
+            def cut(data: bytes) -> int:
+                if f.tell() + len(data) > 100_000:
+                    raise ConnectionResetError(104, "Connection reset by peer")
+                return int(write(data))
+
+            f.write = cut
+        return f
+
+
+def store_on(fs: MemoryFileSystem, root: str) -> FsspecStore:
+    store = MemoryStore(fs, root, chunk_size=CHUNK)
+    return store
+
+
+@pytest.fixture
+def memory_store(request: pytest.FixtureRequest) -> FsspecStore:
+    return get_store(f"memory://test-{request.node.name[:40]}")  # type: ignore[return-value]
+
+
+def everything_under(fs: MemoryFileSystem, root: str) -> list[str]:
+    return sorted(p for p, info in fs.find(root, detail=True).items() if info["type"] == "file")
+
+
+@pytest.mark.parametrize("fs_class", [FlipByteFS, ShortFS])
+def test_corruption_detected_and_removed(fs_class: type[MemoryFileSystem]) -> None:
+    fs = fs_class()
+    store = store_on(fs, "/corrupt")
+    data = pattern(300_000)
+    with pytest.raises(IntegrityError) as info:
+        store.put(io.BytesIO(data), "obs/x.fits", size=len(data))
+    assert classify(info.value).kind is Kind.RETRY
+    assert everything_under(fs, "/corrupt") == []
+    assert not store.exists("obs/x.fits")
+
+
+def test_connection_cut_mid_upload_leaves_nothing_and_is_transient() -> None:
+    fs = CutFS()
+    store = store_on(fs, "/cut")
+    with pytest.raises(TransientStorageError):
+        store.put(io.BytesIO(pattern(400_000)), "obs/x.fits")
+    assert everything_under(fs, "/cut") == []
+
+
+def test_cut_overwrite_keeps_the_old_object(memory_store: FsspecStore) -> None:
+    old = pattern(1000)
+    memory_store.put(io.BytesIO(old), "obs/x.fits")
+    cut = store_on(CutFS(), memory_store.root)
+    cut.fs.store.update(memory_store.fs.store)  # same objects, now behind a flaky connection
+    with pytest.raises(TransientStorageError):
+        cut.put(io.BytesIO(pattern(400_000)), "obs/x.fits")
+    with cut.open("obs/x.fits") as f:
+        assert f.read() == old
+
+
+def test_source_shorter_than_promised_is_an_integrity_error(memory_store: FsspecStore) -> None:
+    with pytest.raises(IntegrityError, match="expected 20"):
+        memory_store.put(io.BytesIO(b"0123456789"), "short.bin", size=20)
+    assert list(memory_store.list()) == []
+
+
+def test_cancel_midway_leaves_nothing(memory_store: FsspecStore) -> None:
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def progress(n: int) -> None:
+        seen.append(n)
+        if sum(seen) >= 3 * CHUNK:
+            cancel.set()
+
+    with pytest.raises(TransferCancelledError):
+        memory_store.put(io.BytesIO(pattern(20 * CHUNK)), "c.bin", progress=progress, cancel=cancel)
+    assert list(memory_store.list()) == []
+    assert everything_under(memory_store.fs, memory_store.root) == []
+
+
+def test_progress_adds_up_and_result_matches_hashlib(memory_store: FsspecStore) -> None:
+    data = pattern(5 * CHUNK + 3)
+    seen: list[int] = []
+    result = memory_store.put(io.BytesIO(data), "p/q.bin", progress=seen.append, content_type="image/fits")
+    assert sum(seen) == len(data) == result.size
+    assert result.md5 == hashlib.md5(data).hexdigest()
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.content_type == "image/fits"
+    assert result.version_set() == {"key": result.md5, "md5": result.md5, "extension": ""}
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17]), parallel=st.booleans())
+def test_hashing_reader_equals_hashlib(size: int, parallel: bool) -> None:
+    data = pattern(size)
+    reader = HashingReader(io.BytesIO(data), parallel=parallel)
+    out = bytearray()
+    while chunk := reader.read(CHUNK):
+        out += chunk
+    digests = reader.digests()
+    assert bytes(out) == data
+    assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_missing_objects_are_not_found(memory_store: FsspecStore) -> None:
+    for call in (
+        lambda: memory_store.info("nope"),
+        lambda: memory_store.open("nope"),
+        lambda: memory_store.delete_file("nope"),
+    ):
+        with pytest.raises(ObjectNotFoundError):
+            call()
+    assert not memory_store.exists("nope")
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b", "a//b", "a/./b", "a\x00b"])
+def test_unsafe_paths_rejected_before_io(bad: str) -> None:
+    fs = MemoryFileSystem()
+    store = store_on(fs, "/safe")
+    before = dict(fs.store)
+    with pytest.raises(UnsafePathError):
+        store.put(io.BytesIO(b"x"), bad)
+    assert dict(fs.store) == before
+
+
+def test_hidden_temporaries_never_listed(memory_store: FsspecStore) -> None:
+    memory_store.put(io.BytesIO(b"abc"), "d/ok.txt")
+    # A temporary left behind by a process killed mid-upload:
+    leftover = MemoryFile(memory_store.fs, f"{memory_store.root}/d/.x.txt.ocs-transfer-partial-abc", b"partial")
+    leftover.commit()
+    assert [o.path for o in memory_store.list()] == ["d/ok.txt"]

@@ -46,7 +46,7 @@ def test_migration_steps_run_in_order_once(tmp_path: Path, monkeypatch: pytest.M
 def test_bad_urls_are_clear() -> None:
     with pytest.raises(ConfigurationError, match="empty"):
         Ledger("")
-    with pytest.raises(ConfigurationError, match="not usable|not supported"):
+    with pytest.raises(ConfigurationError, match=r"not usable|not supported"):
         Ledger("nosuchdb://x")
 
 

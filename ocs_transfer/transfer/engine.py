@@ -388,6 +388,8 @@ class Engine:
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
             try:
+                if attempts > 1:
+                    _discard_stale_partials(store, remote_path)
                 source = self.source_store(source_ref)
                 with source.get_fileobj(source_path) as reader:
                     stored = store.put(
@@ -708,6 +710,29 @@ class Engine:
         """The periodic pass: reclaim stale transfers, finish source deletions."""
         self.reclaim()
         self.finish_source_deletions()
+
+
+def _discard_stale_partials(store: FileStore, remote_path: str) -> None:
+    """Remove staged uploads an earlier attempt of this transfer left beside
+    its path when its worker was killed (a live attempt cleans up after itself;
+    the lease guarantees no other attempt of this transfer is running)."""
+    from ..storage.fsspec_store import TEMP_MARKER, FsspecStore
+
+    if not isinstance(store, FsspecStore) or store.atomic_writes:
+        return
+    full = store._full(remote_path)
+    parent, name = posixpath.split(full)
+    prefix = f".{name[:180]}.{TEMP_MARKER}-"
+    try:
+        entries = store.fs.ls(parent or "/", detail=False)
+        for entry in entries:
+            if posixpath.basename(str(entry)).startswith(prefix):
+                log.info("removing a partial upload a killed attempt left: %s", posixpath.basename(str(entry)))
+                store.fs.rm(entry)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except Exception as exc:
+        log.warning("could not check for partial uploads of %s: %s", remote_path, type(exc).__name__)
 
 
 def _extension(path: str) -> str:

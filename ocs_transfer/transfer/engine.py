@@ -42,7 +42,7 @@ from ..redact import Secret, redact
 from ..retry import Kind, classify
 from ..settings import Settings
 from ..storage.base import FileStore, StoredObject
-from .destinations import Destinations, open_store
+from .destinations import DestinationNotFoundError, Destinations, open_store
 from .ledger import Ledger
 from .models import (
     CANCELLED,
@@ -154,6 +154,7 @@ class _Running:
     lease: str
     cancel: threading.Event
     bytes_done: int = 0
+    deletes_source: bool = True
 
 
 class Engine:
@@ -264,12 +265,18 @@ class Engine:
 
     def get(self, transfer_id: int) -> Transfer:
         with self.ledger.session() as session:
-            row = session.get(TransferRow, transfer_id)
-            if row is None:
-                raise TransferNotFoundError(f"no transfer with id {transfer_id} (see `ocs-transfer status`)")
-            file = session.get(SourceFileRow, row.file_id)
-            assert file is not None
-            return Transfer.from_rows(row, file)
+            return self._read(session, transfer_id)
+
+    @staticmethod
+    def _read(session: Session, transfer_id: int) -> Transfer:
+        found = session.execute(
+            select(TransferRow, SourceFileRow)
+            .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+            .where(TransferRow.id == transfer_id)
+        ).first()
+        if found is None:
+            raise TransferNotFoundError(f"no transfer with id {transfer_id} (see `ocs-transfer status`)")
+        return Transfer.from_rows(found[0], found[1])
 
     def transfers(
         self, *, state: str | None = None, file_id: int | None = None, destination: str | None = None
@@ -377,14 +384,16 @@ class Engine:
             snap = json.loads(row.snapshot)
             remote_path, source_ref, source_path, attempts = row.remote_path, file.store, file.path, row.attempts
             size_hint = file.size
+            running.deletes_source = file.delete_state == "pending"
         secrets: list[Secret] = []
         try:
-            if self.destinations.find(snap["id"]) is None:
+            try:
+                creds = self.destinations.credentials(snap["id"])
+            except DestinationNotFoundError:
                 raise ConfigurationError(
                     f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
                     " schedule the file again for an existing destination"
-                )
-            creds = self.destinations.credentials(snap["id"])
+                ) from None
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
             try:
@@ -425,13 +434,14 @@ class Engine:
                 provider_checksum=stored.provider_checksum or "", remote_version=stored.version_id or "", link=link,
                 heartbeat_at=None,
             )  # fmt: skip
-        transfer = self.get(transfer_id)
+            transfer = self._read(session, transfer_id)
         if not owned:
             log.warning("transfer %d finished here but was reclaimed meanwhile; the new owner records it", transfer_id)
             return transfer
         log.info("transfer %d completed: %s -> %s", transfer_id, transfer.source_path, transfer.destination_name)
         self._finished(transfer)
-        self.delete_source_if_done(transfer.file_id)
+        if running.deletes_source:
+            self.delete_source_if_done(transfer.file_id)
         return transfer
 
     def _record_failure(
@@ -458,7 +468,7 @@ class Engine:
         )  # fmt: skip
         with self.ledger.session() as session:
             owned = self._lease_update(session, transfer_id, running.lease, **values)
-        transfer = self.get(transfer_id)
+            transfer = self._read(session, transfer_id)
         if owned and transfer.final:
             self._finished(transfer)
             if transfer.state == COMPLETED:

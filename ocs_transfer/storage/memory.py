@@ -7,9 +7,10 @@ shared by every memory store in it, so give each use its own root
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Self
+from typing import IO, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import attrs
@@ -54,6 +55,16 @@ class MemoryStore(FsspecStore):
     def config_from_url(cls, url: str, **options: Any) -> Any:
         parts = urlsplit(url)
         return cls.Config(root=(parts.netloc + parts.path) or "ocs-transfer", **options)
+
+    def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
+        # fsspec's memory filesystem hands every reader of a path the same
+        # BytesIO (one shared position), so two concurrent readers corrupt each
+        # other's reads. Give each reader its own view of the bytes.
+        shared = super().open(path, version_id)
+        if not isinstance(shared, io.BytesIO):
+            return shared
+        with shared.getbuffer() as view:
+            return io.BytesIO(view.tobytes())
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return f"memory://{path.lstrip('/')}"

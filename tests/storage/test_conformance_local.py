@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,12 +16,40 @@ from ocs_transfer.testing import StoreTests
 local = pytest.importorskip("ocs_transfer_local.local", reason="needs the local plugin (ocs-transfer-local)")
 
 
+@pytest.fixture
+def served_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory and the URL of a plain HTTP server (127.0.0.1) serving it,
+    as a site's web server would serve an archive disk."""
+    root = tmp_path / "root"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 class TestLocalStore(StoreTests):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[object]:
-        config = local.LocalStore.Config(root=str(tmp_path / "root"), link_base_url="https://files.example.org/data/")
+    def store(self, served_root: tuple[Path, str]) -> Iterator[object]:
+        root, url = served_root
+        config = local.LocalStore.Config(root=str(root), link_base_url=url)
         with local.LocalStore.from_config(config) as store:
             yield store
+
+    @pytest.fixture
+    def links_fetchable(self) -> bool:
+        return True  # links are link_base_url + the quoted path, served by the HTTP server above
 
     @pytest.fixture
     def local_root(self, tmp_path: Path) -> Path:

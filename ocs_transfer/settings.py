@@ -61,7 +61,12 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("not a boolean")
 
 
+def _parse_int_tuple(value: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in parse_tuple(value))
+
+
 _EXPECTED: dict[Callable[[str], Any], str] = {
+    _parse_int_tuple: "a comma-separated list of whole numbers",
     parse_tuple: "a comma-separated list",
     parse_mapping: 'a JSON object or Python dict literal of strings, e.g. {".fits": "my.module.MyFile"}',
     _parse_int: "a whole number",
@@ -163,6 +168,18 @@ class Settings:
     chunk_size: int = _env("OCS_TRANSFER_CHUNK_SIZE", 8 * 1024 * 1024, _parse_int)
     connect_timeout: int = _env("OCS_TRANSFER_CONNECT_TIMEOUT", 10, _parse_int)
     read_timeout: int = _env("OCS_TRANSFER_READ_TIMEOUT", 60, _parse_int)
+    #: Secret: the credential key ring, ``kid:base64key,...`` (each key 32 bytes). No default.
+    transfer_keys: str | None = attrs.field(
+        default=None, repr=False, metadata={"env": "OCS_TRANSFER_KEYS", "parse": str, "secret": True}
+    )
+    transfer_active_key: str | None = _env("OCS_TRANSFER_ACTIVE_KEY", None)
+    #: Seconds to wait before the 2nd, 3rd, 4th attempt; the attempt after the last delay is final.
+    retry_delays: tuple[int, ...] = _env("OCS_TRANSFER_RETRY_DELAYS", (300, 600, 1200), _parse_int_tuple)
+    purge_after_days: int = _env("OCS_TRANSFER_PURGE_AFTER_DAYS", 90, _parse_int)
+    periodic_interval: int = _env("OCS_TRANSFER_PERIODIC_INTERVAL", 600, _parse_int)
+    heartbeat_interval: int = _env("OCS_TRANSFER_HEARTBEAT_INTERVAL", 15, _parse_int)
+    stale_after: int = _env("OCS_TRANSFER_STALE_AFTER", 120, _parse_int)
+    worker_threads: int = _env("OCS_TRANSFER_WORKER_THREADS", 4, _parse_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

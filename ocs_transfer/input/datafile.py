@@ -31,8 +31,9 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..exceptions import FileSpecificationError
+from ..exceptions import FileSpecificationError, UnsafePathError
 from ..settings import Settings
+from ..storage.paths import safe_component
 from .file import File
 from .headerdata import HeaderData
 
@@ -134,9 +135,18 @@ def parse_date(value: str, what: str) -> datetime.datetime:
 
 
 def _safe_component(value: str, what: str) -> str:
-    if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
-        raise FileSpecificationError(f"cannot build the file-store path: {what} is {value!r}, not a usable name")
-    return value
+    """``value`` as one file-store path component, by the path rules of
+    :func:`ocs_transfer.storage.paths.safe_component`, except that a separator
+    is refused rather than replaced (the archive path keeps header values as
+    they are)."""
+    if not value or any(c in value for c in "/\\"):
+        raise FileSpecificationError(
+            f"cannot build the file-store path: {what} is {value!r}, not a usable name (empty, or has a separator)"
+        )
+    try:
+        return safe_component(value)
+    except UnsafePathError as exc:
+        raise FileSpecificationError(f"cannot build the file-store path: {what}: {exc}") from exc
 
 
 class DataFile:

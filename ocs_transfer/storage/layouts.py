@@ -10,8 +10,10 @@ the built-in ones are::
     by_project_and_target  {project}/{target}/{filename}
     archive                {site}/{instrument}/{day}/{kind}/{filename}
 
-``archive`` is ocs_archive's file-store path: ``kind`` is ``raw`` for reduction
-level 0, ``processed`` otherwise, and ``thumbnails`` for thumbnail files.
+``archive`` is ocs_archive's file-store path, which the data file builds itself
+(``DataFile.get_filestore_path()``: ``kind`` is ``raw`` for reduction level 0,
+``processed`` otherwise, ``thumbnails`` for thumbnails; subclasses may differ,
+e.g. LCO bad-pixel masks go to ``site/instrument/bpm/``).
 
 A user template is any string with ``{field}`` placeholders, e.g.
 ``"{site}/{instrument}/{day}/{target}/{filename}"``; :data:`FIELDS` lists the
@@ -33,6 +35,7 @@ from ..exceptions import ConfigurationError, FileSpecificationError, UnsafePathE
 from .paths import safe_component, safe_path
 
 __all__ = [
+    "ArchiveLayout",
     "BUILTIN_LAYOUTS",
     "DEFAULT_LAYOUT",
     "FIELDS",
@@ -179,6 +182,17 @@ class Layout:
             raise UnsafePathError(f"layout {self.name!r}, field {{{field}}}: {exc}") from exc
 
 
+@attrs.frozen
+class ArchiveLayout(Layout):
+    """ocs_archive's file-store path, as the data file itself builds it
+    (:meth:`DataFile.get_filestore_path`), so observatory subclasses and
+    special cases (thumbnails, LCO bad-pixel masks) keep their own paths. Its
+    template documents the usual shape."""
+
+    def path_for(self, data_file: Any, context: Mapping[str, object] | None = None) -> str:
+        return safe_path(str(data_file.get_filestore_path()))
+
+
 def _available_names(context_fields: Iterable[str] = ()) -> list[str]:
     return sorted(set(FIELDS) | set(context_fields))
 
@@ -188,7 +202,7 @@ BUILTIN_LAYOUTS: dict[str, Layout] = {
     "flat": Layout("flat", "{filename}"),
     "by_target": Layout("by_target", "{target}/{filename}"),
     "by_project_and_target": Layout("by_project_and_target", "{project}/{target}/{filename}"),
-    "archive": Layout("archive", "{site}/{instrument}/{day}/{kind}/{filename}"),
+    "archive": ArchiveLayout("archive", "{site}/{instrument}/{day}/{kind}/{filename}"),
 }
 
 DEFAULT_LAYOUT = "by_target"

@@ -53,9 +53,13 @@ class DataFileData:
 
     header: Header = attrs.Factory(Header)
     open_file: OpenFile = attrs.Factory(OpenFile)
+    filestore_path: str = "coj/kb05/20150219/processed/" + "coj1m011-kb05-20150219-0125-e91.fits.fz"
 
     def get_header_data(self) -> Header:
         return self.header
+
+    def get_filestore_path(self) -> str:
+        return self.filestore_path
 
 
 FILE = "coj1m011-kb05-20150219-0125-e91.fits.fz"
@@ -71,9 +75,16 @@ def test_builtin_layouts() -> None:
 
 
 @pytest.mark.parametrize(("level", "kind"), [(0, "raw"), ("0", "raw"), (91, "processed"), (11, "processed")])
-def test_archive_raw_or_processed(level: Any, kind: str) -> None:
+def test_kind_is_raw_or_processed(level: Any, kind: str) -> None:
     f = DataFileData(Header(reduction_level=level))
-    assert get_layout("archive").path_for(f) == f"coj/kb05/20150219/{kind}/{FILE}"
+    assert get_layout("{site}/{kind}/{filename}").path_for(f) == f"coj/{kind}/{FILE}"
+
+
+def test_archive_is_the_data_files_own_path_checked() -> None:
+    assert get_layout("archive").path_for(DataFileData(filestore_path="coj/kb05/bpm/x.fits")) == "coj/kb05/bpm/x.fits"
+    for bad in ("../x.fits", "/etc/passwd", "a//b", "a/\x00"):
+        with pytest.raises(UnsafePathError):
+            get_layout("archive").path_for(DataFileData(filestore_path=bad))
 
 
 def test_context_overrides_header_values() -> None:
@@ -174,25 +185,41 @@ def test_names_are_forgiving_and_layouts_pass_through() -> None:
 
 def test_bad_reduction_level() -> None:
     with pytest.raises(FileSpecificationError, match="reduction level"):
-        get_layout("archive").path_for(DataFileData(Header(reduction_level="high")))
+        get_layout("{kind}/{filename}").path_for(DataFileData(Header(reduction_level="high")))
 
 
-def test_archive_thumbnails_and_real_data_files(examples_dir: Any) -> None:
-    """With the real data-file classes: thumbnails go under thumbnails/, and
-    the archive layout agrees with each data file's own file-store path."""
-    input_ = pytest.importorskip("ocs_transfer.input.filefactory", reason="needs ocs_transfer.input")
-    from ocs_transfer.input import File, ThumbnailFile  # type: ignore[attr-defined, unused-ignore]
+def test_archive_and_kind_on_real_data_files(examples_dir: Any) -> None:
+    """With the real data-file classes: the archive path is
+    site/instrument/day/raw|processed/file (thumbnails/ for thumbnails), and the
+    {kind} field agrees with it."""
+    from ocs_transfer.input import File, ThumbnailFile, open_datafile
     from ocs_transfer.settings import Settings
 
+    settings = Settings()
+    archive, kind = get_layout("archive"), get_layout("{kind}")
     jpg = examples_dir / "tfn0m419-sq32-20240426-0097-e91-small.jpg"
     metadata = {"frame_basename": "tfn0m419-sq32-20240426-0097-e91", "size": "small",
                 "DATE-OBS": "2024-04-26T21:12:00", "DAY-OBS": "20240426", "INSTRUME": "sq32",
                 "SITEID": "tfn", "TELID": "0m4c"}
-    settings = Settings()
     with open(jpg, "rb") as f:
         thumb = ThumbnailFile(File(f, jpg, settings=settings), metadata, settings=settings)
-        assert get_layout("archive").path_for(thumb) == f"tfn/sq32/20240426/thumbnails/{jpg.name}"
-        assert get_layout("archive").path_for(thumb) == thumb.get_filestore_path()
+        assert archive.path_for(thumb) == f"tfn/sq32/20240426/thumbnails/{jpg.name}"
+        assert kind.path_for(thumb) == "thumbnails"
     for fits in sorted(examples_dir.glob("*.fits*")):
-        with input_.open_datafile(fits, settings=settings) as data_file:
-            assert get_layout("archive").path_for(data_file) == data_file.get_filestore_path()
+        with open_datafile(fits, settings=settings) as data_file:
+            h = data_file.get_header_data()
+            level = "raw" if h.get_reduction_level() == 0 else "processed"
+            expected = f"{h.get_site_id()}/{h.get_instrument_id()}/{h.get_observation_day()}/{level}/{fits.name}"
+            assert archive.path_for(data_file) == expected
+            assert kind.path_for(data_file) == level
+
+
+def test_hostile_header_values_in_the_archive_path(examples_dir: Any) -> None:
+    from ocs_transfer.input import open_datafile
+    from ocs_transfer.settings import Settings
+
+    fits = sorted(examples_dir.glob("*.fits.fz"))[0]
+    for bad in ["..", "x\x00y", "a\nb", "%2e%2e", "i" * 300, "a/b"]:
+        with open_datafile(fits, {"SITEID": bad}, settings=Settings()) as data_file:
+            with pytest.raises(FileSpecificationError, match="file-store path"):
+                get_layout("archive").path_for(data_file)

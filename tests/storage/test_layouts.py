@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ocs_transfer.exceptions import ConfigurationError, FileSpecificationError, UnsafePathError
 from ocs_transfer.storage.layouts import BUILTIN_LAYOUTS, FIELDS, Layout, get_layout
@@ -223,3 +226,17 @@ def test_hostile_header_values_in_the_archive_path(examples_dir: Any) -> None:
         with open_datafile(fits, {"SITEID": bad}, settings=Settings()) as data_file:
             with pytest.raises(FileSpecificationError, match="file-store path"):
                 get_layout("archive").path_for(data_file)
+
+
+@given(st.text(max_size=80), st.text(max_size=80))
+def test_any_header_values_give_exactly_the_layouts_levels_or_an_error(target: str, project: str) -> None:
+    f = DataFileData(Header(target=target, proposal=project))
+    try:
+        path = get_layout("by_project_and_target").path_for(f)
+    except (UnsafePathError, FileSpecificationError):
+        return
+    parts = path.split("/")
+    assert len(parts) == 3 and parts[2] == FILE
+    assert all(p not in ("", ".", "..") for p in parts)
+    root = "/srv/root"
+    assert os.path.normpath(os.path.join(root, path)).startswith(root + "/")

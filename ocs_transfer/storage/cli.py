@@ -119,10 +119,10 @@ def _one_line(exc: BaseException) -> str:
 def _human(size: int) -> str:
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+        if value < 1024:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{value:.1f} TiB"
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

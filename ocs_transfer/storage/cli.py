@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import attrs
 import click
 
 from ..exceptions import ConfigurationError, OcsTransferError
+from ..settings import Settings
 from .base import FileStore, Progress, StoredObject
 from .layouts import BUILTIN_LAYOUTS, DEFAULT_LAYOUT, Layout, get_layout
 
@@ -75,21 +76,24 @@ def send_files(
     *,
     layout: Layout,
     context: Mapping[str, str],
-    progress_for: Any = None,
-    on_result: Any = None,
+    settings: Settings | None = None,
+    progress_for: Callable[[Path, int], AbstractContextManager[Progress]] | None = None,
+    on_result: Callable[[SendResult], None] | None = None,
 ) -> list[SendResult]:
     """Store each of ``files`` in ``store``; one failure never stops the rest.
 
-    ``progress_for(path, size)`` may return a context manager yielding a
-    :data:`~ocs_transfer.storage.base.Progress` callback; ``on_result(result)``
-    is called after each file.
+    ``settings`` decide how metadata is read (``Settings.from_env()`` when
+    omitted). ``progress_for(path, size)`` may return a context manager
+    yielding a :data:`~ocs_transfer.storage.base.Progress` callback;
+    ``on_result(result)`` is called after each file.
     """
-    from ..input import open_datafile  # type: ignore[attr-defined, unused-ignore]
+    from ..input import open_datafile
 
+    settings = settings if settings is not None else Settings.from_env()
     results = []
     for path in files:
         try:
-            with open_datafile(path) as data_file, _progress(progress_for, path) as progress:
+            with open_datafile(path, settings=settings) as data_file, _progress(progress_for, path) as progress:
                 stored = store.store_file(data_file, layout=layout, context=context, progress=progress)
             result = SendResult(file=str(path), stored=stored, link=_link(store, stored.path))
         except (OcsTransferError, OSError) as exc:
@@ -103,7 +107,9 @@ def send_files(
 
 
 @contextmanager
-def _progress(progress_for: Any, path: Path) -> Iterator[Progress | None]:
+def _progress(
+    progress_for: Callable[[Path, int], AbstractContextManager[Progress]] | None, path: Path
+) -> Iterator[Progress | None]:
     if progress_for is None:
         yield None
         return
@@ -148,9 +154,10 @@ def send_command(
     layout puts it, verify it, and print where it went."""
     from . import get_store
 
+    settings = Settings.from_env()
     try:
         chosen = get_layout(layout)
-        store = get_store(destination)
+        store = get_store(destination, settings=settings)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     context = {k: v for k, v in (("target", target), ("project", project)) if v}
@@ -170,7 +177,8 @@ def send_command(
 
     with store:
         results = send_files(
-            store, files, layout=chosen, context=context, progress_for=bar if interactive else None, on_result=report
+            store, files, layout=chosen, context=context, settings=settings,
+            progress_for=bar if interactive else None, on_result=report,
         )
     if as_json:
         click.echo(json.dumps([r.as_dict(destination) for r in results], indent=2, ensure_ascii=False))

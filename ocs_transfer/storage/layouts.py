@@ -64,10 +64,8 @@ def _kind(data_file: Any) -> str:
 
 
 def _is_thumbnail(data_file: Any) -> bool:
-    try:
-        from ..input import ThumbnailFile  # type: ignore[attr-defined]
-    except ImportError:
-        return False
+    from ..input.thumbnailfile import ThumbnailFile
+
     return isinstance(data_file, ThumbnailFile)
 
 

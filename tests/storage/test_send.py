@@ -12,10 +12,8 @@ from click.testing import CliRunner
 
 from ocs_transfer import plugins
 from ocs_transfer.cli import main
+from ocs_transfer.input import open_datafile
 from ocs_transfer.storage import get_store
-
-pytest.importorskip("ocs_transfer.input.filefactory", reason="needs the data-file classes (ocs_transfer.input)")
-from ocs_transfer.input import open_datafile  # type: ignore[attr-defined, unused-ignore]
 
 
 @pytest.fixture

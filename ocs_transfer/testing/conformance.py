@@ -391,8 +391,10 @@ class VersioningTests(ProviderFixtures):
         assert _read(store, "v.bin") == b"two"
         assert _read(store, "v.bin", one.version_id) == b"one"
         assert store.info("v.bin", one.version_id).size == 3
-        store.delete_file("v.bin", version_id=two.version_id)
-        assert _read(store, "v.bin") == b"one"
+        store.delete_file("v.bin", version_id=one.version_id)
+        with pytest.raises(ObjectNotFoundError):
+            store.info("v.bin", one.version_id)
+        assert _read(store, "v.bin") == b"two"  # deleting an old version leaves the current one
 
 
 class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, VersioningTests):

@@ -31,12 +31,13 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from ocs_transfer.exceptions import ConfigurationError, IntegrityError, UnsafePathError
+from ocs_transfer.exceptions import ConfigurationError, IntegrityError
 from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
+from ocs_transfer.storage.paths import join_under
 
 from .signing import signed_url
 
@@ -169,11 +170,7 @@ class LocalStore(FsspecStore):
     # -- paths -----------------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
-        full = super()._full(path)
-        real = os.path.realpath(full)
-        if real != self.root_real and not real.startswith(self.root_real.rstrip("/") + "/"):
-            raise UnsafePathError(f"object path {path!r} leads outside the store root (through a symbolic link)")
-        return full
+        return str(join_under(self.root, path))  # also refuses symbolic links that leave the root
 
     @staticmethod
     def is_temporary(path: str) -> bool:

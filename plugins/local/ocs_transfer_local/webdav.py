@@ -51,7 +51,7 @@ from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage.base import Progress, StoredObject
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader, iter_chunks
+from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
 
 from .server import SHA256_HEADER
 from .signing import signed_url
@@ -81,14 +81,19 @@ class _Auth(httpx.Auth):
 
 
 def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[bytes]:
-    """The request body; a source shorter than announced is an integrity
-    error (not the HTTP client's protocol error)."""
-    for chunk in iter_chunks(reader, chunk_size):
-        if size is not None and reader.bytes_read > size:
-            raise IntegrityError(f"the source gave more than the announced {size} bytes")
-        yield chunk
-    if size is not None and reader.bytes_read != size:
-        raise IntegrityError(f"the source gave {reader.bytes_read} bytes, expected {size}; it changed or was cut short")
+    """The request body, one chunk behind the reader: a chunk is sent only
+    once the next read succeeded, so a source error, a cancel or a short
+    source (an integrity error, not the HTTP client's protocol error) always
+    stops the body before it is complete and the server never publishes it."""
+    pending = reader.read(chunk_size)
+    while pending:
+        following = reader.read(chunk_size)
+        if size is not None and (reader.bytes_read > size or (not following and reader.bytes_read != size)):
+            raise IntegrityError(
+                f"the source gave {reader.bytes_read} bytes, expected {size}; it changed or was cut short"
+            )
+        yield pending
+        pending = following
 
 
 @functools.cache

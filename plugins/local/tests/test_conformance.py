@@ -6,6 +6,7 @@ own: the stores use fsspec's LocalFileSystem and webdav4's filesystem)."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,17 +58,25 @@ class TestLocal(StoreTests):
         return walk(local_root)
 
 
+@pytest.fixture
+def folder() -> str:
+    """A fresh folder name per test inside a shared server's root."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
 class TestLocalWithSignedLinks(TestLocal):
     """A directory the file server serves: links are signed and downloadable."""
 
     @pytest.fixture
-    def local_root(self, file_server) -> Path:
-        return file_server.root
+    def local_root(self, shared_file_server, folder: str) -> Path:
+        root = shared_file_server.root / folder
+        root.mkdir()
+        return root
 
     @pytest.fixture
-    def store(self, local_root: Path, file_server) -> Iterator[LocalStore]:
-        config = LocalStore.Config(root=str(local_root), server_url=file_server.url)
-        with LocalStore.from_config(config, {"signing_key": file_server.signing_key}) as s:
+    def store(self, local_root: Path, shared_file_server, folder: str) -> Iterator[LocalStore]:
+        config = LocalStore.Config(root=str(local_root), server_url=shared_file_server.url, server_path=folder)
+        with LocalStore.from_config(config, {"signing_key": shared_file_server.signing_key}) as s:
             yield s
 
     @pytest.fixture
@@ -77,14 +86,15 @@ class TestLocalWithSignedLinks(TestLocal):
 
 class TestWebdavOnOurServer(StoreTests):
     @pytest.fixture
-    def store(self, file_server) -> Iterator[WebdavStore]:
-        config = WebdavStore.Config(url=file_server.url + "/dest")
-        with WebdavStore.from_config(config, {"token": file_server.token, "signing_key": file_server.signing_key}) as s:
+    def store(self, shared_file_server, folder: str) -> Iterator[WebdavStore]:
+        srv = shared_file_server
+        config = WebdavStore.Config(url=f"{srv.url}/{folder}")
+        with WebdavStore.from_config(config, {"token": srv.token, "signing_key": srv.signing_key}) as s:
             yield s
 
     @pytest.fixture
-    def raw_listing(self, file_server) -> Callable[[], list[str]]:
-        return walk(file_server.root / "dest")
+    def raw_listing(self, shared_file_server, folder: str) -> Callable[[], list[str]]:
+        return walk(shared_file_server.root / folder)
 
     @pytest.fixture
     def links_fetchable(self) -> bool:
@@ -100,15 +110,15 @@ class TestWebdavOnStockWsgidav(StoreTests):
     (verification re-reads), no parent creation on PUT."""
 
     @pytest.fixture
-    def store(self, plain_dav) -> Iterator[WebdavStore]:
-        config = WebdavStore.Config(url=plain_dav.url, root="dest", username=plain_dav.username,
-                                    link_base_url="https://x.invalid/")
-        with WebdavStore.from_config(config, {"password": plain_dav.password}) as s:
+    def store(self, shared_plain_dav, folder: str) -> Iterator[WebdavStore]:
+        dav = shared_plain_dav
+        config = WebdavStore.Config(url=dav.url, root=folder, username=dav.username, link_base_url="https://x.invalid/")
+        with WebdavStore.from_config(config, {"password": dav.password}) as s:
             yield s
 
     @pytest.fixture
-    def raw_listing(self, plain_dav) -> Callable[[], list[str]]:
-        return walk(plain_dav.root / "dest")
+    def raw_listing(self, shared_plain_dav, folder: str) -> Callable[[], list[str]]:
+        return walk(shared_plain_dav.root / folder)
 
     @pytest.fixture
     def large_file_size(self) -> int:

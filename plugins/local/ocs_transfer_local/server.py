@@ -52,6 +52,7 @@ from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderReso
 from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.redact import Secret
 
+from .local import fsync_directory
 from .signing import MIN_KEY_LENGTH, verify_signature
 
 __all__ = [
@@ -134,14 +135,6 @@ def _is_partial(name: str) -> bool:
     return name.endswith(_PARTIAL_SUFFIX)
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _AtomicUpload:
     """A temporary file beside ``final`` that becomes ``final`` on commit."""
 
@@ -182,7 +175,7 @@ class _AtomicUpload:
         except BaseException:
             self.abort()
             raise
-        _fsync_dir(os.path.dirname(self.final))
+        fsync_directory(os.path.dirname(self.final))
 
     def abort(self) -> None:
         try:
@@ -201,9 +194,9 @@ def _content_length(environ: WSGIEnvironment) -> int | None:
 
 def _move_file(src: str, dest: str) -> None:
     os.replace(src, dest)
-    _fsync_dir(os.path.dirname(dest))
+    fsync_directory(os.path.dirname(dest))
     if os.path.dirname(dest) != os.path.dirname(src):
-        _fsync_dir(os.path.dirname(src))
+        fsync_directory(os.path.dirname(src))
 
 
 def _copy_file(src: str, dest: str) -> None:

@@ -28,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import posixpath
 import threading
+import time
 from collections.abc import Generator, Iterator, Mapping
 from datetime import timedelta
 from typing import IO, Any, ClassVar, NoReturn, Self
@@ -188,7 +190,7 @@ class WebdavStore(FsspecStore):
         )
         self.config = config
         self._signing_key = signing_key
-        self._local = threading.local()  # (path, sha256 the server reported) of this thread's upload
+        self._local = threading.local()  # this thread's upload: .received (path, server sha256), .aborted (path)
 
     def __repr__(self) -> str:
         return f"WebdavStore(url={self.config.url!r}, root={self.root!r})"
@@ -285,6 +287,7 @@ class WebdavStore(FsspecStore):
             )
         finally:
             self._local.received = None
+            self._local.aborted = None
 
     def _reported(self, full: str) -> str | None:
         """The SHA-256 the server reported for the upload at ``full`` (our
@@ -329,9 +332,12 @@ class WebdavStore(FsspecStore):
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
+        body = _body(reader, self.chunk_size, size)
+        first = next(body, b"")  # a source that fails at once never reaches the server
+        self._local.aborted = path
         with _webdav_errors():
-            body = _body(reader, self.chunk_size, size)
-            response = self.fs.client.request("PUT", path, content=body, headers=headers)
+            response = self.fs.client.request("PUT", path, content=itertools.chain([first], body), headers=headers)
+        self._local.aborted = None
         received = response.headers.get(SHA256_HEADER)
         self._local.received = (path, received.lower()) if received else None
 
@@ -362,13 +368,20 @@ class WebdavStore(FsspecStore):
         self._local.received = (final, received) if received else None
 
     def _discard(self, full: str) -> None:
-        try:
-            with _webdav_errors():
-                self.fs.client.remove(full)
-        except FileNotFoundError:
-            pass
-        except Exception:
-            super()._discard(full)
+        """Delete a staged upload. After an aborted PUT, a server that writes
+        in place (not ours) may still be creating the file when the DELETE
+        arrives: look again for a moment and delete what shows up."""
+        aborted = getattr(self._local, "aborted", None) == full
+        self._local.aborted = None
+        for delay in (0.0, 0.1, 0.2, 0.4) if aborted else (0.0,):
+            time.sleep(delay)
+            try:
+                with _webdav_errors():
+                    self.fs.client.remove(full)
+            except FileNotFoundError:
+                pass
+            except Exception:
+                super()._discard(full)
 
     # -- links -------------------------------------------------------------------------------
 

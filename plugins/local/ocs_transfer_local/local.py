@@ -208,6 +208,7 @@ class LocalStore(FsspecStore):
         src = _regular_fd(reader.source)
         offset = reader.source.tell() if src is not None else 0
         start = offset
+        check = bytearray()  # the read-back buffer, reused
         while True:
             chunk = reader.read(self.chunk_size)
             if not chunk:
@@ -221,8 +222,10 @@ class LocalStore(FsspecStore):
                     src = None  # no kernel copy between these files: write from memory from here on
             if src is None:
                 _write_all(out, chunk, offset - start)
-            written = os.pread(out, len(chunk), offset - start)
-            if written != chunk:
+            if len(check) != len(chunk):
+                check = bytearray(len(chunk))
+            # (bytearray == bytes is a memcmp; a memoryview comparison would go byte by byte)
+            if os.preadv(out, [check], offset - start) != len(chunk) or check != chunk:
                 raise IntegrityError(
                     f"the bytes written at offset {offset - start} differ from the bytes read from the source"
                     " (did the source change during the copy?)"

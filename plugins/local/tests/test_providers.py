@@ -287,3 +287,19 @@ def test_webdav_against_rclone_serve(tmp_path: Path, rclone: str, rclone_env: di
     finally:
         proc.terminate()
         proc.communicate(timeout=15)
+
+
+def test_local_from_ocs_archive_settings(tmp_path: Path, local_plugins) -> None:
+    from ocs_transfer.settings import Settings
+
+    settings = Settings.from_env(
+        {"FILESTORE_TYPE": "local", "FILESYSTEM_STORAGE_ROOT_DIR": str(tmp_path / "fs"),
+         "FILESYSTEM_STORAGE_BASE_URL": "https://data.example.org/files/"}
+    )
+    store = get_store(settings=settings)
+    assert isinstance(store, LocalStore)
+    store.put(io.BytesIO(b"x"), "a b/c.fits")
+    assert store.get_url("a b/c.fits") == "https://data.example.org/files/a%20b/c.fits"
+    assert (tmp_path / "fs" / "a b" / "c.fits").read_bytes() == b"x"
+    with pytest.raises(ConfigurationError, match="FILESYSTEM_STORAGE_ROOT_DIR"):
+        get_store(settings=Settings.from_env({"FILESTORE_TYPE": "local"}))

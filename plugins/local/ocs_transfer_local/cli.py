@@ -9,13 +9,14 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.storage.paths import safe_path
 
-from .server import DEFAULT_PORT, SIGNING_KEY_ENV, TOKENS_ENV, FileServer, ServerConfig, load_secrets
+from .config import DEFAULT_PORT, SIGNING_KEY_ENV, TOKENS_ENV, ServerConfig, load_secrets
 from .signing import signed_url
 
 __all__ = ["local_cloud"]
@@ -51,6 +52,8 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
         root=root.resolve(), host=host, port=port, tokens=tokens, signing_key=keys[0] if keys else None,
         threads=threads, readonly=readonly,
     )
+    from .server import FileServer
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -59,7 +62,7 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def ready(server: FileServer) -> None:
+    def ready(server: Any) -> None:
         links = "signed links on" if config.signing_key else "signed links off (no signing key)"
         click.echo(f"serving {config.root} at {server.url}/ ({len(tokens)} token(s), {links})", err=True)
 

@@ -38,7 +38,6 @@ from typing import IO, Any, ClassVar, NoReturn, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
-import httpx
 
 from ocs_transfer.exceptions import (
     ConfigurationError,
@@ -55,31 +54,29 @@ from ocs_transfer.storage.base import Progress, StoredObject
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
 
-from .server import SHA256_HEADER
-from .signing import signed_url
+from .signing import SHA256_HEADER, signed_url
 
 __all__ = ["WebdavStore"]
 
 
-class _Auth(httpx.Auth):
-    """HTTP Basic (user + password) or Bearer (token); the secret stays in a
-    :class:`Secret` until the request is sent."""
+def _auth(*, username: str | None, password: Secret | None, token: Secret | None) -> Any:
+    """An httpx auth that sends HTTP Basic (user + password) or Bearer
+    (token); the secret stays in a :class:`Secret` until a request is sent.
+    (httpx is imported here, not when the plugin registers.)"""
+    import httpx
 
-    def __init__(self, *, username: str | None, password: Secret | None, token: Secret | None) -> None:
-        self._username = username
-        self._password = password
-        self._token = token
+    class Auth(httpx.Auth):
+        def __repr__(self) -> str:
+            return "Auth(***)"
 
-    def __repr__(self) -> str:
-        return "_Auth(***)"
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            if token is not None:
+                request.headers["Authorization"] = f"Bearer {token.reveal()}"
+            elif password is not None:
+                request.headers["Authorization"] = httpx.BasicAuth(username or "", password.reveal())._auth_header
+            yield request
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._token is not None:
-            request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        elif self._password is not None:
-            basic = httpx.BasicAuth(self._username or "", self._password.reveal())
-            request.headers["Authorization"] = basic._auth_header
-        yield request
+    return Auth()
 
 
 def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[bytes]:
@@ -102,6 +99,7 @@ def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[
 def _client_class() -> type[Any]:
     """webdav4's Client, fixed to percent-encode paths: webdav4 hands raw
     paths to httpx, which refuses names containing ``?`` or ``#``."""
+    import httpx
     from webdav4.client import Client
     from webdav4.urls import join_url_path
 
@@ -223,6 +221,8 @@ class WebdavStore(FsspecStore):
             raise ConfigurationError("give the webdav store either a password (with username) or a token, not both")
         if password is not None and not config.username:
             raise ConfigurationError("a webdav password needs the username option")
+        import httpx
+
         defaults = settings or Settings()
         timeout = httpx.Timeout(
             connect=config.connect_timeout or defaults.connect_timeout,
@@ -232,7 +232,7 @@ class WebdavStore(FsspecStore):
         )
         client = _client_class()(
             config.url,
-            auth=_Auth(username=config.username, password=password, token=token),
+            auth=_auth(username=config.username, password=password, token=token),
             retry=False,
             timeout=timeout,
             verify=config.verify_tls,

@@ -108,20 +108,20 @@ def test_rclone_uploads_and_lists_with_a_bearer_token(file_server, tmp_path: Pat
 
 def test_link_command_makes_a_working_signed_link(file_server, tmp_path: Path) -> None:
     from click.testing import CliRunner
+    from ocs_transfer_local.cli import local_cloud
 
-    from ocs_transfer.cli import main
 
     (file_server.root / "night").mkdir()
     (file_server.root / "night" / "a b.fits").write_bytes(b"SIMPLE")
     key_file = tmp_path / "key"
     key_file.write_text(file_server.signing_key + "\n")
     runner = CliRunner()
-    result = runner.invoke(main, ["local-cloud", "link", "night/a b.fits", "--server-url", file_server.url,
+    result = runner.invoke(local_cloud, ["link", "night/a b.fits", "--server-url", file_server.url,
                                   "--signing-key-file", str(key_file), "--expires", "10m"])
     assert result.exit_code == 0, result.output
     url = result.output.strip()
     assert file_server.signing_key not in url
     assert httpx.get(url, timeout=5).content == b"SIMPLE"
-    bad = runner.invoke(main, ["local-cloud", "link", "x", "--server-url", file_server.url,
+    bad = runner.invoke(local_cloud, ["link", "x", "--server-url", file_server.url,
                                "--signing-key-file", str(key_file), "--expires", "soon"])
     assert bad.exit_code != 0 and "30m" in bad.output

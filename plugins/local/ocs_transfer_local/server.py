@@ -13,8 +13,10 @@ data archive needs around it:
   whole body arrived; a cut-short or failed upload leaves nothing visible.
   The response carries the SHA-256 of what was stored
   (``X-OCS-Transfer-SHA256``), so clients can verify without re-reading.
-  MOVE and COPY of files publish with a rename, too. Missing parent
-  directories of a PUT are created.
+  MOVE and COPY of files publish with a rename, too (handled here, not by
+  WsgiDAV, which mangles destination names containing ``?`` or ``;``; WebDAV
+  locks are not consulted for them). Missing parent directories of a PUT are
+  created.
 - **Signed links.** ``GET /_signed/<path>?exp=..&sig=..`` serves one file
   without a token until ``exp`` (see :mod:`ocs_transfer_local.signing`).
 - **Health.** ``GET /_health`` answers ``{"status": "ok"}`` without a token.
@@ -64,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = "/_health"
 SHA256_ENVIRON = "ocs_transfer.sha256"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
@@ -73,7 +74,6 @@ _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 # -- the filesystem provider with atomic writes ------------------------------------------
-
 
 
 def _is_partial(name: str) -> bool:

@@ -208,7 +208,7 @@ class LocalStore(FsspecStore):
         src = _regular_fd(reader.source)
         offset = reader.source.tell() if src is not None else 0
         start = offset
-        check = bytearray()  # the read-back buffer, reused
+        check = bytearray(_CHECK_SIZE)  # the read-back buffer, reused
         while True:
             chunk = reader.read(self.chunk_size)
             if not chunk:
@@ -222,10 +222,7 @@ class LocalStore(FsspecStore):
                     src = None  # no kernel copy between these files: write from memory from here on
             if src is None:
                 _write_all(out, chunk, offset - start)
-            if len(check) != len(chunk):
-                check = bytearray(len(chunk))
-            # (bytearray == bytes is a memcmp; a memoryview comparison would go byte by byte)
-            if os.preadv(out, [check], offset - start) != len(chunk) or check != chunk:
+            if not _same_on_disk(out, offset - start, chunk, check):
                 raise IntegrityError(
                     f"the bytes written at offset {offset - start} differ from the bytes read from the source"
                     " (did the source change during the copy?)"
@@ -281,6 +278,21 @@ class LocalStore(FsspecStore):
         rel = self._rel(path)
         served = f"{self.server_path}/{rel}" if self.server_path else rel
         return signed_url(self.server_url, self._signing_key, served, expiration)
+
+
+_CHECK_SIZE = 1024 * 1024
+
+
+def _same_on_disk(fd: int, offset: int, data: bytes, buffer: bytearray) -> bool:
+    """Whether ``fd`` holds ``data`` at ``offset``, read back through
+    ``buffer`` a piece at a time (bytearray == buffer is a memcmp)."""
+    view = memoryview(data)
+    for at in range(0, len(data), len(buffer)):
+        piece = view[at : at + len(buffer)]
+        target = buffer if len(piece) == len(buffer) else bytearray(len(piece))
+        if os.preadv(fd, [target], offset + at) != len(piece) or target != piece:
+            return False
+    return True
 
 
 class _Flusher:

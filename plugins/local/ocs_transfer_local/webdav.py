@@ -29,6 +29,7 @@ import contextlib
 import errno
 import functools
 import itertools
+import logging
 import posixpath
 import threading
 import time
@@ -57,6 +58,8 @@ from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
 from .signing import SHA256_HEADER, signed_url
 
 __all__ = ["WebdavStore"]
+
+log = logging.getLogger(__name__)
 
 
 def _auth(*, username: str | None, password: Secret | None, token: Secret | None) -> Any:
@@ -379,9 +382,10 @@ class WebdavStore(FsspecStore):
                 with _webdav_errors():
                     self.fs.client.remove(full)
             except FileNotFoundError:
-                pass
-            except Exception:
-                super()._discard(full)
+                continue
+            except Exception as exc:  # clean-up must not hide the real error; the server is unreachable or refuses
+                log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
+                return
 
     # -- links -------------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ The rules, for every component:
   (``%2e%2e``, ``%252e%252e``); so are percent-encoded separators, NUL and
   control characters, because some servers decode them.
 - Backslashes and Windows drive forms (``C:``, ``\\\\server``) are rejected in
-  paths (in a single component, a backslash is a separator and is replaced).
+  paths, a drive form in any component (in a single component made from a
+  header value, a backslash is a separator and is replaced).
 - A component is at most :data:`MAX_COMPONENT_BYTES` bytes of UTF-8, a path at
   most :data:`MAX_PATH_BYTES`.
 
@@ -122,6 +123,8 @@ def _check_component(part: str, original: str) -> None:
             f"path {_show(original)} has the component {part!r}: a name must contain more than dots and white space"
         )
     _check_characters(part, "name")
+    if _DRIVE.match(part):
+        raise UnsafePathError(f"name {_show(part)} starts with a drive letter (as in C:)")
     hidden = _hidden_traversal(part)
     if hidden is not None:
         raise UnsafePathError(f"name {_show(part)} is traversal or hides a separator (it means {_show(hidden)})")
@@ -180,8 +183,6 @@ def safe_path(path: str, *, allow_root: bool = False) -> str:
         raise UnsafePathError(f"path {_show(path)} is absolute; give a path relative to the store root")
     if "\\" in path:
         raise UnsafePathError(f"path {_show(path)} contains a backslash; use '/' between components")
-    if _DRIVE.match(path):
-        raise UnsafePathError(f"path {_show(path)} starts with a drive letter")
     size = len(path.encode("utf-8"))
     if size > MAX_PATH_BYTES:
         raise UnsafePathError(f"path {_show(path)} is {size} bytes of UTF-8; the limit is {MAX_PATH_BYTES}")

@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import attrs
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..exceptions import (
@@ -236,28 +236,41 @@ class Engine:
             raise ConfigurationError("a destination is named twice")
         ctx = dict(context or {})
         now = self.clock()
+        asked = any(d.delete_source for d in dests)
+        snaps = [(d, d.snapshot()) for d in dests]
         created: list[Transfer] = []
         with self.ledger.session() as session:
-            for path in paths:
-                file = SourceFileRow(
-                    store=source, path=path, context=json.dumps(ctx, sort_keys=True),
-                    delete_source=any(d.delete_source for d in dests),
-                    delete_state="pending" if any(d.delete_source for d in dests) else "", created_at=now,
+            for start in range(0, len(paths), 500):  # bulk inserts, in slices
+                batch = paths[start : start + 500]
+                file_ids = session.scalars(
+                    insert(SourceFileRow).returning(SourceFileRow.id, sort_by_parameter_order=True),
+                    [
+                        {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
+                         "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now}
+                        for path in batch
+                    ],
+                ).all()  # fmt: skip
+                session.execute(
+                    insert(TransferRow),
+                    [
+                        {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
+                         "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
+                         "next_attempt_at": now, "remote_path": remote_path_for(snap, path, ctx), "created_at": now,
+                         "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
+                         "provider_checksum": "", "remote_version": "", "link": "", "worker": "",
+                         "cancel_requested": False}
+                        for file_id, path in zip(file_ids, batch, strict=True)
+                        for dest, snap in snaps
+                    ],
                 )  # fmt: skip
-                session.add(file)
-                session.flush()
-                for dest in dests:
-                    snap = dest.snapshot()
-                    row = TransferRow(
-                        file_id=file.id, destination_id=dest.id, destination_name=dest.name,
-                        snapshot=json.dumps(snap, sort_keys=True), state=PENDING, attempts=0, next_attempt_at=now,
-                        remote_path=remote_path_for(snap, path, ctx), created_at=now, updated_at=now,
-                        last_error="", bytes_done=0, md5="", sha256="", provider_checksum="", remote_version="",
-                        link="", worker="", cancel_requested=False,
-                    )  # fmt: skip
-                    session.add(row)
-                    session.flush()
-                    created.append(Transfer.from_rows(row, file))
+                query = (
+                    select(TransferRow, SourceFileRow)
+                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                    .where(TransferRow.file_id.in_(file_ids))
+                    .order_by(TransferRow.id)
+                )
+                created += [Transfer.from_rows(t, f) for t, f in session.execute(query)]
+                session.expunge_all()
         log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(paths))
         return created
 

@@ -157,6 +157,24 @@ class _Running:
     deletes_source: bool = True
 
 
+@attrs.frozen
+class _Work:
+    """What one attempt needs from the ledger, read when it was claimed."""
+
+    snapshot: dict[str, Any]
+    remote_path: str
+    source_ref: str
+    source_path: str
+    attempts: int
+    size: int | None
+    deletes_source: bool
+
+    @classmethod
+    def of(cls, row: TransferRow, file: SourceFileRow) -> _Work:
+        return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
+                   file.delete_state == "pending")  # fmt: skip
+
+
 class Engine:
     """Schedules and runs transfers recorded in a :class:`Ledger`.
 
@@ -186,6 +204,7 @@ class Engine:
         self._resolver = source_resolver
         self._sources: dict[str, FileStore] = {}
         self._running: dict[int, _Running] = {}
+        self._claimed: dict[tuple[int, str], _Work] = {}
         self._lock = threading.Lock()
         self._last_beat = 0.0
 
@@ -353,6 +372,16 @@ class Engine:
                 )  # fmt: skip
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append((transfer_id, lease))
+            if claimed:  # read what the attempts need in the same transaction
+                leases = dict(claimed)
+                rows = session.execute(
+                    select(TransferRow, SourceFileRow)
+                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                    .where(TransferRow.id.in_(list(leases)))
+                ).all()
+                with self._lock:
+                    for row, file in rows:
+                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file)
         return claimed
 
     def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
@@ -390,14 +419,17 @@ class Engine:
                 self._running.pop(transfer_id, None)
 
     def _attempt(self, transfer_id: int, running: _Running) -> Transfer:
-        with self.ledger.session() as session:
-            row = session.get(TransferRow, transfer_id)
-            file = session.get(SourceFileRow, row.file_id) if row is not None else None
-            assert row is not None and file is not None
-            snap = json.loads(row.snapshot)
-            remote_path, source_ref, source_path, attempts = row.remote_path, file.store, file.path, row.attempts
-            size_hint = file.size
-            running.deletes_source = file.delete_state == "pending"
+        with self._lock:
+            work = self._claimed.pop((transfer_id, running.lease), None)
+        if work is None:
+            with self.ledger.session() as session:
+                row = session.get(TransferRow, transfer_id)
+                file = session.get(SourceFileRow, row.file_id) if row is not None else None
+                assert row is not None and file is not None
+                work = _Work.of(row, file)
+        snap, remote_path, source_ref, source_path = work.snapshot, work.remote_path, work.source_ref, work.source_path
+        attempts, size_hint = work.attempts, work.size
+        running.deletes_source = work.deletes_source
         secrets: list[Secret] = []
         try:
             try:

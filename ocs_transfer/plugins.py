@@ -166,8 +166,9 @@ def _call_one(pm: pluggy.PluginManager, plugin: object, plugin_name: str, state:
         (
             "ocs_transfer_register_datafile_types",
             state.datafile_types,
-            _collector("file type", state.datafile_types, plugin_name, lambda a: a[0].lower(), _check_datafile,
-                       lambda a: a[1]),
+            _collector(
+                "file type", state.datafile_types, plugin_name, lambda a: a[0].lower(), _check_datafile, lambda a: a[1]
+            ),
         ),
         (
             "ocs_transfer_register_commands",
@@ -281,9 +282,7 @@ def list_plugins() -> list[PluginInfo]:
     """Every registered plugin, with its distribution, version, and what it
     registered."""
     state = _get_state()
-    dists: dict[int, Any] = {
-        id(plugin): dist for plugin, dist in state.pm.list_plugin_distinfo()
-    }
+    dists: dict[int, Any] = {id(plugin): dist for plugin, dist in state.pm.list_plugin_distinfo()}
     core_version = _version("ocs-transfer")
     out = []
     for name, plugin in state.pm.list_name_plugin():

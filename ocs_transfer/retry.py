@@ -351,8 +351,10 @@ def translate(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()
     decision = classify(exc)
     detail = redact(f"{type(exc).__name__}: {exc}", secrets)
     text = f"{message}: {detail}"
-    if isinstance(exc, FileNotFoundError) or decision.code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion") or (
-        decision.status == 404
+    if (
+        isinstance(exc, FileNotFoundError)
+        or decision.code in ("NoSuchKey", "NoSuchBucket", "NoSuchVersion")
+        or (decision.status == 404)
     ):
         return exc_mod.ObjectNotFoundError(text)
     if decision.status in (507, 443) or (decision.code or "").lower() in (

@@ -112,6 +112,8 @@ class Settings:
     days_until_public: int = _env("DAYS_UNTIL_PUBLIC", 365, _parse_int)
     private_file_types: tuple[str, ...] = _env("PRIVATE_FILE_TYPES", ("-t00", "-x00"), _T)
     observation_portal_base_url: str | None = _env("OBSERVATION_PORTAL_BASE_URL", None)
+    #: Seconds to wait for the Observation Portal's proposal tags (ocs_transfer's own).
+    observation_portal_timeout: int = _env("OBSERVATION_PORTAL_TIMEOUT", 10, _parse_int)
     #: Secret; never shown in reprs.
     observation_portal_api_token: str | None = attrs.field(
         default=None, repr=False, metadata={"env": "OBSERVATION_PORTAL_API_TOKEN", "parse": str, "secret": True}
@@ -147,6 +149,8 @@ class Settings:
     radius_key: str = _env("RADIUS_KEY", "RADIUS")
     ra_key: str = _env("RA_KEY", "RA")
     dec_key: str = _env("DEC_KEY", "DEC")
+    thumbnail_frame_filename_key: str = _env("THUMBNAIL_FRAME_FILENAME_KEY", "frame_basename")
+    thumbnail_size_key: str = _env("THUMBNAIL_SIZE_KEY", "size")
 
     # -- file store ------------------------------------------------------------------
     filestore_type: str = _env("FILESTORE_TYPE", "local")

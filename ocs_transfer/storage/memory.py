@@ -68,3 +68,12 @@ class MemoryStore(FsspecStore):
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return f"memory://{path.lstrip('/')}"
+
+    def _publish(self, staging: str, final: str) -> None:
+        # Not fs.mv: fsspec's generic mv/copy expand glob characters ("?",
+        # "[", "*") in names, which mangles legal names such as "hello?".
+        # Renaming the dict entry is atomic and keeps names as they are.
+        src, dst = self.fs._strip_protocol(staging), self.fs._strip_protocol(final)
+        memfile = self.fs.store.pop(src)
+        memfile.path = dst
+        self.fs.store[dst] = memfile

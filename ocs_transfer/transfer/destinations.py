@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 SCOPES = ("personal", "organization", "project")
-LAYOUTS = ("flat", "by_target", "by_project_target")
+#: The built-in layout names (see :mod:`ocs_transfer.storage.layouts`; templates work too).
+LAYOUTS = ("flat", "by_target", "by_project_and_target", "archive")
 _TABLE = DestinationRow.__tablename__
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 #: Fields :meth:`Destinations.edit` may change (the provider may not).
@@ -105,8 +106,10 @@ class Destination:
 def _check(field: str, value: Any) -> Any:
     if field == "scope" and value not in SCOPES:
         raise ConfigurationError(f"scope {value!r} is not one of {', '.join(SCOPES)}")
-    if field == "layout" and value not in LAYOUTS:
-        raise ConfigurationError(f"layout {value!r} is not one of {', '.join(LAYOUTS)}")
+    if field == "layout":
+        from ..storage.layouts import get_layout
+
+        get_layout(value, context_fields=("target", "project"))  # a clear error for a bad name or template
     if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
         raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
     if field == "options":

@@ -117,22 +117,23 @@ class Transfer:
         )  # fmt: skip
 
 
-def _component(value: str, what: str) -> str:
-    cleaned = value.replace("/", "_").replace("\\", "_").strip().strip(".")
-    return cleaned or f"unknown-{what}"
-
-
 def remote_path_for(snapshot: Mapping[str, Any], source_path: str, context: Mapping[str, str]) -> str:
-    """Where a file goes in a destination: its path, then the layout's folders,
-    then the file's name. ``context`` supplies ``target`` and ``project``."""
-    parts = [p for p in str(snapshot.get("path") or "").split("/") if p]
-    layout = snapshot.get("layout") or "flat"
-    if layout == "by_project_target":
-        parts.append(_component(context.get("project", ""), "project"))
-    if layout in ("by_target", "by_project_target"):
-        parts.append(_component(context.get("target", ""), "target"))
-    parts.append(posixpath.basename(source_path.rstrip("/")))
-    return "/".join(parts)
+    """Where a file goes in a destination: the destination's path, then what
+    its layout (:func:`ocs_transfer.storage.layouts.get_layout`) makes of the
+    file name and ``context`` (``target``, ``project``, ...)."""
+    from ..storage.layouts import get_layout
+    from ..storage.paths import safe_path
+
+    layout = get_layout(snapshot.get("layout") or "flat", context_fields=context)
+    values = {"filename": posixpath.basename(source_path.rstrip("/")), **context}
+    missing = [f for f in layout.fields if not values.get(f)]
+    if missing:
+        raise ConfigurationError(
+            f"destination {snapshot.get('name')!r} uses layout {layout.name!r}, which needs"
+            f" {', '.join(missing)}; give them when scheduling (e.g. --target/--project) or use another layout"
+        )
+    base = [p for p in str(snapshot.get("path") or "").split("/") if p]
+    return safe_path("/".join([*base, layout.path_for(None, values)]))
 
 
 def _default_worker_id() -> str:

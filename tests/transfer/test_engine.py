@@ -22,7 +22,7 @@ MIN = 60.0
 
 
 def test_schedule_snapshots_destination_and_layout(rig: Rig) -> None:
-    store = rig.add_dest("arch", path="/archive/2026", layout="by_project_target")
+    store = rig.add_dest("arch", path="/archive/2026", layout="by_project_and_target")
     data = rig.add_source("raw/img_001.fits")
     [queued] = rig.engine.schedule(rig.source_url, ["raw/img_001.fits"], ["arch"],
                                    context={"project": "Galaxy Survey", "target": "M31/core"})

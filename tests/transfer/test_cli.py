@@ -168,3 +168,26 @@ def test_secrets_never_leak(cli: Cli, caplog: pytest.LogCaptureFixture) -> None:
     for form in forms(SECRET) + forms(SECRET + "2"):
         assert form not in everything
     ledger.close()
+
+
+def test_schedule_local_files(cli: Cli, tmp_path: Path) -> None:
+    import ocs_transfer_local.plugin
+
+    from ocs_transfer import plugins
+
+    with plugins.temporary_plugin(ocs_transfer_local.plugin, "local"):
+        dest_root = tmp_path / "dest"
+        cli("dest", "add", "disk", "--provider", "local", "--option", f"root={dest_root}", "--layout", "by_target",
+            "--delete-source")
+        obs = tmp_path / "obs"
+        obs.mkdir()
+        files = {obs / f"img{i}.fits": data_for(f"img{i}", 70_000 + i) for i in range(2)}
+        for path, data in files.items():
+            path.write_bytes(data)
+        missing = cli("schedule", *map(str, files), "--to", "disk", ok=False)
+        assert "needs target" in str(missing.exception)
+        cli("schedule", *map(str, files), "--to", "disk", "--target", "M31")
+        cli("worker", "--until-idle", "--poll", "0.01")
+        for path, data in files.items():
+            assert (dest_root / "M31" / path.name).read_bytes() == data
+            assert not path.exists()  # the destination asked for the source to go

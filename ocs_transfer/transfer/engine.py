@@ -348,7 +348,9 @@ class Engine:
     # -- claiming --------------------------------------------------------------------------
 
     def claim(self, limit: int = 1) -> list[tuple[int, str]]:
-        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``."""
+        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``
+        pairs. Pass each to :meth:`execute` (a claim not executed stays
+        ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
         now = self.clock()
         with self.ledger.session() as session:
             query = (

@@ -162,7 +162,8 @@ class GatedSource(MemoryStore):
         return io.BufferedReader(Reader(), 64 * 1024)
 
 
-def test_cancel_no_truncation(rig: Rig) -> None:
+@pytest.mark.parametrize("where", ["same process", "another worker"])
+def test_cancel_no_truncation(rig: Rig, where: str) -> None:
     store = rig.add_dest("dst")
     rig.add_source("big.fits", 2 * 1024 * 1024)
     gated = get_store(rig.source_url)
@@ -175,7 +176,11 @@ def test_cancel_no_truncation(rig: Rig) -> None:
     runner.start()
     assert gated.reached.wait(10)
     assert engine.get(queued.id).state == "in_progress"
-    engine.cancel(queued.id)
+    if where == "same process":
+        engine.cancel(queued.id)
+    else:  # another process flags it; the running worker's next heartbeat passes it on
+        assert rig.make_engine().cancel(queued.id).state == "in_progress"
+        engine.beat()
     gated.release.set()
     runner.join(10)
     cancelled = engine.get(queued.id)

@@ -336,6 +336,17 @@ def status_command(state: str | None, as_json: bool) -> None:
     rows += [(name, *(str(c.get(s, 0)) for s in states)) for name, c in sorted(counts.items())]
     for line in _table(rows):
         click.echo(line)
+    per_file: dict[tuple[int, str], dict[str, int]] = {}
+    for t in transfers:
+        key = (t.file_id, t.source_path)
+        per_file.setdefault(key, {}).setdefault(t.state, 0)
+        per_file[key][t.state] += 1
+    if per_file:
+        click.echo("")
+        rows = [("file", *states)]
+        rows += [(path, *(str(c.get(s, 0)) for s in states)) for (_, path), c in sorted(per_file.items())]
+        for line in _table(rows):
+            click.echo(line)
     if transfers:
         click.echo("")
         rows = [("id", "file", "destination", "state", "attempts", "next attempt", "error / link")]

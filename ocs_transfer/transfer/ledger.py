@@ -86,9 +86,8 @@ class Ledger:
             raise ConfigurationError("OCS_TRANSFER_LEDGER_URL is empty; use e.g. sqlite:///ocs_transfer.sqlite3")
         remote = url.startswith("postgresql")
         try:
-            self.engine = create_engine(
-                url, echo=echo, pool_pre_ping=remote, connect_args={"connect_timeout": connect_timeout} if remote else {}
-            )
+            connect_args = {"connect_timeout": connect_timeout} if remote else {}
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=remote, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise ConfigurationError(
                 f"OCS_TRANSFER_LEDGER_URL is not usable ({type(exc).__name__}); expected sqlite:///FILE or"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,8 @@ __all__ = [
 SCOPES = ("personal", "organization", "project")
 #: The built-in layout names (see :mod:`ocs_transfer.storage.layouts`; templates work too).
 LAYOUTS = ("flat", "by_target", "by_project_and_target", "archive")
+log = logging.getLogger(__name__)
+
 _TABLE = DestinationRow.__tablename__
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 #: Fields :meth:`Destinations.edit` may change (the provider may not).
@@ -326,6 +329,20 @@ class Destinations:
             self._encrypt_into(row, credentials)
             row.updated_at = self.clock()
 
+    def save_rotated(self, ref: str | int, store: FileStore) -> None:
+        """Save credentials a store rotated while it worked. A provider whose
+        refresh token changes on use sets ``store.rotated_credentials`` to
+        ``{field: Secret(new value)}``; they are stored encrypted, under the row
+        lock, and the attribute is cleared."""
+        rotated = getattr(store, "rotated_credentials", None)
+        if not rotated:
+            return
+        try:
+            self.save_credentials(ref, rotated)
+        except DestinationNotFoundError:
+            log.warning("destination %r was removed; its rotated credentials were dropped", ref)
+        store.rotated_credentials = None  # type: ignore[attr-defined]
+
     def rotate_keys(self, *, batch: int = 100, limit: int | None = None) -> int:
         """Re-encrypt every credential not under the active key. Row by row,
         each in its own transaction: interrupted (or stopped after ``limit``
@@ -393,6 +410,7 @@ class Destinations:
         else:
             with store:
                 result = store.test_connection()
+                self.save_rotated(ref, store)
             # providers redact at their boundary; a careless one must still not leak here
             secrets = list(self.credentials(ref).values())
             result = attrs.evolve(result, message=redact(result.message, secrets))

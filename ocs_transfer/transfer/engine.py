@@ -455,6 +455,7 @@ class Engine:
                     )  # fmt: skip
                 link = self._link(store, stored)
             finally:
+                self.destinations.save_rotated(snap["id"], store)
                 store.close()
         except Exception as exc:
             return self._record_failure(transfer_id, running, exc, attempts, secrets)

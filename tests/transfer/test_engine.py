@@ -295,3 +295,15 @@ def test_worker_runs_everything_with_a_bounded_pool(rig: Rig) -> None:
     expected = {n: {p.split("/")[1]: d for p, d in files.items()} for n in stores}
     assert_nothing_lost(rig.engine, expected, stores)
     assert rig.engine.counts() == {"w1": {"completed": 12}, "w2": {"completed": 12}}
+
+
+def test_rotated_refresh_token_is_saved_encrypted(rig: Rig) -> None:
+    store = rig.add_dest("oauth", credentials={"token": "t0-token", "refresh_token": "r0-refresh"})
+    data = rig.add_source("m.fits")
+    FAULTS[store.root] = ["rotate"]
+    rig.engine.schedule(rig.source_url, "m.fits", ["oauth"])
+    assert rig.engine.run_due() == 1
+    [new] = FAULTS["rotated"]
+    creds = rig.destinations.credentials("oauth")
+    assert creds["refresh_token"].reveal() == new and creds["token"].reveal() == "t0-token"
+    assert_nothing_lost(rig.engine, {"oauth": {"m.fits": data}}, {"oauth": store})

@@ -802,6 +802,14 @@ def _extension(path: str) -> str:
     return posixpath.splitext(name)[1]
 
 
+def _log_crash(future: Future[Transfer]) -> None:
+    """An attempt that could not even record its outcome (the ledger was
+    unreachable): its heartbeat stops, and the periodic pass reclaims it."""
+    exc = future.exception()
+    if exc is not None:
+        log.error("a transfer attempt crashed: %s: %s", type(exc).__name__, exc)
+
+
 class Worker:
     """The embedded runner: a bounded thread pool running due transfers,
     with heartbeats and the periodic pass."""
@@ -843,7 +851,9 @@ class Worker:
                     free = self.threads - len(futures)
                     claimed = engine.claim(free) if free > 0 else []
                     for transfer_id, lease in claimed:
-                        futures.add(pool.submit(engine.execute, transfer_id, lease))
+                        future = pool.submit(engine.execute, transfer_id, lease)
+                        future.add_done_callback(_log_crash)
+                        futures.add(future)
                     ran += len(claimed)
                     if engine.clock() - last_periodic >= engine.settings.periodic_interval:
                         engine.periodic()

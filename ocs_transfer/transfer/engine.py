@@ -651,8 +651,14 @@ class Engine:
         transfer of it completed. At most one caller wins the right to delete
         (a conditional update); returns whether this call deleted it."""
         now = self.clock()
-        unfinished = exists().where(TransferRow.file_id == file_id, TransferRow.state != COMPLETED)
         with self.ledger.session() as session:
+            file = session.get(SourceFileRow, file_id)
+            if file is None or file.delete_state != "pending":
+                return False
+            ref, path = file.store, file.path
+            # every transfer of this source, including those scheduled separately for the same path
+            same_source = select(SourceFileRow.id).where(SourceFileRow.store == ref, SourceFileRow.path == path)
+            unfinished = exists().where(TransferRow.file_id.in_(same_source), TransferRow.state != COMPLETED)
             result = session.execute(
                 update(SourceFileRow)
                 .where(
@@ -665,9 +671,6 @@ class Engine:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            file = session.get(SourceFileRow, file_id)
-            assert file is not None
-            ref, path = file.store, file.path
         return self._delete_source(file_id, ref, path)
 
     def _delete_source(self, file_id: int, ref: str, path: str) -> bool:

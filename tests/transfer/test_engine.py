@@ -307,3 +307,20 @@ def test_rotated_refresh_token_is_saved_encrypted(rig: Rig) -> None:
     creds = rig.destinations.credentials("oauth")
     assert creds["refresh_token"].reveal() == new and creds["token"].reveal() == "t0-token"
     assert_nothing_lost(rig.engine, {"oauth": {"m.fits": data}}, {"oauth": store})
+
+
+def test_source_kept_while_a_separate_schedule_of_it_is_unfinished(rig: Rig) -> None:
+    stores = {"del": rig.add_dest("del", delete_source=True), "keep": rig.add_dest("keep")}
+    data = rig.add_source("n.fits")
+    FAULTS[stores["keep"].root] = ["never"]
+    [first] = rig.engine.schedule(rig.source_url, "n.fits", ["del"])
+    [second] = rig.engine.schedule(rig.source_url, "n.fits", ["keep"])
+    rig.engine.run_due()
+    assert rig.engine.get(first.id).state == "completed" and rig.engine.get(second.id).state == "failed"
+    assert rig.source.exists("n.fits"), "deleted while another transfer of the same source had failed"
+    rig.engine.retry(second.id)
+    rig.engine.run_due()
+    assert rig.source.exists("n.fits")  # the second schedule did not ask; the periodic pass finishes the first
+    rig.engine.periodic()
+    assert not rig.source.exists("n.fits")
+    assert_nothing_lost(rig.engine, {n: {"n.fits": data} for n in stores}, stores)

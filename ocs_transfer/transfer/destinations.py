@@ -124,6 +124,38 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
+#: Provider options that name a server the service will connect to.
+ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
+    """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
+    a user-supplied endpoint makes the service connect where the user says
+    (server-side request forgery), so services that let users create
+    destinations should allow-list where they may point."""
+    allowed = set(settings.endpoint_allowlist) if settings is not None else set()
+    if not allowed:
+        return
+    from urllib.parse import urlsplit
+
+    for key in ENDPOINT_OPTIONS:
+        value = options.get(key)
+        if not value:
+            continue
+        text = str(value)
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
+            raise ConfigurationError(
+                f"option {key}={text!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
+                f" (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
 def open_store(
     provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
 ) -> FileStore:
@@ -131,6 +163,7 @@ def open_store(
     decrypted ``credentials``)."""
     from ..storage import get_store
 
+    check_endpoints(options, settings)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -251,6 +284,7 @@ class Destinations:
 
         plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
+        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -279,6 +313,7 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)

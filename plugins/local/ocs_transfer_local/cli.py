@@ -1,19 +1,23 @@
-"""The ``ocs-transfer local-cloud`` commands: run the self-hosted file server,
-and make signed download links for it."""
+"""The ``ocs-transfer local-cloud`` commands: ``serve`` runs the self-hosted
+file server, ``link`` prints a signed download link for a file on it."""
 
 from __future__ import annotations
 
 import os
 import signal
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
 from ocs_transfer.exceptions import ConfigurationError
+from ocs_transfer.storage.paths import safe_path
 
-from .server import DEFAULT_PORT, SIGNING_KEY_ENV, TOKENS_ENV, FileServer, ServerConfig, load_secrets
+from .config import DEFAULT_PORT, SIGNING_KEY_ENV, TOKENS_ENV, ServerConfig, load_secrets
+from .signing import signed_url
 
 __all__ = ["local_cloud"]
 
@@ -39,7 +43,7 @@ def local_cloud() -> None:
 @click.option("--readonly", is_flag=True, help="Refuse every write.")
 def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key_file: Path | None,
           threads: int, readonly: bool) -> None:
-    """Serve DIR over WebDAV until interrupted (Ctrl-C or SIGTERM)."""
+    """Serve the --root directory over WebDAV until interrupted (Ctrl-C or SIGTERM)."""
     tokens = load_secrets(token_file, os.environ.get(TOKENS_ENV))
     keys = load_secrets(signing_key_file, None if signing_key_file else os.environ.get(SIGNING_KEY_ENV))
     if len(keys) > 1:
@@ -48,6 +52,8 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
         root=root.resolve(), host=host, port=port, tokens=tokens, signing_key=keys[0] if keys else None,
         threads=threads, readonly=readonly,
     )
+    from .server import FileServer
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -56,9 +62,33 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def ready(server: FileServer) -> None:
+    def ready(server: Any) -> None:
         links = "signed links on" if config.signing_key else "signed links off (no signing key)"
         click.echo(f"serving {config.root} at {server.url}/ ({len(tokens)} token(s), {links})", err=True)
 
     FileServer(config).serve_forever(stop, ready)
     click.echo("stopped", err=True)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise click.BadParameter(f"{text!r}: use a positive number with s, m, h or d, e.g. 30m or 7d")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+@local_cloud.command("link")
+@click.argument("path")
+@click.option("--server-url", required=True, help="The file server's public URL, e.g. https://files.example.org")
+@click.option("--signing-key-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help=f"File with the server's signing key (or set {SIGNING_KEY_ENV}).")
+@click.option("--expires", default="7d", show_default=True, help="How long the link works: 30m, 12h, 7d...")
+def link(path: str, server_url: str, signing_key_file: Path | None, expires: str) -> None:
+    """Print a signed download link to PATH (relative to the server's root)."""
+    keys = load_secrets(signing_key_file, None if signing_key_file else os.environ.get(SIGNING_KEY_ENV))
+    if len(keys) != 1:
+        raise ConfigurationError(f"give exactly one signing key (--signing-key-file or {SIGNING_KEY_ENV})")
+    click.echo(signed_url(server_url, keys[0], safe_path(path), _duration(expires)))

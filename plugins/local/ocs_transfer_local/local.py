@@ -31,12 +31,13 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from ocs_transfer.exceptions import ConfigurationError, IntegrityError, UnsafePathError
+from ocs_transfer.exceptions import ConfigurationError, IntegrityError
 from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
+from ocs_transfer.storage.paths import join_under
 
 from .signing import signed_url
 
@@ -169,11 +170,7 @@ class LocalStore(FsspecStore):
     # -- paths -----------------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
-        full = super()._full(path)
-        real = os.path.realpath(full)
-        if real != self.root_real and not real.startswith(self.root_real.rstrip("/") + "/"):
-            raise UnsafePathError(f"object path {path!r} leads outside the store root (through a symbolic link)")
-        return full
+        return str(join_under(self.root, path))  # also refuses symbolic links that leave the root
 
     @staticmethod
     def is_temporary(path: str) -> bool:
@@ -211,6 +208,7 @@ class LocalStore(FsspecStore):
         src = _regular_fd(reader.source)
         offset = reader.source.tell() if src is not None else 0
         start = offset
+        check = bytearray(_CHECK_SIZE)  # the read-back buffer, reused
         while True:
             chunk = reader.read(self.chunk_size)
             if not chunk:
@@ -224,8 +222,7 @@ class LocalStore(FsspecStore):
                     src = None  # no kernel copy between these files: write from memory from here on
             if src is None:
                 _write_all(out, chunk, offset - start)
-            written = os.pread(out, len(chunk), offset - start)
-            if written != chunk:
+            if not _same_on_disk(out, offset - start, chunk, check):
                 raise IntegrityError(
                     f"the bytes written at offset {offset - start} differ from the bytes read from the source"
                     " (did the source change during the copy?)"
@@ -281,6 +278,21 @@ class LocalStore(FsspecStore):
         rel = self._rel(path)
         served = f"{self.server_path}/{rel}" if self.server_path else rel
         return signed_url(self.server_url, self._signing_key, served, expiration)
+
+
+_CHECK_SIZE = 1024 * 1024
+
+
+def _same_on_disk(fd: int, offset: int, data: bytes, buffer: bytearray) -> bool:
+    """Whether ``fd`` holds ``data`` at ``offset``, read back through
+    ``buffer`` a piece at a time (bytearray == buffer is a memcmp)."""
+    view = memoryview(data)
+    for at in range(0, len(data), len(buffer)):
+        piece = view[at : at + len(buffer)]
+        target = buffer if len(piece) == len(buffer) else bytearray(len(piece))
+        if os.preadv(fd, [target], offset + at) != len(piece) or target != piece:
+            return False
+    return True
 
 
 class _Flusher:

@@ -13,8 +13,10 @@ data archive needs around it:
   whole body arrived; a cut-short or failed upload leaves nothing visible.
   The response carries the SHA-256 of what was stored
   (``X-OCS-Transfer-SHA256``), so clients can verify without re-reading.
-  MOVE and COPY of files publish with a rename, too. Missing parent
-  directories of a PUT are created.
+  MOVE and COPY of files publish with a rename, too (handled here, not by
+  WsgiDAV, which mangles destination names containing ``?`` or ``;``; WebDAV
+  locks are not consulted for them). Missing parent directories of a PUT are
+  created.
 - **Signed links.** ``GET /_signed/<path>?exp=..&sig=..`` serves one file
   without a token until ``exp`` (see :mod:`ocs_transfer_local.signing`).
 - **Health.** ``GET /_health`` answers ``{"status": "ok"}`` without a token.
@@ -39,20 +41,17 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-import attrs
 from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 
-from ocs_transfer.exceptions import ConfigurationError
-from ocs_transfer.redact import Secret
-
-from .signing import MIN_KEY_LENGTH, verify_signature
+from .config import DEFAULT_PORT, SIGNING_KEY_ENV, TOKENS_ENV, ServerConfig, load_secrets
+from .local import fsync_directory
+from .signing import SHA256_HEADER, verify_signature
 
 __all__ = [
     "DEFAULT_PORT",
@@ -67,14 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8976
-#: Environment variable with comma-separated access tokens.
-TOKENS_ENV = "OCS_TRANSFER_SERVER_TOKENS"
-#: Environment variable with the link-signing key.
-SIGNING_KEY_ENV = "OCS_TRANSFER_SERVER_SIGNING_KEY"
-HEALTH_PATH = "/_health"
-#: Response header of a successful PUT: the hex SHA-256 of the bytes the server stored.
-SHA256_HEADER = "X-OCS-Transfer-SHA256"
 SHA256_ENVIRON = "ocs_transfer.sha256"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
@@ -82,64 +73,11 @@ _PARTIAL_SUFFIX = ".ocs-server-partial"
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
-@attrs.frozen(kw_only=True)
-class ServerConfig:
-    """How to run the file server."""
-
-    root: Path  #: the directory served
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT  #: 0 picks a free port
-    tokens: tuple[Secret, ...] = attrs.field(repr=False)  #: accepted access tokens (at least one)
-    signing_key: Secret | None = attrs.field(default=None, repr=False)  #: enables /_signed links
-    threads: int = 16
-    socket_timeout: float = 60.0  #: seconds a connection may stall before it is dropped
-    readonly: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        if not self.tokens:
-            raise ConfigurationError(
-                f"the file server needs at least one access token: put one per line in a file given with"
-                f" --token-file, or set {TOKENS_ENV}"
-            )
-        for token in (*self.tokens, *([self.signing_key] if self.signing_key else [])):
-            if len(token.reveal()) < MIN_KEY_LENGTH:
-                raise ConfigurationError(
-                    f"access tokens and the signing key need at least {MIN_KEY_LENGTH} characters;"
-                    " make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
-                )
-        if not self.root.is_dir():
-            raise ConfigurationError(f"the server root {str(self.root)!r} is not an existing directory")
-
-
-def load_secrets(path: Path | None = None, env_value: str | None = None) -> tuple[Secret, ...]:
-    """Secrets from a file (one per line; blank lines and ``#`` comments
-    ignored) and/or a comma-separated string (from the environment)."""
-    values: list[str] = []
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the secrets file {str(path)!r}: {exc.strerror}") from None
-        values += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if env_value:
-        values += [v.strip() for v in env_value.split(",") if v.strip()]
-    return tuple(Secret(v) for v in values)
-
-
 # -- the filesystem provider with atomic writes ------------------------------------------
-
 
 
 def _is_partial(name: str) -> bool:
     return name.endswith(_PARTIAL_SUFFIX)
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _AtomicUpload:
@@ -182,7 +120,7 @@ class _AtomicUpload:
         except BaseException:
             self.abort()
             raise
-        _fsync_dir(os.path.dirname(self.final))
+        fsync_directory(os.path.dirname(self.final))
 
     def abort(self) -> None:
         try:
@@ -201,9 +139,9 @@ def _content_length(environ: WSGIEnvironment) -> int | None:
 
 def _move_file(src: str, dest: str) -> None:
     os.replace(src, dest)
-    _fsync_dir(os.path.dirname(dest))
+    fsync_directory(os.path.dirname(dest))
     if os.path.dirname(dest) != os.path.dirname(src):
-        _fsync_dir(os.path.dirname(src))
+        fsync_directory(os.path.dirname(src))
 
 
 def _copy_file(src: str, dest: str) -> None:

@@ -1,4 +1,5 @@
-"""HMAC-signed, expiring download links for the self-hosted file server.
+"""The file server's wire conventions: HMAC-signed, expiring download links,
+and the checksum header of uploads.
 
 A link is ``<server>/_signed/<quoted path>?exp=<unix seconds>&sig=<hex>``
 where ``sig`` is HMAC-SHA256, under the server's signing key, of the path (as
@@ -19,8 +20,10 @@ from urllib.parse import quote, urlencode
 from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.redact import Secret
 
-__all__ = ["SIGNED_PREFIX", "MIN_KEY_LENGTH", "signature", "signed_url", "verify_signature"]
+__all__ = ["SHA256_HEADER", "SIGNED_PREFIX", "MIN_KEY_LENGTH", "signature", "signed_url", "verify_signature"]
 
+#: Response header of a successful PUT: the hex SHA-256 of the bytes the server stored.
+SHA256_HEADER = "X-OCS-Transfer-SHA256"
 #: URL prefix of signed downloads on the file server.
 SIGNED_PREFIX = "/_signed/"
 #: Signing keys (and access tokens) shorter than this are refused.

@@ -28,15 +28,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
+import logging
 import posixpath
 import threading
+import time
 from collections.abc import Generator, Iterator, Mapping
 from datetime import timedelta
 from typing import IO, Any, ClassVar, NoReturn, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
-import httpx
 
 from ocs_transfer.exceptions import (
     ConfigurationError,
@@ -51,50 +53,56 @@ from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage.base import Progress, StoredObject
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader, iter_chunks
+from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
 
-from .server import SHA256_HEADER
-from .signing import signed_url
+from .signing import SHA256_HEADER, signed_url
 
 __all__ = ["WebdavStore"]
 
+log = logging.getLogger(__name__)
 
-class _Auth(httpx.Auth):
-    """HTTP Basic (user + password) or Bearer (token); the secret stays in a
-    :class:`Secret` until the request is sent."""
 
-    def __init__(self, *, username: str | None, password: Secret | None, token: Secret | None) -> None:
-        self._username = username
-        self._password = password
-        self._token = token
+def _auth(*, username: str | None, password: Secret | None, token: Secret | None) -> Any:
+    """An httpx auth that sends HTTP Basic (user + password) or Bearer
+    (token); the secret stays in a :class:`Secret` until a request is sent.
+    (httpx is imported here, not when the plugin registers.)"""
+    import httpx
 
-    def __repr__(self) -> str:
-        return "_Auth(***)"
+    class Auth(httpx.Auth):
+        def __repr__(self) -> str:
+            return "Auth(***)"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._token is not None:
-            request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        elif self._password is not None:
-            basic = httpx.BasicAuth(self._username or "", self._password.reveal())
-            request.headers["Authorization"] = basic._auth_header
-        yield request
+        def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            if token is not None:
+                request.headers["Authorization"] = f"Bearer {token.reveal()}"
+            elif password is not None:
+                request.headers["Authorization"] = httpx.BasicAuth(username or "", password.reveal())._auth_header
+            yield request
+
+    return Auth()
 
 
 def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[bytes]:
-    """The request body; a source shorter than announced is an integrity
-    error (not the HTTP client's protocol error)."""
-    for chunk in iter_chunks(reader, chunk_size):
-        if size is not None and reader.bytes_read > size:
-            raise IntegrityError(f"the source gave more than the announced {size} bytes")
-        yield chunk
-    if size is not None and reader.bytes_read != size:
-        raise IntegrityError(f"the source gave {reader.bytes_read} bytes, expected {size}; it changed or was cut short")
+    """The request body, one chunk behind the reader: a chunk is sent only
+    once the next read succeeded, so a source error, a cancel or a short
+    source (an integrity error, not the HTTP client's protocol error) always
+    stops the body before it is complete and the server never publishes it."""
+    pending = reader.read(chunk_size)
+    while pending:
+        following = reader.read(chunk_size)
+        if size is not None and (reader.bytes_read > size or (not following and reader.bytes_read != size)):
+            raise IntegrityError(
+                f"the source gave {reader.bytes_read} bytes, expected {size}; it changed or was cut short"
+            )
+        yield pending
+        pending = following
 
 
 @functools.cache
 def _client_class() -> type[Any]:
     """webdav4's Client, fixed to percent-encode paths: webdav4 hands raw
     paths to httpx, which refuses names containing ``?`` or ``#``."""
+    import httpx
     from webdav4.client import Client
     from webdav4.urls import join_url_path
 
@@ -183,7 +191,7 @@ class WebdavStore(FsspecStore):
         )
         self.config = config
         self._signing_key = signing_key
-        self._local = threading.local()  # (path, sha256 the server reported) of this thread's upload
+        self._local = threading.local()  # this thread's upload: .received (path, server sha256), .aborted (path)
 
     def __repr__(self) -> str:
         return f"WebdavStore(url={self.config.url!r}, root={self.root!r})"
@@ -216,6 +224,8 @@ class WebdavStore(FsspecStore):
             raise ConfigurationError("give the webdav store either a password (with username) or a token, not both")
         if password is not None and not config.username:
             raise ConfigurationError("a webdav password needs the username option")
+        import httpx
+
         defaults = settings or Settings()
         timeout = httpx.Timeout(
             connect=config.connect_timeout or defaults.connect_timeout,
@@ -225,7 +235,7 @@ class WebdavStore(FsspecStore):
         )
         client = _client_class()(
             config.url,
-            auth=_Auth(username=config.username, password=password, token=token),
+            auth=_auth(username=config.username, password=password, token=token),
             retry=False,
             timeout=timeout,
             verify=config.verify_tls,
@@ -280,6 +290,7 @@ class WebdavStore(FsspecStore):
             )
         finally:
             self._local.received = None
+            self._local.aborted = None
 
     def _reported(self, full: str) -> str | None:
         """The SHA-256 the server reported for the upload at ``full`` (our
@@ -324,9 +335,12 @@ class WebdavStore(FsspecStore):
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
+        body = _body(reader, self.chunk_size, size)
+        first = next(body, b"")  # a source that fails at once never reaches the server
+        self._local.aborted = path
         with _webdav_errors():
-            body = _body(reader, self.chunk_size, size)
-            response = self.fs.client.request("PUT", path, content=body, headers=headers)
+            response = self.fs.client.request("PUT", path, content=itertools.chain([first], body), headers=headers)
+        self._local.aborted = None
         received = response.headers.get(SHA256_HEADER)
         self._local.received = (path, received.lower()) if received else None
 
@@ -357,13 +371,21 @@ class WebdavStore(FsspecStore):
         self._local.received = (final, received) if received else None
 
     def _discard(self, full: str) -> None:
-        try:
-            with _webdav_errors():
-                self.fs.client.remove(full)
-        except FileNotFoundError:
-            pass
-        except Exception:
-            super()._discard(full)
+        """Delete a staged upload. After an aborted PUT, a server that writes
+        in place (not ours) may still be creating the file when the DELETE
+        arrives: look again for a moment and delete what shows up."""
+        aborted = getattr(self._local, "aborted", None) == full
+        self._local.aborted = None
+        for delay in (0.0, 0.1, 0.2, 0.4) if aborted else (0.0,):
+            time.sleep(delay)
+            try:
+                with _webdav_errors():
+                    self.fs.client.remove(full)
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # clean-up must not hide the real error; the server is unreachable or refuses
+                log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
+                return
 
     # -- links -------------------------------------------------------------------------------
 

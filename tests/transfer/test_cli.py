@@ -194,3 +194,31 @@ def test_schedule_local_files(cli: Cli, tmp_path: Path) -> None:
         for path, data in files.items():
             assert (dest_root / "M31" / path.name).read_bytes() == data
             assert not path.exists()  # the destination asked for the source to go
+
+
+def test_embedded_default_needs_no_keys_until_a_destination_has_credentials(cli: Cli, tmp_path: Path) -> None:
+    """The zero-set-up path: a local-disk destination and the SQLite ledger run
+    without a key ring; once any destination stores credentials, a worker
+    without keys refuses to start, saying why."""
+    import ocs_transfer_local.plugin
+
+    from ocs_transfer import plugins
+
+    with plugins.temporary_plugin(ocs_transfer_local.plugin, "local"):
+        del cli.env["OCS_TRANSFER_KEYS"]
+        del cli.env["OCS_TRANSFER_ACTIVE_KEY"]
+        source = tmp_path / "obs.fits"
+        source.write_bytes(data_for("obs.fits", 200_000))
+        cli("dest", "add", "disk", "--provider", "local", "--option", f"root={tmp_path / 'copies'}", "--layout", "flat")
+        cli("schedule", str(source), "--to", "disk")
+        cli("worker", "--until-idle")
+        assert (tmp_path / "copies" / "obs.fits").read_bytes() == source.read_bytes()
+        assert "completed" in cli("status").output
+
+        cli.env["OCS_TRANSFER_KEYS"] = f"k1:{cli.key}"
+        cli.env["OCS_TRANSFER_ACTIVE_KEY"] = "k1"
+        cli("dest", "add", "box", "--provider", "faulty-memory", "--option", f"root={unique_root('k')}",
+            "--credential", "token", input="tok-value-1\n")  # fmt: skip
+        del cli.env["OCS_TRANSFER_KEYS"]
+        refused = cli("worker", "--until-idle", ok=False)
+        assert refused.exit_code != 0 and "OCS_TRANSFER_KEYS" in cli.outputs[-1]

@@ -50,6 +50,8 @@ MAX_LINK_EXPIRATION = timedelta(days=7)
 _STORAGE_CLASS: contextvars.ContextVar[str | None] = contextvars.ContextVar("ocs_transfer_s3_storage_class")
 
 _ADDRESSING = ("auto", "virtual", "path")
+_SESSION_LOCK = threading.Lock()
+_SHARED_SESSION: Any = None
 _MULTIPART_ETAG = re.compile(r'-\d+"?$')
 
 INSTALL_HINT = "the s3 provider needs s3fs and boto3: pip install 'ocs-transfer[s3]'"
@@ -174,14 +176,24 @@ class S3Store(FsspecStore):
             **timeouts,
         )
         try:
-            session = boto3.session.Session(
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
-                aws_session_token=token,
-                profile_name=None if key else config.profile,
-                region_name=config.region,
-            )
-            client = session.client("s3", endpoint_url=config.endpoint_url, config=client_config)
+            with _SESSION_LOCK:
+                # Sessions are slow to build (they load the service models): share one,
+                # giving credentials per client, unless a profile is asked for.
+                session = boto3.session.Session(profile_name=config.profile) if config.profile and not key else None
+                if session is None:
+                    global _SHARED_SESSION
+                    if _SHARED_SESSION is None:
+                        _SHARED_SESSION = boto3.session.Session()
+                    session = _SHARED_SESSION
+                client = session.client(
+                    "s3",
+                    endpoint_url=config.endpoint_url,
+                    region_name=config.region,
+                    aws_access_key_id=key,
+                    aws_secret_access_key=secret,
+                    aws_session_token=token,
+                    config=client_config,
+                )
             fs = s3fs.S3FileSystem(
                 key=key,
                 secret=secret,

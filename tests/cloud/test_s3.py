@@ -25,7 +25,7 @@ from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
 from ocs_transfer.testing.servers import S3Endpoint
 
-from .conftest import MiB, pattern, s3_store_for
+from .conftest import MiB, admin_client, pattern, s3_store_for
 
 SIZES = [0, 1, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1, 11 * MiB + 3]
 
@@ -56,7 +56,7 @@ def test_server_checksum_matches_our_crc32c(seaweed_endpoint: S3Endpoint) -> Non
 
     bucket = make_bucket(seaweed_endpoint)
     store = s3_store_for(seaweed_endpoint, bucket)
-    client: Any = seaweed_endpoint.boto3_client()
+    client = admin_client(seaweed_endpoint)
     for size in (3 * MiB, 12 * MiB + 5):
         data = pattern(size, seed=3)
         stored = store.put(io.BytesIO(data), f"obj-{size}", size=size)

@@ -57,3 +57,15 @@ def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
     Call ``register(command)`` with a :class:`click.Command` or
     :class:`click.Group`; its name becomes the subcommand name.
     """
+
+
+@hookspec
+def ocs_transfer_transfer_finished(transfer: Any) -> None:
+    """A transfer reached a final state: completed (with its ``link``),
+    failed for good (``last_error`` says why) or cancelled.
+
+    ``transfer`` is an :class:`ocs_transfer.transfer.engine.Transfer` (a frozen
+    record, no credentials). Use it to notify users. It runs in the worker
+    thread that finished the transfer, so keep it short; exceptions it raises
+    are logged and ignored.
+    """

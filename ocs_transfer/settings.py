@@ -61,7 +61,12 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("not a boolean")
 
 
+def _parse_int_tuple(value: str) -> tuple[int, ...]:
+    return tuple(int(item) for item in parse_tuple(value))
+
+
 _EXPECTED: dict[Callable[[str], Any], str] = {
+    _parse_int_tuple: "a comma-separated list of whole numbers",
     parse_tuple: "a comma-separated list",
     parse_mapping: 'a JSON object or Python dict literal of strings, e.g. {".fits": "my.module.MyFile"}',
     _parse_int: "a whole number",
@@ -107,6 +112,8 @@ class Settings:
     days_until_public: int = _env("DAYS_UNTIL_PUBLIC", 365, _parse_int)
     private_file_types: tuple[str, ...] = _env("PRIVATE_FILE_TYPES", ("-t00", "-x00"), _T)
     observation_portal_base_url: str | None = _env("OBSERVATION_PORTAL_BASE_URL", None)
+    #: Seconds to wait for the Observation Portal's proposal tags (ocs_transfer's own).
+    observation_portal_timeout: int = _env("OBSERVATION_PORTAL_TIMEOUT", 10, _parse_int)
     #: Secret; never shown in reprs.
     observation_portal_api_token: str | None = attrs.field(
         default=None, repr=False, metadata={"env": "OBSERVATION_PORTAL_API_TOKEN", "parse": str, "secret": True}
@@ -142,6 +149,8 @@ class Settings:
     radius_key: str = _env("RADIUS_KEY", "RADIUS")
     ra_key: str = _env("RA_KEY", "RA")
     dec_key: str = _env("DEC_KEY", "DEC")
+    thumbnail_frame_filename_key: str = _env("THUMBNAIL_FRAME_FILENAME_KEY", "frame_basename")
+    thumbnail_size_key: str = _env("THUMBNAIL_SIZE_KEY", "size")
 
     # -- file store ------------------------------------------------------------------
     filestore_type: str = _env("FILESTORE_TYPE", "local")
@@ -159,6 +168,18 @@ class Settings:
     chunk_size: int = _env("OCS_TRANSFER_CHUNK_SIZE", 8 * 1024 * 1024, _parse_int)
     connect_timeout: int = _env("OCS_TRANSFER_CONNECT_TIMEOUT", 10, _parse_int)
     read_timeout: int = _env("OCS_TRANSFER_READ_TIMEOUT", 60, _parse_int)
+    #: Secret: the credential key ring, ``kid:base64key,...`` (each key 32 bytes). No default.
+    transfer_keys: str | None = attrs.field(
+        default=None, repr=False, metadata={"env": "OCS_TRANSFER_KEYS", "parse": str, "secret": True}
+    )
+    transfer_active_key: str | None = _env("OCS_TRANSFER_ACTIVE_KEY", None)
+    #: Seconds to wait before the 2nd, 3rd, 4th attempt; the attempt after the last delay is final.
+    retry_delays: tuple[int, ...] = _env("OCS_TRANSFER_RETRY_DELAYS", (300, 600, 1200), _parse_int_tuple)
+    purge_after_days: int = _env("OCS_TRANSFER_PURGE_AFTER_DAYS", 90, _parse_int)
+    periodic_interval: int = _env("OCS_TRANSFER_PERIODIC_INTERVAL", 600, _parse_int)
+    heartbeat_interval: int = _env("OCS_TRANSFER_HEARTBEAT_INTERVAL", 15, _parse_int)
+    stale_after: int = _env("OCS_TRANSFER_STALE_AFTER", 120, _parse_int)
+    worker_threads: int = _env("OCS_TRANSFER_WORKER_THREADS", 4, _parse_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

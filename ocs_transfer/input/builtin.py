@@ -11,4 +11,14 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def ocs_transfer_register_datafile_types(register: Callable[[str, Any], None]) -> None:
-    pass
+    from .filefactory import BUILTIN_TYPES
+
+    for extension, class_path in BUILTIN_TYPES.items():
+        register(extension, class_path)
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .cli import inspect_command
+
+    register(inspect_command)

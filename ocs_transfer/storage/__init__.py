@@ -109,7 +109,7 @@ def upload_file(
     :class:`~ocs_transfer.exceptions.AlreadyStoredError` (a
     ``NonFatalDoNotRetryError``), as ingester services expect.
     """
-    from ..input import FileFactory  # type: ignore[attr-defined]
+    from ..input import FileFactory
     from .store_file import destination_path
 
     settings = settings or Settings.from_env()

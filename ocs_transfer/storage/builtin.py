@@ -18,3 +18,10 @@ def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> No
     register(MemoryStore)
     register(S3Store)
     register(GCSStore)
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .cli import send_command
+
+    register(send_command)

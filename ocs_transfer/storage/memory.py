@@ -7,9 +7,10 @@ shared by every memory store in it, so give each use its own root
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Self
+from typing import IO, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import attrs
@@ -55,5 +56,24 @@ class MemoryStore(FsspecStore):
         parts = urlsplit(url)
         return cls.Config(root=(parts.netloc + parts.path) or "ocs-transfer", **options)
 
+    def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
+        # fsspec's memory filesystem hands every reader of a path the same
+        # BytesIO (one shared position), so two concurrent readers corrupt each
+        # other's reads. Give each reader its own view of the bytes.
+        shared = super().open(path, version_id)
+        if not isinstance(shared, io.BytesIO):
+            return shared
+        with shared.getbuffer() as view:
+            return io.BytesIO(view.tobytes())
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return f"memory://{path.lstrip('/')}"
+
+    def _publish(self, staging: str, final: str) -> None:
+        # Not fs.mv: fsspec's generic mv/copy expand glob characters ("?",
+        # "[", "*") in names, which mangles legal names such as "hello?".
+        # Renaming the dict entry is atomic and keeps names as they are.
+        src, dst = self.fs._strip_protocol(staging), self.fs._strip_protocol(final)
+        memfile = self.fs.store.pop(src)
+        memfile.path = dst
+        self.fs.store[dst] = memfile

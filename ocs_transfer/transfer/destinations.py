@@ -1,0 +1,474 @@
+"""Destinations: where transfers go, with their encrypted credentials.
+
+A destination names a provider, a path inside it, a layout, who owns it (a
+scope: ``personal``, ``organization`` or ``project``, with the owner's id),
+provider options (non-secret) and credentials (secret, encrypted with
+:mod:`.crypto`, bound to the row and field). Credentials never leave this module
+except as :class:`~ocs_transfer.redact.Secret` values handed to a store.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..exceptions import ConfigurationError, CredentialError
+from ..redact import Secret, redact
+from ..settings import Settings
+from ..storage.base import ConnectionTestResult, FileStore
+from .crypto import KeyRing
+from .ledger import Ledger
+from .models import DestinationRow
+
+__all__ = [
+    "Destination",
+    "DestinationNotFoundError",
+    "Destinations",
+    "LAYOUTS",
+    "SCOPES",
+    "open_store",
+]
+
+SCOPES = ("personal", "organization", "project")
+LAYOUTS = ("flat", "by_target", "by_project_target")
+_TABLE = DestinationRow.__tablename__
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+#: Fields :meth:`Destinations.edit` may change (the provider may not).
+EDITABLE = (
+    "display_name", "path", "layout", "comment", "description", "enabled", "active", "delete_source",
+    "keep_days", "scope", "owner_id", "options",
+)  # fmt: skip
+
+
+class DestinationNotFoundError(ConfigurationError, LookupError):
+    """No destination has this name or id."""
+
+
+@attrs.frozen(kw_only=True)
+class Destination:
+    """A destination as callers see it: everything but the credentials (only
+    their field names)."""
+
+    id: int
+    name: str
+    display_name: str
+    provider: str
+    path: str
+    layout: str
+    comment: str
+    description: str
+    enabled: bool
+    active: bool
+    delete_source: bool
+    keep_days: int | None
+    scope: str
+    owner_id: str
+    options: dict[str, Any]
+    credential_fields: tuple[str, ...]
+    last_test_ok: bool | None
+    last_test_message: str
+    last_test_at: float | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def usable(self) -> bool:
+        """Offered for new transfers (enabled and active)."""
+        return self.enabled and self.active
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a queued transfer keeps of this destination (no credentials)."""
+        keep = ("id", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        return {k: getattr(self, k) for k in keep}
+
+    @classmethod
+    def from_row(cls, row: DestinationRow) -> Destination:
+        return cls(
+            id=row.id, name=row.name, display_name=row.display_name, provider=row.provider, path=row.path,
+            layout=row.layout, comment=row.comment, description=row.description, enabled=row.enabled,
+            active=row.active, delete_source=row.delete_source, keep_days=row.keep_days, scope=row.scope,
+            owner_id=row.owner_id, options=json.loads(row.options or "{}"),
+            credential_fields=tuple(sorted(json.loads(row.credentials or "{}"))),
+            last_test_ok=row.last_test_ok, last_test_message=row.last_test_message, last_test_at=row.last_test_at,
+            created_at=row.created_at, updated_at=row.updated_at,
+        )  # fmt: skip
+
+
+def _check(field: str, value: Any) -> Any:
+    if field == "scope" and value not in SCOPES:
+        raise ConfigurationError(f"scope {value!r} is not one of {', '.join(SCOPES)}")
+    if field == "layout" and value not in LAYOUTS:
+        raise ConfigurationError(f"layout {value!r} is not one of {', '.join(LAYOUTS)}")
+    if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
+        raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
+    if field == "options":
+        if not isinstance(value, Mapping):
+            raise ConfigurationError("options must be a mapping of provider option names to values")
+        return json.dumps(dict(value), sort_keys=True)
+    if field in ("enabled", "active", "delete_source"):
+        return bool(value)
+    return value
+
+
+def open_store(
+    provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
+) -> FileStore:
+    """Build the store for a destination (``provider`` with ``options`` and
+    decrypted ``credentials``)."""
+    from ..storage import get_store
+
+    return get_store(provider, credentials=dict(credentials), settings=settings, **options)
+
+
+class Destinations:
+    """Create, edit, list and test destinations in a :class:`Ledger`."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        keyring: KeyRing | None,
+        *,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self._keyring = keyring
+        self.settings = settings
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"Destinations({self.ledger!r})"
+
+    @property
+    def keyring(self) -> KeyRing:
+        if self._keyring is None:
+            raise ConfigurationError(
+                "no credential key ring is configured: set OCS_TRANSFER_KEYS and OCS_TRANSFER_ACTIVE_KEY"
+            )
+        return self._keyring
+
+    # -- lookup ----------------------------------------------------------------------
+
+    @staticmethod
+    def _row(session: Session, ref: str | int, *, lock: bool = False) -> DestinationRow:
+        query = select(DestinationRow)
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            query = query.where(or_(DestinationRow.id == int(ref), DestinationRow.name == str(ref)))
+        else:
+            query = query.where(DestinationRow.name == ref)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalars(query).first()
+        if row is None:
+            raise DestinationNotFoundError(f"no destination {ref!r} (see `ocs-transfer dest list`)")
+        return row
+
+    def get(self, ref: str | int) -> Destination:
+        """The destination with this name or id."""
+        with self.ledger.session() as session:
+            return Destination.from_row(self._row(session, ref))
+
+    def find(self, ref: str | int) -> Destination | None:
+        try:
+            return self.get(ref)
+        except DestinationNotFoundError:
+            return None
+
+    def list(self, *, scope: str | None = None, owner_id: str | None = None) -> builtins.list[Destination]:
+        with self.ledger.session() as session:
+            query = select(DestinationRow).order_by(DestinationRow.scope, DestinationRow.name)
+            if scope is not None:
+                query = query.where(DestinationRow.scope == _check("scope", scope))
+            if owner_id is not None:
+                query = query.where(DestinationRow.owner_id == owner_id)
+            return [Destination.from_row(r) for r in session.scalars(query)]
+
+    def usable(
+        self, *, user_id: str, organization_ids: Iterable[str] = (), project_ids: Iterable[str] = ()
+    ) -> dict[str, builtins.list[Destination]]:
+        """What this user may pick for new transfers, grouped by scope: their
+        personal destinations and those of the organizations and projects the
+        caller says they belong to. Disabled or inactive ones are left out."""
+        owners = {"personal": [user_id], "organization": list(organization_ids), "project": list(project_ids)}
+        grouped: dict[str, builtins.list[Destination]] = {scope: [] for scope in SCOPES}
+        with self.ledger.session() as session:
+            for scope, ids in owners.items():
+                if not ids:
+                    continue
+                query = (
+                    select(DestinationRow)
+                    .where(DestinationRow.scope == scope, DestinationRow.owner_id.in_(ids))
+                    .where(DestinationRow.enabled.is_(True), DestinationRow.active.is_(True))
+                    .order_by(DestinationRow.display_name, DestinationRow.name)
+                )
+                grouped[scope] = [Destination.from_row(r) for r in session.scalars(query)]
+        return grouped
+
+    # -- changes ---------------------------------------------------------------------
+
+    def _encrypt_into(self, row: DestinationRow, credentials: Mapping[str, str | Secret | None]) -> None:
+        """Merge ``credentials`` into the row; empty values keep what is stored."""
+        stored: dict[str, str] = json.loads(row.credentials or "{}")
+        for field, value in credentials.items():
+            plain = value.reveal() if isinstance(value, Secret) else value
+            if not plain:
+                continue
+            stored[field] = self.keyring.encrypt(plain, table=_TABLE, record_id=row.id, field=f"credentials.{field}")
+        row.credentials = json.dumps(stored, sort_keys=True)
+
+    def add(
+        self,
+        name: str,
+        provider: str,
+        *,
+        credentials: Mapping[str, str | Secret | None] | None = None,
+        **fields: Any,
+    ) -> Destination:
+        """Create a destination. ``fields`` are those of :data:`EDITABLE`."""
+        if not _NAME.match(name):
+            raise ConfigurationError(
+                f"destination name {name!r} must start with a letter or digit and use only letters, digits,"
+                " '.', '_', '@' or '-' (at most 200)"
+            )
+        unknown = set(fields) - set(EDITABLE)
+        if unknown:
+            raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        from .. import plugins
+
+        plugins.get_provider(provider)  # a clear error now rather than at the first transfer
+        now = self.clock()
+        values = {k: _check(k, v) for k, v in fields.items()}
+        values.setdefault("display_name", name)
+        with self.ledger.session() as session:
+            if session.scalars(select(DestinationRow.id).where(DestinationRow.name == name)).first() is not None:
+                raise ConfigurationError(f"a destination named {name!r} exists already; pick another name")
+            row = DestinationRow(name=name, provider=provider.lower(), created_at=now, updated_at=now, **values)
+            session.add(row)
+            session.flush()  # the id is part of the credentials' associated data
+            if credentials:
+                self._encrypt_into(row, credentials)
+            return Destination.from_row(row)
+
+    def edit(
+        self,
+        ref: str | int,
+        *,
+        credentials: Mapping[str, str | Secret | None] | None = None,
+        **fields: Any,
+    ) -> Destination:
+        """Change fields; empty credential values keep the stored ones. The
+        provider cannot change."""
+        if "provider" in fields:
+            raise ConfigurationError(
+                "the provider of a destination cannot change; create a new destination instead"
+            )
+        unknown = set(fields) - set(EDITABLE)
+        if unknown:
+            raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        values = {k: _check(k, v) for k, v in fields.items()}
+        with self.ledger.session() as session:
+            row = self._row(session, ref, lock=True)
+            for key, value in values.items():
+                setattr(row, key, value)
+            if credentials:
+                self._encrypt_into(row, credentials)
+            row.updated_at = self.clock()
+            return Destination.from_row(row)
+
+    def set_enabled(self, ref: str | int, enabled: bool) -> Destination:
+        return self.edit(ref, enabled=enabled)
+
+    def remove(self, ref: str | int) -> None:
+        """Delete a destination. Its queued transfers fail when they come up."""
+        with self.ledger.session() as session:
+            session.delete(self._row(session, ref, lock=True))
+
+    def remove_credentials(self, ref: str | int, fields: Iterable[str]) -> Destination:
+        with self.ledger.session() as session:
+            row = self._row(session, ref, lock=True)
+            stored: dict[str, str] = json.loads(row.credentials or "{}")
+            for field in fields:
+                stored.pop(field, None)
+            row.credentials = json.dumps(stored, sort_keys=True)
+            row.updated_at = self.clock()
+            return Destination.from_row(row)
+
+    # -- credentials -----------------------------------------------------------------
+
+    def _decrypt_row(self, row: DestinationRow) -> dict[str, Secret]:
+        stored: dict[str, str] = json.loads(row.credentials or "{}")
+        return {
+            field: self.keyring.decrypt(blob, table=_TABLE, record_id=row.id, field=f"credentials.{field}")
+            for field, blob in stored.items()
+        }
+
+    def credentials(self, ref: str | int) -> dict[str, Secret]:
+        """The decrypted credentials, for handing to a store."""
+        with self.ledger.session() as session:
+            return self._decrypt_row(self._row(session, ref))
+
+    def save_credentials(self, ref: str | int, credentials: Mapping[str, Secret | str]) -> None:
+        """Store credentials a provider rotated (e.g. a new refresh token),
+        encrypted, under a row lock so concurrent workers do not interleave."""
+        with self.ledger.session() as session:
+            row = self._row(session, ref, lock=True)
+            self._encrypt_into(row, credentials)
+            row.updated_at = self.clock()
+
+    def rotate_keys(self, *, batch: int = 100, limit: int | None = None) -> int:
+        """Re-encrypt every credential not under the active key. Row by row,
+        each in its own transaction: interrupted (or stopped after ``limit``
+        rows), every row still decrypts with the old or the new key; run again,
+        it finishes; run once more, it does nothing. Returns the number of rows
+        re-encrypted."""
+        done = 0
+        last_id = 0
+        while limit is None or done < limit:
+            with self.ledger.session() as session:
+                ids = list(
+                    session.scalars(
+                        select(DestinationRow.id).where(DestinationRow.id > last_id).order_by(DestinationRow.id)
+                        .limit(batch)
+                    )
+                )  # fmt: skip
+            if not ids:
+                return done
+            for row_id in ids:
+                if limit is not None and done >= limit:
+                    break
+                last_id = row_id
+                with self.ledger.session() as session:
+                    row = session.scalars(
+                        select(DestinationRow).where(DestinationRow.id == row_id).with_for_update()
+                    ).first()
+                    if row is None:
+                        continue
+                    stored: dict[str, str] = json.loads(row.credentials or "{}")
+                    if not any(self.keyring.needs_rotation(blob) for blob in stored.values()):
+                        continue
+                    self._encrypt_into(row, self._decrypt_row(row))
+                    done += 1
+        return done
+
+    def kids_in_use(self) -> set[str]:
+        """Every kid some stored credential carries (an old key may be removed
+        from ``OCS_TRANSFER_KEYS`` once its kid is not here)."""
+        kids: set[str] = set()
+        with self.ledger.session() as session:
+            for text in session.scalars(select(DestinationRow.credentials)):
+                for blob in json.loads(text or "{}").values():
+                    kids.add(KeyRing.kid_of(blob) or "?")
+        return kids
+
+    # -- stores and connection tests -------------------------------------------------
+
+    def open_store(self, ref: str | int) -> FileStore:
+        with self.ledger.session() as session:
+            row = self._row(session, ref)
+            provider, options, creds = row.provider, json.loads(row.options or "{}"), self._decrypt_row(row)
+        return open_store(provider, options, creds, settings=self.settings)
+
+    def test(self, ref: str | int) -> ConnectionTestResult:
+        """Run the store's connection test and record the result and time."""
+        from datetime import UTC, datetime
+
+        started = self.clock()
+        try:
+            store = self.open_store(ref)
+        except (ConfigurationError, CredentialError) as exc:
+            result = ConnectionTestResult(
+                ok=False, message=str(exc), checked_at=datetime.fromtimestamp(started, UTC), duration_s=0.0
+            )
+        else:
+            with store:
+                result = store.test_connection()
+            # providers redact at their boundary; a careless one must still not leak here
+            secrets = list(self.credentials(ref).values())
+            result = attrs.evolve(result, message=redact(result.message, secrets))
+        with self.ledger.session() as session:
+            row = self._row(session, ref, lock=True)
+            row.last_test_ok = result.ok
+            row.last_test_message = result.message
+            row.last_test_at = result.checked_at.timestamp()
+        return result
+
+    # -- import ------------------------------------------------------------------------
+
+    def import_storage_backend(
+        self,
+        record: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        scope: str = "organization",
+        owner_id: str = "",
+    ) -> Destination:
+        """Create a destination from an old "storage backend" record.
+
+        ``record`` has the old tags, with or without the ``storage_backend``
+        prefix: ``storage_backend`` (name), ``storage_backend_id`` (identifier =
+        provider), ``storage_backend_token``, ``storage_backend_config`` (JSON),
+        ``storage_backend_keep_days``, ``storage_backend_desc``,
+        ``storage_backend_active``. Config keys the provider lists as credential
+        fields (or that look secret), and the token, become encrypted
+        credentials; the other config keys become options. For ``local`` the old
+        token is the file server's ``host:port`` and becomes the ``server`` option.
+        """
+
+        def get(key: str) -> Any:
+            for candidate in (f"storage_backend_{key}", key) if key else ("storage_backend", "name"):
+                if candidate in record:
+                    return record[candidate]
+            return None
+
+        provider = str(get("id") or get("identifier") or "").strip().lower()
+        if not provider:
+            raise ConfigurationError("the storage backend record has no storage_backend_id (its provider)")
+        display = str(get("") or provider)
+        config_raw = get("config") or {}
+        if isinstance(config_raw, str):
+            try:
+                config_raw = json.loads(config_raw) if config_raw.strip() else {}
+            except json.JSONDecodeError:
+                raise ConfigurationError("storage_backend_config is not valid JSON") from None
+        if not isinstance(config_raw, Mapping):
+            raise ConfigurationError("storage_backend_config must be a JSON object")
+        from .. import plugins
+
+        secret_names = set(getattr(plugins.get_provider(provider), "credential_fields", ()))
+        options: dict[str, Any] = {}
+        credentials: dict[str, str | Secret | None] = {}
+        for key, value in config_raw.items():
+            looks_secret = any(w in key.lower() for w in ("secret", "token", "password", "key", "credential"))
+            if key in secret_names or looks_secret:
+                credentials[key] = value if isinstance(value, str) else json.dumps(value)
+            else:
+                options[key] = value
+        token = get("token")
+        if token:
+            if provider == "local":
+                options.setdefault("server", str(token))
+            else:
+                credentials.setdefault("token", str(token))
+        keep = get("keep_days")
+        active = get("active")
+        slug = name or re.sub(r"[^A-Za-z0-9_.@-]+", "-", display).strip("-") or provider
+        return self.add(
+            slug,
+            provider,
+            credentials=credentials,
+            display_name=display,
+            description=str(get("desc") or get("description") or ""),
+            keep_days=int(keep) if keep not in (None, "") else None,
+            active=True if active is None else str(active).strip().lower() in ("1", "true", "yes", "on"),
+            scope=scope,
+            owner_id=owner_id,
+            options=options,
+        )

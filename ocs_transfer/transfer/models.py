@@ -1,0 +1,105 @@
+"""The ledger's tables (SQLAlchemy 2 declarative).
+
+Times are UNIX seconds (floats) so every database compares them the same way and
+an injected clock is all the engine needs. JSON is kept as text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "DestinationRow", "SourceFileRow", "TransferRow", "STATES", "FINAL_STATES"]
+
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
+FINAL_STATES = (COMPLETED, FAILED, CANCELLED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DestinationRow(Base):
+    __tablename__ = "ocs_destinations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  #: identifier users type
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text, default="")
+    layout: Mapped[str] = mapped_column(String(32), default="flat")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    delete_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    keep_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    scope: Mapped[str] = mapped_column(String(16), default="personal")
+    owner_id: Mapped[str] = mapped_column(String(200), default="")
+    options: Mapped[str] = mapped_column(Text, default="{}")  #: JSON, non-secret provider options
+    credentials: Mapped[str] = mapped_column(Text, default="{}")  #: JSON {field: "v1:kid:..."}
+    last_test_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    last_test_message: Mapped[str] = mapped_column(Text, default="")
+    last_test_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_ocs_destinations_scope_owner", "scope", "owner_id"),)
+
+
+class SourceFileRow(Base):
+    """One scheduled source file; its transfers hang off it."""
+
+    __tablename__ = "ocs_source_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(Text)  #: store name or URL, resolved by the engine's source resolver
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    context: Mapped[str] = mapped_column(Text, default="{}")  #: JSON (target, project, ...) for layouts
+    delete_source: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: "" (keep), "pending" (delete when all completed), "deleting", "deleted"
+    delete_state: Mapped[str] = mapped_column(String(16), default="")
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class TransferRow(Base):
+    __tablename__ = "ocs_transfers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("ocs_source_files.id", ondelete="CASCADE"))
+    destination_id: Mapped[int] = mapped_column(Integer)  #: no FK: the destination may be removed
+    destination_name: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[str] = mapped_column(Text)  #: JSON of the destination when scheduled (no credentials)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    lease: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    md5: Mapped[str] = mapped_column(String(32), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    provider_checksum: Mapped[str] = mapped_column(Text, default="")
+    remote_path: Mapped[str] = mapped_column(Text, default="")
+    remote_version: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        Index("ix_ocs_transfers_due", "state", "next_attempt_at"),
+        Index("ix_ocs_transfers_file", "file_id"),
+    )

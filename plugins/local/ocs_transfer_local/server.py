@@ -1,0 +1,607 @@
+"""The self-hosted file server: WebDAV over a directory, with token auth,
+atomic uploads and signed download links.
+
+WsgiDAV (on the cheroot HTTP server) speaks WebDAV; this module adds what a
+data archive needs around it:
+
+- **Token authentication.** Every request needs ``Authorization: Bearer
+  <token>`` (or HTTP Basic with the token as password, any user name).
+  Tokens come from a file or the environment, are compared in constant time
+  and are never logged.
+- **Atomic uploads.** A PUT streams into a hidden temporary file in the target
+  directory, which is fsynced and renamed over the final path only when the
+  whole body arrived; a cut-short or failed upload leaves nothing visible.
+  The response carries the SHA-256 of what was stored
+  (``X-OCS-Transfer-SHA256``), so clients can verify without re-reading.
+  MOVE and COPY of files publish with a rename, too. Missing parent
+  directories of a PUT are created.
+- **Signed links.** ``GET /_signed/<path>?exp=..&sig=..`` serves one file
+  without a token until ``exp`` (see :mod:`ocs_transfer_local.signing`).
+- **Health.** ``GET /_health`` answers ``{"status": "ok"}`` without a token.
+- **Confinement.** Paths with ``.``/``..`` segments, control characters or
+  backslashes are refused, and every path must resolve inside the root
+  (symlinks leaving it are refused).
+
+The top-level names ``_signed`` and ``_health`` are reserved.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+import attrs
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_provider import DAVNonCollection
+from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
+
+from ocs_transfer.exceptions import ConfigurationError
+from ocs_transfer.redact import Secret
+
+from .signing import MIN_KEY_LENGTH, verify_signature
+
+__all__ = [
+    "DEFAULT_PORT",
+    "SHA256_HEADER",
+    "FileServer",
+    "ServerConfig",
+    "TOKENS_ENV",
+    "SIGNING_KEY_ENV",
+    "load_secrets",
+    "make_app",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8976
+#: Environment variable with comma-separated access tokens.
+TOKENS_ENV = "OCS_TRANSFER_SERVER_TOKENS"
+#: Environment variable with the link-signing key.
+SIGNING_KEY_ENV = "OCS_TRANSFER_SERVER_SIGNING_KEY"
+HEALTH_PATH = "/_health"
+#: Response header of a successful PUT: the hex SHA-256 of the bytes the server stored.
+SHA256_HEADER = "X-OCS-Transfer-SHA256"
+SHA256_ENVIRON = "ocs_transfer.sha256"
+_BLOCK_SIZE = 1024 * 1024
+#: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
+_PARTIAL_SUFFIX = ".ocs-server-partial"
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@attrs.frozen(kw_only=True)
+class ServerConfig:
+    """How to run the file server."""
+
+    root: Path  #: the directory served
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT  #: 0 picks a free port
+    tokens: tuple[Secret, ...] = attrs.field(repr=False)  #: accepted access tokens (at least one)
+    signing_key: Secret | None = attrs.field(default=None, repr=False)  #: enables /_signed links
+    threads: int = 16
+    socket_timeout: float = 60.0  #: seconds a connection may stall before it is dropped
+    readonly: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not self.tokens:
+            raise ConfigurationError(
+                f"the file server needs at least one access token: put one per line in a file given with"
+                f" --token-file, or set {TOKENS_ENV}"
+            )
+        for token in (*self.tokens, *([self.signing_key] if self.signing_key else [])):
+            if len(token.reveal()) < MIN_KEY_LENGTH:
+                raise ConfigurationError(
+                    f"access tokens and the signing key need at least {MIN_KEY_LENGTH} characters;"
+                    " make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        if not self.root.is_dir():
+            raise ConfigurationError(f"the server root {str(self.root)!r} is not an existing directory")
+
+
+def load_secrets(path: Path | None = None, env_value: str | None = None) -> tuple[Secret, ...]:
+    """Secrets from a file (one per line; blank lines and ``#`` comments
+    ignored) and/or a comma-separated string (from the environment)."""
+    values: list[str] = []
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the secrets file {str(path)!r}: {exc.strerror}") from None
+        values += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if env_value:
+        values += [v.strip() for v in env_value.split(",") if v.strip()]
+    return tuple(Secret(v) for v in values)
+
+
+# -- the filesystem provider with atomic writes ------------------------------------------
+
+
+
+def _is_partial(name: str) -> bool:
+    return name.endswith(_PARTIAL_SUFFIX)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _AtomicUpload:
+    """A temporary file beside ``final`` that becomes ``final`` on commit."""
+
+    def __init__(self, final: str, expected: int | None) -> None:
+        self.final = final
+        self.expected = expected
+        self.count = 0
+        self.sha256 = hashlib.sha256()
+        directory, name = os.path.split(final)
+        fd, self.temp = tempfile.mkstemp(dir=directory, prefix=f".{name[:100]}.", suffix=_PARTIAL_SUFFIX)
+        os.fchmod(fd, 0o644)
+        self.file = os.fdopen(fd, "wb", buffering=0)
+
+    def write(self, data: bytes) -> int:
+        self.file.write(data)
+        self.sha256.update(data)
+        self.count += len(data)
+        return len(data)
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self) -> None:
+        if self.file.closed:
+            return
+        if self.expected is not None and self.count != self.expected:
+            raise DAVError(
+                HTTP_BAD_REQUEST, f"the body had {self.count} bytes but Content-Length said {self.expected}"
+            )
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+    def commit(self) -> None:
+        try:
+            self.close()
+            os.replace(self.temp, self.final)
+        except BaseException:
+            self.abort()
+            raise
+        _fsync_dir(os.path.dirname(self.final))
+
+    def abort(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            try:
+                os.unlink(self.temp)
+            except FileNotFoundError:
+                pass
+
+
+def _content_length(environ: WSGIEnvironment) -> int | None:
+    value = environ.get("CONTENT_LENGTH")
+    return int(value) if value and str(value).isdigit() else None
+
+
+def _move_file(src: str, dest: str) -> None:
+    os.replace(src, dest)
+    _fsync_dir(os.path.dirname(dest))
+    if os.path.dirname(dest) != os.path.dirname(src):
+        _fsync_dir(os.path.dirname(src))
+
+
+def _copy_file(src: str, dest: str) -> None:
+    upload = _AtomicUpload(dest, None)
+    try:
+        with open(src, "rb") as source:
+            shutil.copyfileobj(source, upload.file, _BLOCK_SIZE)
+    except BaseException:
+        upload.abort()
+        raise
+    upload.commit()
+
+
+class _File(FileResource):  # type: ignore[misc]
+    """A file whose writes, moves and copies publish atomically. ``pending``
+    files do not exist yet (a PUT is creating them)."""
+
+    def __init__(self, path: str, environ: WSGIEnvironment, file_path: str, *, pending: bool = False) -> None:
+        if pending:
+            DAVNonCollection.__init__(self, path, environ)
+            self._file_path = file_path
+            self.name = os.path.basename(file_path)
+            self.file_stat = None
+        else:
+            super().__init__(path, environ, file_path)
+        self._upload: _AtomicUpload | None = None
+
+    def begin_write(self, *, content_type: str | None = None) -> _AtomicUpload:
+        if self.provider.readonly:
+            raise DAVError(HTTP_FORBIDDEN)
+        self._upload = _AtomicUpload(self._file_path, _content_length(self.environ))
+        return self._upload
+
+    def end_write(self, *, with_errors: bool) -> None:
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        if with_errors:
+            upload.abort()
+        else:
+            upload.commit()
+            self.environ[SHA256_ENVIRON] = upload.sha256.hexdigest()
+
+
+class _Folder(FolderResource):  # type: ignore[misc]
+    """A directory that hides in-progress uploads and creates files lazily."""
+
+    def get_member_names(self) -> list[str]:
+        return [name for name in super().get_member_names() if not _is_partial(name)]
+
+    def create_empty_resource(self, name: str) -> _File:
+        if self.provider.readonly:
+            raise DAVError(HTTP_FORBIDDEN)
+        path = self.path.rstrip("/") + "/" + name
+        return _File(path, self.environ, self.provider._loc_to_file_path(path, self.environ), pending=True)
+
+
+class AtomicFilesystemProvider(FilesystemProvider):  # type: ignore[misc]
+    """WsgiDAV's filesystem provider with atomic writes and no symlinks."""
+
+    def __init__(self, root: str, *, readonly: bool = False) -> None:
+        super().__init__(root, readonly=readonly, fs_opts={"follow_symlinks": False})
+
+    def get_resource_inst(self, path: str, environ: WSGIEnvironment) -> _File | _Folder | None:
+        self._count_get_resource_inst += 1
+        file_path: str = self._loc_to_file_path(path, environ)
+        if _is_partial(os.path.basename(file_path)) or not os.path.lexists(file_path):
+            return None
+        if os.path.islink(file_path):
+            raise DAVError(HTTP_FORBIDDEN, "symbolic links are not served")
+        if os.path.isdir(file_path):
+            return _Folder(path, environ, file_path)
+        return _File(path, environ, file_path)
+
+
+# -- the WSGI application around WsgiDAV ---------------------------------------------------
+
+
+def _token_digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+class _App:
+    """Auth, health, signed links and path checks in front of WsgiDAV."""
+
+    def __init__(self, config: ServerConfig, dav: WSGIApplication) -> None:
+        self.config = config
+        self.root_real = os.path.realpath(config.root)
+        self.dav = dav
+        self._token_digests = tuple(_token_digest(t.reveal()) for t in config.tokens)
+
+    # - helpers -
+
+    @staticmethod
+    def _respond(
+        start_response: StartResponse, status: str, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()
+    ) -> list[bytes]:
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+        return [data]
+
+    def _authorized(self, environ: WSGIEnvironment) -> bool:
+        scheme, _, value = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        candidate: str | None = None
+        if scheme.lower() == "bearer":
+            candidate = value.strip()
+        elif scheme.lower() == "basic":
+            try:
+                candidate = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+            except ValueError:
+                candidate = None
+        if not candidate:
+            return False
+        digest = _token_digest(candidate)
+        ok = False
+        for known in self._token_digests:  # no early exit: constant time over the token list
+            ok |= hmac.compare_digest(known, digest)
+        return ok
+
+    @staticmethod
+    def _path_parts(environ: WSGIEnvironment) -> list[str] | None:
+        """The request path as decoded segments, or None when it is unsafe."""
+        raw = str(environ.get("PATH_INFO", "/"))
+        try:
+            path = raw.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
+        parts = [p for p in path.split("/") if p != ""]
+        if any(p in (".", "..") or _BAD_CHARS.search(p) or _is_partial(p) for p in parts):
+            return None
+        if "//" in path.rstrip("/") and parts:
+            return None
+        return parts
+
+    def _inside_root(self, parts: list[str]) -> str | None:
+        full = os.path.realpath(os.path.join(self.root_real, *parts))
+        if full != self.root_real and not full.startswith(self.root_real + os.sep):
+            return None
+        return full
+
+    def _make_parents(self, parts: list[str]) -> None:
+        """Create the missing parent directories of a PUT target, never
+        following a symlink."""
+        current = self.root_real
+        for part in parts[:-1]:
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                try:
+                    os.mkdir(current, 0o755)
+                except FileExistsError:
+                    pass
+                continue
+            if not stat.S_ISDIR(mode):  # a file or a symlink: let WsgiDAV refuse the request
+                return
+
+    # - the WSGI entry point -
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        status_holder: list[str] = []
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_holder.append(status)
+            received = environ.get(SHA256_ENVIRON)
+            if received and status.startswith("2"):
+                headers = [*headers, (SHA256_HEADER, received)]
+            return start_response(status, headers, exc_info)
+
+        path = str(environ.get("PATH_INFO", "")).encode("latin-1", "replace").decode("utf-8", "replace")
+
+        def log_request() -> None:  # the path only: never the query (signatures) or headers (tokens)
+            log.info("%s %s %s", method, quote(path), (status_holder or ["-"])[0].split(" ")[0])
+
+        try:
+            body = self._dispatch(method, environ, recording_start_response)
+        except BaseException:
+            log_request()
+            raise
+        return _LoggedBody(body, log_request)
+
+    def _dispatch(self, method: str, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        parts = self._path_parts(environ)
+        if parts is None or self._inside_root(parts or []) is None:
+            return self._respond(start_response, "403 Forbidden", {"error": "path refused"})
+        # Credentials never travel further than this function.
+        environ.pop("HTTP_AUTHORIZATION", None)
+        if parts == ["_health"] and method in ("GET", "HEAD"):
+            return self._health(start_response)
+        if parts and parts[0] == "_signed":
+            return self._signed(method, parts[1:], environ, start_response)
+        return self._authenticated(method, parts, environ, start_response)
+
+    def _authenticated(
+        self, method: str, parts: list[str], environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if not environ.get("ocs_transfer.authorized"):
+            return self._respond(
+                start_response,
+                "401 Unauthorized",
+                {"error": "a valid access token is required (Authorization: Bearer <token>)"},
+                [
+                    ("WWW-Authenticate", 'Bearer realm="ocs-transfer"'),
+                    ("WWW-Authenticate", 'Basic realm="ocs-transfer"'),
+                ],
+            )
+        if parts and parts[0] in ("_signed", "_health"):
+            return self._respond(start_response, "403 Forbidden", {"error": "reserved name"})
+        if method == "PUT" and not self.config.readonly and len(parts) > 1:
+            self._make_parents(parts)
+        if method in ("MOVE", "COPY"):
+            return self._move_or_copy(method, parts, environ, start_response)
+        return self.dav(environ, start_response)
+
+    def _move_or_copy(
+        self, method: str, parts: list[str], environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """MOVE and COPY of files, published with a rename. (WsgiDAV decodes
+        the Destination header before splitting off its query, which turns a
+        name with ``?`` or ``;`` into another name; directories go to WsgiDAV
+        only when their Destination survives that.)"""
+        raw = str(environ.get("HTTP_DESTINATION", ""))
+        dest_url = urlsplit(raw)
+        dest_path = unquote(dest_url.path)
+        hosts = {str(environ.get(k, "")).lower() for k in ("HTTP_HOST", "HTTP_X_FORWARDED_HOST")}
+        if not raw or (dest_url.netloc and dest_url.netloc.lower() not in hosts):
+            return self._respond(start_response, "400 Bad Request", {"error": "the Destination must be on this server"})
+        dest_parts = self._path_parts({"PATH_INFO": dest_path.encode("utf-8").decode("latin-1")})
+        dest = self._inside_root(dest_parts) if dest_parts else None
+        if dest is None or not dest_parts or dest_parts[0] in ("_signed", "_health"):
+            return self._respond(start_response, "403 Forbidden", {"error": "destination refused"})
+        source = os.path.join(self.root_real, *parts)
+        if not parts or not os.path.isfile(source) or os.path.islink(source):
+            mangled = urlparse(unquote(raw), allow_fragments=False).path.rstrip("/") != dest_path.rstrip("/")
+            if mangled:
+                return self._respond(start_response, "400 Bad Request", {"error": "unsupported Destination name"})
+            return self.dav(environ, start_response)
+        if self.config.readonly:
+            return self._respond(start_response, "403 Forbidden", {"error": "the server is read-only"})
+        if not os.path.isdir(os.path.dirname(dest)):
+            return self._respond(start_response, "409 Conflict", {"error": "the destination's parent does not exist"})
+        existed = os.path.lexists(dest)
+        if existed and str(environ.get("HTTP_OVERWRITE", "T")).upper() == "F":
+            return self._respond(start_response, "412 Precondition Failed", {"error": "the destination exists"})
+        if os.path.isdir(dest) or dest == os.path.realpath(source):
+            return self._respond(start_response, "409 Conflict", {"error": "cannot replace that destination"})
+        (_move_file if method == "MOVE" else _copy_file)(source, dest)
+        status = "204 No Content" if existed else "201 Created"
+        start_response(status, [("Content-Length", "0")])
+        return [b""]
+
+    def _health(self, start_response: StartResponse) -> list[bytes]:
+        ok = os.path.isdir(self.root_real) and (self.config.readonly or os.access(self.root_real, os.W_OK))
+        if ok:
+            return self._respond(start_response, "200 OK", {"status": "ok"})
+        return self._respond(start_response, "503 Service Unavailable", {"status": "error", "reason": "root unusable"})
+
+    def _signed(
+        self, method: str, parts: list[str], environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        if method not in ("GET", "HEAD"):
+            return self._respond(start_response, "405 Method Not Allowed", {"error": "signed links are read-only"},
+                                 [("Allow", "GET, HEAD")])
+        key = self.config.signing_key
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        exp, sig = (query.get("exp") or [""])[0], (query.get("sig") or [""])[0]
+        path = "/".join(parts)
+        if key is None or not parts or not verify_signature(key, path, exp, sig):
+            return self._respond(start_response, "403 Forbidden", {"error": "the link is invalid or has expired"})
+        full = self._inside_root(parts)
+        if full is None or not os.path.isfile(full):
+            return self._respond(start_response, "404 Not Found", {"error": "no such file"})
+        environ["PATH_INFO"] = ("/" + path).encode("utf-8").decode("latin-1")
+        environ["QUERY_STRING"] = ""
+        return self.dav(environ, start_response)
+
+
+class _LoggedBody:
+    """A response body that logs the request once the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self.body = body
+        self.on_close = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()
+
+
+class _AuthGate:
+    """Outermost layer: decides whether the request carries a valid token
+    before anything else sees (and drops) the credential."""
+
+    def __init__(self, app: _App) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ["ocs_transfer.authorized"] = self.app._authorized(environ)
+        return self.app(environ, start_response)
+
+
+def make_app(config: ServerConfig) -> WSGIApplication:
+    """The server's WSGI application (WsgiDAV wrapped in our layers)."""
+    from wsgidav.error_printer import ErrorPrinter
+    from wsgidav.http_authenticator import HTTPAuthenticator
+    from wsgidav.request_resolver import RequestResolver
+    from wsgidav.wsgidav_app import WsgiDAVApp
+
+    provider = AtomicFilesystemProvider(str(config.root), readonly=config.readonly)
+    dav = WsgiDAVApp(
+        {
+            "provider_mapping": {"/": provider},
+            # Authentication happens in _App; WsgiDAV sees only authorised requests.
+            "simple_dc": {"user_mapping": {"*": True}},
+            "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},
+            "middleware_stack": [ErrorPrinter, HTTPAuthenticator, RequestResolver],
+            "dir_browser": {"enable": False},
+            "property_manager": None,
+            "lock_storage": True,
+            "block_size": _BLOCK_SIZE,
+            "verbose": 1,
+            "logging": {"enable": False},
+            "suppress_version_info": True,
+        }
+    )
+    return _AuthGate(_App(config, dav))
+
+
+# -- running it ----------------------------------------------------------------------------
+
+
+class FileServer:
+    """The file server on cheroot. ``start()`` serves from a background thread
+    (tests, embedding); ``serve_forever()`` from the calling thread (the CLI)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        from cheroot import wsgi
+
+        self.config = config
+        self._server = wsgi.Server(
+            (config.host, config.port),
+            make_app(config),
+            numthreads=config.threads,
+            timeout=int(config.socket_timeout),
+            shutdown_timeout=5,
+        )
+        # How often the serve loop looks up (and so how long stop() waits); 0.5 s by default.
+        self._server.expiration_interval = 0.1
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"FileServer(root={str(self.config.root)!r}, bind={self._server.bind_addr!r})"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.bind_addr[1])
+
+    @property
+    def url(self) -> str:
+        host = self._server.bind_addr[0]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> Self:
+        self._server.prepare()
+        self._thread = threading.Thread(target=self._server.serve, name="ocs-transfer-file-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(
+        self, stop: threading.Event | None = None, ready: Callable[[FileServer], None] | None = None
+    ) -> None:
+        """Serve until ``stop`` is set (or forever)."""
+        self.start()
+        if ready is not None:
+            ready(self)
+        try:
+            (stop or threading.Event()).wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

@@ -1,0 +1,217 @@
+"""Path safety: key_traversal_rejected (RELIABILITY.md) and hostile-but-legal
+names round-tripping."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from ocs_transfer.exceptions import DoNotRetryError, UnsafePathError
+from ocs_transfer.storage.paths import (
+    MAX_COMPONENT_BYTES,
+    MAX_PATH_BYTES,
+    join_under,
+    safe_component,
+    safe_path,
+)
+from ocs_transfer.testing.data import HOSTILE_NAMES, TRAVERSAL_PATHS
+
+HOSTILE_LEGAL = 'hello? sausage/êé/Hello, 世界/ " \' @ < > & ? + ≠/z.txt'
+
+#: RELIABILITY.md, key_traversal_rejected (the symlink case is tested below),
+#: plus more forms of the same attacks.
+TRAVERSAL = [
+    *TRAVERSAL_PATHS,
+    "c:x",
+    "..%2fx",
+    "C%3a/x",
+    "a/\x00",
+    "a\rb",
+    "tab\there",
+    "c1\x85",
+    "é" * (MAX_COMPONENT_BYTES // 2 + 1),  # 2 bytes each in UTF-8
+    "a/...",
+    "a/ .. ",
+    "",
+    "   ",
+    "x\ud800y",
+    "%25252525252e/x",
+]
+
+
+@pytest.mark.parametrize("bad", TRAVERSAL, ids=repr)
+def test_key_traversal_rejected_safe_path(bad: str) -> None:
+    with pytest.raises(UnsafePathError):
+        safe_path(bad)
+
+
+@pytest.mark.parametrize("bad", TRAVERSAL, ids=repr)
+def test_key_traversal_rejected_join_under(bad: str, tmp_path: Path) -> None:
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(UnsafePathError):
+        join_under(tmp_path, bad)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["../x", "/etc/x", "a/../../b", "..\\x", "C:\\x", "%2e%2e/", "%2e%2e", "x\x00", "a\x1bb", "..", ".", "", " ",
+     "a" * 256, "\\\\server", "%252e%252e"],
+    ids=repr,
+)
+def test_key_traversal_rejected_safe_component(bad: str) -> None:
+    with pytest.raises(UnsafePathError) as info:
+        safe_component(bad)
+    # One error type for callers: a ValueError that must not be retried.
+    assert isinstance(info.value, ValueError) and isinstance(info.value, DoNotRetryError)
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_legal_path_round_trips(name: str) -> None:
+    assert safe_path(name) == name
+    for part in name.split("/"):
+        assert safe_component(part) == part
+
+
+def test_separators_inside_a_component_are_replaced() -> None:
+    assert safe_component("M31/M32") == "M31_M32"
+    assert safe_component("C/2022 E3 (ZTF)") == "C_2022 E3 (ZTF)"
+    assert safe_component("a\\b") == "a_b"
+    assert safe_component("N/A") == "N_A"
+
+
+def test_unicode_is_normalised_to_nfc() -> None:
+    decomposed = unicodedata.normalize("NFD", "êé/Hello, 世界")
+    assert decomposed != "êé/Hello, 世界"
+    assert safe_path(decomposed) == "êé/Hello, 世界"
+    assert safe_component(unicodedata.normalize("NFD", "Saturn ê")) == "Saturn ê"
+
+
+def test_limits_are_bytes_not_characters() -> None:
+    assert safe_component("é" * (MAX_COMPONENT_BYTES // 2)) == "é" * (MAX_COMPONENT_BYTES // 2)
+    long_ok = "/".join(["d" * 200] * 5)
+    assert len(long_ok.encode()) <= MAX_PATH_BYTES
+    assert safe_path(long_ok) == long_ok
+
+
+def test_percent_signs_that_decode_harmlessly_are_names() -> None:
+    for name in ["100%", "50% done", "%41BC", "a%20b", "%ff"]:
+        assert safe_component(name) == name
+        assert safe_path(f"dir/{name}") == f"dir/{name}"
+
+
+def test_root_and_trailing_slash() -> None:
+    assert safe_path("", allow_root=True) == ""
+    assert safe_path("a/b/") == "a/b"
+    with pytest.raises(UnsafePathError):
+        safe_path("a/b//")
+
+
+def test_not_text_is_rejected() -> None:
+    with pytest.raises(UnsafePathError):
+        safe_path(b"a/b")  # type: ignore[arg-type]
+
+
+def test_join_under_rejects_symlink_leaving_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"x")
+    (root / "escape").symlink_to(outside)
+    (root / "file-link").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePathError):
+        join_under(root, "escape/secret")
+    with pytest.raises(UnsafePathError):
+        join_under(root, "escape/new-file")
+    with pytest.raises(UnsafePathError):
+        join_under(root, "file-link")
+
+
+def test_join_under_allows_links_inside_root_and_new_paths(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    assert join_under(tmp_path, "alias/x.fits") == tmp_path / "alias" / "x.fits"
+    assert join_under(tmp_path, "not/yet/there.fits") == tmp_path / "not" / "yet" / "there.fits"
+    assert join_under(tmp_path, HOSTILE_LEGAL) == tmp_path / HOSTILE_LEGAL
+    # a root that is itself reached through a link is fine
+    (tmp_path / "root-link").symlink_to(tmp_path / "real")
+    assert join_under(tmp_path / "root-link", "a") == tmp_path / "root-link" / "a"
+
+
+def test_hostile_name_round_trips_on_disk(tmp_path: Path) -> None:
+    target = join_under(tmp_path, safe_path(HOSTILE_LEGAL))
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"data")
+    found = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
+    assert found == [HOSTILE_LEGAL]
+
+
+# -- properties ------------------------------------------------------------------------
+
+ROOT = "/srv/store-root"
+
+
+def _stays_under_root(relative: str) -> bool:
+    joined = os.path.normpath(os.path.join(ROOT, relative))
+    return joined.startswith(ROOT + os.sep)
+
+
+@given(st.text(max_size=300))
+@example("../x")
+@example("a/../../b")
+@example("%2e%2e/x")
+def test_safe_path_output_is_safe_or_rejected(text: str) -> None:
+    try:
+        out = safe_path(text)
+    except UnsafePathError:
+        return
+    assert out == unicodedata.normalize("NFC", out)
+    assert "\\" not in out and "\x00" not in out
+    assert all(unicodedata.category(c) != "Cc" for c in out)
+    assert not out.startswith("/")
+    assert all(p not in ("", ".", "..") for p in out.split("/"))
+    assert all(len(p.encode()) <= MAX_COMPONENT_BYTES for p in out.split("/"))
+    assert len(out.encode()) <= MAX_PATH_BYTES
+    assert _stays_under_root(out)
+    assert safe_path(out) == out  # idempotent
+
+
+@given(st.text(max_size=300))
+@example("M31/M32")
+@example("..\\..\\x")
+def test_safe_component_output_is_one_safe_name_or_rejected(text: str) -> None:
+    try:
+        out = safe_component(text)
+    except UnsafePathError:
+        return
+    assert "/" not in out and "\\" not in out
+    assert safe_path(out) == out
+    assert _stays_under_root(out)
+    assert os.path.dirname(os.path.join(ROOT, out)) == ROOT
+    assert safe_component(out) == out  # idempotent
+
+
+#: Printable characters except separators and "%": any NFC name made of them
+#: that is not only dots and spaces must round-trip unchanged.
+_legal_chars = st.characters(
+    blacklist_categories=("Cc", "Cs"),
+    blacklist_characters="/\\%",
+)
+
+
+@given(st.lists(st.text(_legal_chars, min_size=1, max_size=40), min_size=1, max_size=6))
+def test_legal_names_round_trip_unchanged(parts: list[str]) -> None:
+    parts = [unicodedata.normalize("NFC", p) for p in parts]
+    assume(all(p.replace(".", "").strip() != "" for p in parts))
+    assume(not (parts[0][:1].isalpha() and parts[0][1:2] == ":"))
+    assume(all(len(p.encode()) <= MAX_COMPONENT_BYTES for p in parts))
+    path = "/".join(parts)
+    assert safe_path(path) == path
+    for p in parts:
+        assert safe_component(p) == p

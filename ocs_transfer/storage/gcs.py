@@ -260,9 +260,13 @@ class GCSStore(FsspecStore):
 
     def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
         self.fs.invalidate_cache(full)
-        if version_id is not None:
-            return dict(self.fs.info(full, generation=version_id))
-        return dict(self.fs.info(full))
+        if version_id is None:
+            return dict(self.fs.info(full))
+        info = dict(self.fs.info(full, generation=version_id))
+        if str(info.get("generation")) != str(version_id):
+            # A server that keeps no generations answers with the live object.
+            raise FileNotFoundError(f"{full} has no generation {version_id}")
+        return info
 
     # -- the rest of the contract ----------------------------------------------------------
 

@@ -201,6 +201,7 @@ class S3Store(FsspecStore):
                 profile=None if key else config.profile,
                 endpoint_url=config.endpoint_url,
                 version_aware=True,
+                default_block_size=config.part_size,  # reads (and re-reads to verify) buffer one part
                 client_kwargs={"region_name": config.region} if config.region else {},
                 config_kwargs={
                     "signature_version": config.signature_version,
@@ -360,6 +361,11 @@ class S3Store(FsspecStore):
     def _version_id(self, info: Mapping[str, Any]) -> str | None:
         version = info.get("VersionId")
         return None if not version or version == "null" else str(version)
+
+    def _open_for_verify(self, full: str) -> IO[bytes]:
+        # botocore's streaming body reads exactly what is asked: no read-ahead buffers.
+        body: IO[bytes] = self.client.get_object(Bucket=self.config.bucket, Key=self._key(full))["Body"]
+        return body
 
     def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"Bucket": self.config.bucket, "Key": self._key(full), "ChecksumMode": "ENABLED"}

@@ -306,11 +306,17 @@ class S3Store(FsspecStore):
     def storage_class_for(self, data_file: Any, now: datetime | None = None) -> str | None:
         """The storage class ocs_archive would choose for ``data_file``."""
         days = self.config.days_to_ia_storage
-        if days is None or not hasattr(data_file, "get_observation_date"):
+        if days is None:
             return self.config.storage_class
-        observed = data_file.get_observation_date()
+        source = data_file.get_header_data() if hasattr(data_file, "get_header_data") else data_file
+        observed = source.get_observation_date() if hasattr(source, "get_observation_date") else None
         if isinstance(observed, str):
-            observed = datetime.fromisoformat(observed.replace("Z", "+00:00"))
+            try:
+                observed = datetime.fromisoformat(observed.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return self.config.storage_class  # unreadable date: the default class, never a failed upload
+        if not isinstance(observed, datetime):
+            return self.config.storage_class
         if observed.tzinfo is None:
             observed = observed.replace(tzinfo=UTC)
         if ((now or datetime.now(UTC)) - observed).days > days:

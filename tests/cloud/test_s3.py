@@ -9,10 +9,12 @@ import io
 import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import google_crc32c
 import pytest
+from astropy.io import fits
 
 from ocs_transfer import plugins
 from ocs_transfer.exceptions import (
@@ -20,6 +22,7 @@ from ocs_transfer.exceptions import (
     ObjectNotFoundError,
     TransferCancelledError,
 )
+from ocs_transfer.input.filefactory import open_datafile
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
@@ -121,25 +124,21 @@ def test_cancel_leaves_nothing(s3_store: S3Store, s3_client: Any, s3_bucket: str
     assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
-def test_storage_class_and_ia_for_old_data(s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: Any) -> None:
+def test_storage_class_and_ia_for_old_data(
+    s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: Any, examples_dir: Path
+) -> None:
     if s3_endpoint.kind == "seaweedfs":
         pytest.skip("SeaweedFS does not report storage classes")
     store = s3_store_for(s3_endpoint, s3_bucket, days_to_ia_storage=60)
-
-    class Observed:
-        """The one DataFile method the storage-class choice reads."""
-
-        def __init__(self, when: datetime) -> None:
-            self.when = when
-
-        def get_observation_date(self) -> datetime:
-            return self.when
-
-    now = datetime(2026, 11, 21, tzinfo=UTC)
-    assert store.storage_class_for(Observed(now - timedelta(days=61)), now) == "STANDARD_IA"
-    assert store.storage_class_for(Observed(now - timedelta(days=59)), now) is None
+    path = examples_dir / "coj1m011-kb05-20150219-0125-e90.fits"
+    observed = datetime.fromisoformat(fits.getheader(path)["DATE-OBS"]).replace(tzinfo=UTC)
+    with open_datafile(path, settings=Settings()) as data_file:
+        assert store.storage_class_for(data_file, observed + timedelta(days=61)) == "STANDARD_IA"
+        assert store.storage_class_for(data_file, observed + timedelta(days=59)) is None
     store.put(io.BytesIO(b"x" * 10), "old.fits", storage_class="STANDARD_IA")
     assert s3_client.head_object(Bucket=s3_bucket, Key="old.fits")["StorageClass"] == "STANDARD_IA"
+    store.put(io.BytesIO(b"x" * 10), "new.fits")
+    assert s3_client.head_object(Bucket=s3_bucket, Key="new.fits").get("StorageClass", "STANDARD") == "STANDARD"
 
 
 def test_quick_url_settings_and_registration(builtin_plugins_only: None, moto_endpoint: S3Endpoint) -> None:

@@ -49,6 +49,7 @@ class S3Endpoint:
     secret: str = attrs.field(repr=False)
     region: str = "us-east-1"
     kind: str = "s3"  #: "moto" or "seaweedfs"
+    pid: int | None = None  #: the server process, when it runs in its own
 
     def boto3_client(self, **config: object) -> object:
         """A plain boto3 client for this server (path-style addressing)."""
@@ -188,7 +189,7 @@ def seaweedfs_s3(
             log.flush()
             tail = (root / "weed.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"weed mini did not start:\n{tail}") from None
-        yield S3Endpoint(url=f"http://{HOST}:{ports['s3']}", key=key, secret=secret, kind="seaweedfs")
+        yield S3Endpoint(url=f"http://{HOST}:{ports['s3']}", key=key, secret=secret, kind="seaweedfs", pid=proc.pid)
     finally:
         _stop(proc)
         log.close()

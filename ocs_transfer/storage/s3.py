@@ -26,22 +26,21 @@ from __future__ import annotations
 import contextvars
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, ClassVar, NoReturn, Self
-from urllib.parse import quote, urlsplit
+from typing import IO, Any, ClassVar, Self
 
 import attrs
 
-from ..exceptions import ConfigurationError, OcsTransferError
+from ..exceptions import ConfigurationError
 from ..redact import Secret
 from ..settings import Settings
-from .base import ObjectInfo, Progress, StoredObject
-from .fsspec_store import FsspecStore
+from .base import Progress, StoredObject
+from .bucket import BucketStore, content_disposition
 from .hashing import Hasher, HashingReader
 from .s3_upload import CompositeCrc32cHasher, Crc32cHasher, MiB, S3Uploader, translate_s3_error
 
-__all__ = ["S3Store", "content_disposition"]
+__all__ = ["S3Store"]
 
 #: The longest a SigV4 presigned URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
@@ -57,15 +56,6 @@ _MULTIPART_ETAG = re.compile(r'-\d+"?$')
 INSTALL_HINT = "the s3 provider needs s3fs and boto3: pip install 'ocs-transfer[s3]'"
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with the file name, ASCII-safe (RFC 6266 / RFC 5987)."""
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
-    header = f'attachment; filename="{ascii_name}"'
-    if ascii_name != filename:
-        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
-    return header
-
-
 def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
     for name in names:
         value = credentials.get(name)
@@ -74,14 +64,14 @@ def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-class S3Store(FsspecStore):
+class S3Store(BucketStore):
     """Objects in an S3 bucket, under an optional prefix."""
 
     name: ClassVar[str] = "s3"
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
-    atomic_writes: ClassVar[bool] = True
+    translator = staticmethod(translate_s3_error)
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -212,19 +202,7 @@ class S3Store(FsspecStore):
             )
         except Exception as exc:
             raise translate_s3_error(exc, "setting up the S3 client failed", secrets=secrets) from exc
-        root = "/".join(p for p in (config.bucket, config.prefix.strip("/")) if p)
-        return cls(fs, root, config=config, client=client, secrets=secrets)
-
-    @classmethod
-    def config_from_url(cls, url: str, **options: Any) -> Any:
-        """``s3://bucket/prefix`` plus config options."""
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise ConfigurationError(f"an S3 URL names a bucket: s3://bucket/prefix, got {url!r}")
-        try:
-            return cls.Config(bucket=parts.netloc, prefix=parts.path.strip("/"), **options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider 's3': {exc}") from None
+        return cls(fs, cls.bucket_root(config.bucket, config.prefix), config=config, client=client, secrets=secrets)
 
     @classmethod
     def config_from_settings(cls, settings: Settings, **options: Any) -> Any:
@@ -247,11 +225,6 @@ class S3Store(FsspecStore):
 
     def _key(self, full: str) -> str:
         return full.split("/", 1)[1] if "/" in full else ""
-
-    def _raise(self, exc: BaseException, message: str) -> NoReturn:
-        if isinstance(exc, OcsTransferError) or not isinstance(exc, Exception):
-            raise exc
-        raise translate_s3_error(exc, message, secrets=self._secrets) from exc
 
     # -- writing -------------------------------------------------------------------------
 
@@ -322,9 +295,6 @@ class S3Store(FsspecStore):
         if ((now or datetime.now(UTC)) - observed).days > days:
             return self.config.ia_storage_class
         return self.config.storage_class
-
-    def _ensure_parent(self, path: str) -> None:
-        pass  # S3 has no directories
 
     def _upload(
         self,
@@ -413,10 +383,6 @@ class S3Store(FsspecStore):
             self.fs.invalidate_cache(full)
         except Exception as exc:
             self._raise(exc, f"delete of {path!r} failed")
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        self.fs.invalidate_cache()  # uploads bypass s3fs, so its listing cache may be stale
-        return super().list(prefix)
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         if expiration > MAX_LINK_EXPIRATION or expiration.total_seconds() < 1:

@@ -38,7 +38,7 @@ from ..settings import Settings
 from .base import Progress, StoredObject
 from .bucket import BucketStore, content_disposition
 from .hashing import Hasher, HashingReader
-from .s3_upload import CompositeCrc32cHasher, Crc32cHasher, MiB, S3Uploader, translate_s3_error
+from .s3_upload import MiB, S3Crc32cHasher, S3Uploader, translate_s3_error
 
 __all__ = ["S3Store"]
 
@@ -320,7 +320,13 @@ class S3Store(BucketStore):
             self.fs.invalidate_cache(path)
 
     def _extra_hashers(self) -> dict[str, Hasher]:
-        return {"crc32c": Crc32cHasher(), "crc32c-composite": CompositeCrc32cHasher(self.config.part_size)}
+        return {"s3-crc32c": S3Crc32cHasher(self.config.part_size)}
+
+    def _expected_checksum(self, algorithm: str, digests: Mapping[str, str]) -> str | None:
+        ours = digests.get("s3-crc32c")
+        if ours is None or ("-" in ours) != (algorithm == "crc32c-composite"):
+            return None  # the server reports another form than our upload makes: verify by re-reading
+        return ours
 
     def _native_checksum(self, info: Mapping[str, Any]) -> tuple[str, str] | None:
         value = info.get("ChecksumCRC32C")

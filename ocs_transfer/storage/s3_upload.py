@@ -44,7 +44,7 @@ from ..exceptions import (
 from ..retry import call_with_retries, translate
 
 __all__ = [
-    "CompositeCrc32cHasher",
+    "S3Crc32cHasher",
     "Crc32cHasher",
     "S3Uploader",
     "UploadOutcome",
@@ -90,10 +90,12 @@ class Crc32cHasher:
         return _b64(self._crc.digest())
 
 
-class CompositeCrc32cHasher:
-    """S3's checksum of a multipart upload of this stream in ``part_size``
-    parts: the CRC32C of the concatenated part CRC32Cs, base64, then
-    ``-<parts>``. Independent of how the stream is chunked when read."""
+class S3Crc32cHasher:
+    """The CRC32C S3 reports for this stream uploaded by :class:`S3Uploader`
+    with ``part_size`` parts, in one pass: below one part (a single PUT) the
+    plain CRC32C, base64; otherwise the composite form, the CRC32C of the
+    concatenated part CRC32Cs, base64, then ``-<parts>``. Independent of how
+    the stream is chunked when read."""
 
     def __init__(self, part_size: int) -> None:
         self._mod = crc32c_module()
@@ -116,6 +118,8 @@ class CompositeCrc32cHasher:
                 self._filled = 0
 
     def hexdigest(self) -> str:
+        if not self._digests:  # shorter than one part: a single PUT
+            return _b64(self._current.digest())
         digests = list(self._digests)
         if self._filled:
             digests.append(self._current.digest())

@@ -40,7 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 MiB = 1 << 20
 GiB = 1 << 30
-PART = 16 * MiB
+PART = 8 * MiB
 CONCURRENCY = 4
 CONTENDERS = ("ocs_transfer", "rclone", "boto3", "s3fs")
 
@@ -166,7 +166,7 @@ def run_contender(name: str, files: list[Path], server: dict[str, Any]) -> dict[
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}  # rclone refuses to start with it set
         remote = (
             f":s3,provider=Other,endpoint='{endpoint}',access_key_id={key},secret_access_key={secret},"
-            f"force_path_style=true,chunk_size=16Mi,upload_concurrency={CONCURRENCY},no_check_bucket=true:"
+            f"force_path_style=true,chunk_size={PART // MiB}Mi,upload_concurrency={CONCURRENCY},no_check_bucket=true:"
         )
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
         if len(files) == 1:

@@ -24,6 +24,7 @@ Neither s3fs nor boto3 is imported until a store is built.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import threading
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from typing import IO, Any, ClassVar, Self
 
 import attrs
 
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, ObjectNotFoundError
 from ..redact import Secret
 from ..settings import Settings
 from .base import Progress, StoredObject
@@ -41,6 +42,8 @@ from .hashing import Hasher, HashingReader
 from .s3_upload import MiB, S3Crc32cHasher, S3Uploader, translate_s3_error
 
 __all__ = ["S3Store"]
+
+log = logging.getLogger(__name__)
 
 #: The longest a SigV4 presigned URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
@@ -85,7 +88,8 @@ class S3Store(BucketStore):
         storage_class: str | None = None  #: e.g. "STANDARD", "INTELLIGENT_TIERING"; None: the bucket's default
         days_to_ia_storage: int | None = None  #: data observed longer ago goes to ``ia_storage_class``
         ia_storage_class: str = "STANDARD_IA"
-        part_size: int = 16 * MiB  #: multipart part size; memory is about (concurrency + 2) x part_size
+        part_size: int = 8 * MiB  #: multipart part size; memory is about (concurrency + 2) x part_size
+        multipart_threshold: int = 16 * MiB  #: smaller objects go up in one PUT (held in memory)
         concurrency: int = 4  #: parts in flight per upload
         connect_timeout: float = 10.0
         read_timeout: float = 60.0
@@ -115,7 +119,12 @@ class S3Store(BucketStore):
         self.config = config
         self.client = client
         self.uploader = S3Uploader(
-            client, config.bucket, part_size=config.part_size, concurrency=config.concurrency, secrets=secrets
+            client,
+            config.bucket,
+            part_size=config.part_size,
+            concurrency=config.concurrency,
+            multipart_threshold=config.multipart_threshold,
+            secrets=secrets,
         )
 
     def __repr__(self) -> str:
@@ -320,7 +329,7 @@ class S3Store(BucketStore):
             self.fs.invalidate_cache(path)
 
     def _extra_hashers(self) -> dict[str, Hasher]:
-        return {"s3-crc32c": S3Crc32cHasher(self.config.part_size)}
+        return {"s3-crc32c": S3Crc32cHasher(self.config.part_size, self.config.multipart_threshold)}
 
     def _expected_checksum(self, algorithm: str, digests: Mapping[str, str]) -> str | None:
         ours = digests.get("s3-crc32c")
@@ -366,12 +375,8 @@ class S3Store(BucketStore):
                 params["VersionId"] = version
             self.client.delete_object(**params)
         except Exception as exc:  # clean-up must not hide the real error
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "could not remove %s after a failed upload: %s", full, type(exc).__name__
-                )
+            if not isinstance(translate_s3_error(exc, ""), ObjectNotFoundError):
+                log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
 
     # -- the rest of the contract ----------------------------------------------------------
 

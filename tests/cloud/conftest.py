@@ -60,6 +60,7 @@ def make_bucket(ep: S3Endpoint, versioned: bool = True) -> str:
 
 def s3_store_for(ep: S3Endpoint, bucket: str, **options: Any) -> S3Store:
     options.setdefault("part_size", 5 * MiB)
+    options.setdefault("multipart_threshold", options["part_size"])  # small test files still go multipart
     options.setdefault("concurrency", 3)
     options.setdefault("max_attempts", 2)
     options.setdefault("read_timeout", 10.0)

@@ -201,19 +201,14 @@ class S3Uploader:
         """Stream ``source`` from its position to EOF into ``key``: one PUT
         below ``multipart_threshold`` bytes, a multipart upload otherwise."""
         extra = dict(extra_args or {})
-        buffered: list[bytes] = []
-        total = 0
-        while total < self.multipart_threshold:
-            chunk = _read_full(source, self.part_size)
-            buffered.append(chunk)
-            total += len(chunk)
-            if len(chunk) < self.part_size:
-                break  # end of the source
-        if total >= self.multipart_threshold:
-            return self._multipart(buffered, source, key, extra, cancel)
+        # Read whole parts up to the threshold (rounded up), so every part but the last is full.
+        body = _read_full(source, -(-self.multipart_threshold // self.part_size) * self.part_size)
+        if len(body) >= self.multipart_threshold:
+            # Large: the first parts are slices of what was read (one copy, once per upload).
+            parts = [body[i : i + self.part_size] for i in range(0, len(body), self.part_size)]
+            del body
+            return self._multipart(parts, source, key, extra, cancel)
         _check_cancel(cancel)
-        body = buffered[0] if len(buffered) == 1 else b"".join(buffered)
-        del buffered
         crc = _b64(crc32c_module().Checksum(body).digest())
         try:
             response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32C=crc, **extra)

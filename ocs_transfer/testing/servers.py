@@ -176,6 +176,9 @@ def seaweedfs_s3(
         f"-s3.localSocket={root}/s3.sock",
         "-master.telemetry=false",
         "-s3.autoCreateBucket=false",
+        # Each bucket takes volumes of its own: small volumes let a test session make hundreds of buckets.
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)

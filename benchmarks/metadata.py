@@ -111,7 +111,7 @@ def generate(tmp: Path) -> list[Path]:
     files.append(p)
     del image
 
-    noise = rng.random((4096, 4608), dtype=np.float32)  # 72 MiB, nearly incompressible
+    noise = rng.random((4096, 4992), dtype=np.float32)  # 78 MiB, about 70 MiB gzipped
     member = io.BytesIO()
     fits.PrimaryHDU(noise, header).writeto(member)
     del noise
@@ -215,7 +215,16 @@ def main() -> int:
             and results[("ocs_transfer", p.name)][0]["date"] == results[("ocs_archive", p.name)][0]["date"]
             for p in files
         )
-        lines += ["", f"Both contenders returned the same site and observation date for every file: {same}.", ""]
+        lines += [
+            "",
+            f"Both contenders returned the same site and observation date for every file: {same}.",
+            "",
+            "The `.fits.fz` is the 64 MiB image RICE-compressed; the `.tar.gz` holds a 64 KiB PDF and then a FITS"
+            " of incompressible float32 data; the 1 GiB `.fits` has sparse data. The machine is shared, so the"
+            " maxima include other jobs' noise; the medians are the numbers to quote. Target: <= 2 ms and"
+            " <= 2 MiB extra per file.",
+            "",
+        ]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

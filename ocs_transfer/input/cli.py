@@ -54,36 +54,41 @@ def inspect_path(path: str, metadata: dict[str, Any], *, with_headers: bool = Fa
 
 
 def _show(info: dict[str, Any], out: list[str]) -> None:
-    rows: list[tuple[str, str]] = [("class", info["class"])]
     f = info["file"]
-    rows.append(("size", f"{f['size']:,} bytes"))
-    rows.append(("basename", f["basename"]))
-    rows.append(("extension", f["extension"] or "(none)"))
-    for algo in ("md5", "sha256"):
-        if algo in f:
-            rows.append((algo, f[algo]))
+    top: list[tuple[str, str]] = [
+        ("class", info["class"]),
+        ("size", f"{f['size']:,} bytes"),
+        ("basename", f["basename"]),
+        ("extension", f["extension"] or "(none)"),
+    ]
+    top += [(algo, f[algo]) for algo in ("md5", "sha256") if algo in f]
     for label, title in (("lco_name", "LCO name"), ("photon_ranch_name", "Photon Ranch name")):
         if label in info:
-            rows.append((title, " ".join(f"{k}={v}" for k, v in info[label].items() if v is not None)))
-    rows.append(("content type", info["content_type"] or "(none)"))
-    rows.append(("file-store path", info["filestore_path"]))
-    record = info["archive_record"]
-    rows.extend((f"  {k}", "" if v is None else json.dumps(v) if isinstance(v, list) else str(v)) for k, v in
-                record.items())
+            top.append((title, " ".join(f"{k}={v}" for k, v in info[label].items() if v is not None)))
+    top.append(("content type", info["content_type"] or "(none)"))
+    top.append(("file-store path", info["filestore_path"]))
     footprint = info["footprint"]
     if footprint:
         ring = footprint["coordinates"][0]
-        rows.append(("footprint", ", ".join(f"({x:.5f}, {y:.5f})" for x, y in ring[:4])))
-    for k, v in (info.get("headers") or {}).items():
-        rows.append((f"  {k}", str(v)))
-    width = max(len(k) for k, _ in rows)
+        top.append(("footprint", ", ".join(f"({x:.5f}, {y:.5f})" for x, y in ring[:4])))
+    sections = [("", top), ("archive record", [(k, _cell(v)) for k, v in info["archive_record"].items()])]
+    if "headers" in info:
+        sections.append(("headers", [(k, _cell(v)) for k, v in info["headers"].items()]))
+    width = max(len(k) + (2 if title else 0) for title, rows in sections for k, _ in rows)
     out.append(info["path"])
-    for key, value in rows:
-        if key == "  reduction_level":
-            out.append("  archive record:")
-        if key.startswith("  ") and "headers" in info and key.strip() == next(iter(info["headers"]), None):
-            out.append("  headers:")
-        out.append(f"  {key.ljust(width)}  {value}")
+    for title, rows in sections:
+        indent = "    " if title else "  "
+        if title:
+            out.append(f"  {title}:")
+        out.extend(f"{indent}{key.ljust(width - len(indent) + 2)}  {value}" for key, value in rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return json.dumps(value)
+    return " | ".join(str(value).splitlines())
 
 
 def _parse_metadata(pairs: tuple[str, ...]) -> dict[str, Any]:

@@ -219,7 +219,8 @@ def null_server() -> Iterator[dict[str, Any]]:
 def seaweed_server(workdir: Path) -> Iterator[dict[str, Any]]:
     from ocs_transfer.testing.servers import seaweedfs_s3
 
-    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # a fresh server every time
+    workdir.mkdir(parents=True)
     with seaweedfs_s3(workdir=str(workdir)) as ep:
         client: Any = ep.boto3_client()
         client.create_bucket(Bucket="bench")

@@ -152,6 +152,11 @@ class FsspecStore(FileStore):
     def _version_id(self, info: Mapping[str, Any]) -> str | None:
         return None
 
+    def _open_for_verify(self, full: str) -> IO[bytes]:
+        """A plain sequential reader of the just-uploaded object, for
+        verification by re-reading (memory bounded by ``chunk_size``)."""
+        return self.fs.open(full, "rb")  # type: ignore[no-any-return]
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return str(self.fs.sign(path, expiration=int(expiration.total_seconds())))
 
@@ -241,7 +246,7 @@ class FsspecStore(FileStore):
                 )
             return info
         if self.reread_to_verify:
-            check = HashingReader(self.fs.open(full, "rb"), parallel=False)
+            check = HashingReader(self._open_for_verify(full), parallel=False)
             try:
                 for _ in iter_chunks(check, self.chunk_size):
                     pass

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up and run ocs_transfer's everyday jobs with nothing but Python.
 
-    python3 dev.py demo    # set up .venv, send the example files to ./archive
+    python3 dev.py demo    # set up .venv, store the example files under ./demo (local disk, SQLite ledger)
     python3 dev.py test    # set up .venv, run ruff, mypy and the whole test suite
 
 The virtual environment lives in ``.venv`` beside this file and is created on
@@ -59,11 +59,33 @@ def test(extra: list[str]) -> int:
 
 
 def demo() -> int:
+    """The main job on the embedded default: local disk and a SQLite ledger,
+    everything under ./demo (recreated on each run)."""
     setup()
+    import shutil
+
+    work = ROOT / "demo"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     examples = sorted(str(p) for p in (ROOT / "examples" / "data").glob("*.fits*"))
-    cmd = [str(BIN / "ocs-transfer"), "send", *examples, "--to", "./archive", "--layout", "archive"]
-    print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    cli = str(BIN / "ocs-transfer")
+    env = {**os.environ, "OCS_TRANSFER_LEDGER_URL": f"sqlite:///{work / 'ledger.sqlite3'}"}
+    steps = [
+        # 1. Store the files now, in the archive layout, verified.
+        [cli, "send", *examples, "--to", str(work / "archive"), "--layout", "archive"],
+        # 2. Copy them to a destination through the ledger, as a scheduler would.
+        [cli, "dest", "add", "copies", "--provider", "local", "--option", f"root={work / 'copies'}",
+         "--layout", "flat", "--description", "demo destination on local disk"],
+        [cli, "schedule", *examples, "--to", "copies"],
+        [cli, "worker", "--until-idle"],
+        [cli, "status"],
+    ]  # fmt: skip
+    for cmd in steps:
+        print("+", " ".join(os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c for c in cmd), flush=True)
+        code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        if code:
+            return code
+    return 0
 
 
 def main(argv: list[str]) -> int:

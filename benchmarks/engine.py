@@ -4,8 +4,7 @@
                                           [--threads 4] [--profile]
 
 Source and destination are local directories in a temporary folder (the
-minimal FsspecStore-over-LocalFileSystem store of tests/transfer/dirstore.py,
-until the ``local`` plugin lands), or memory stores with ``--store memory``
+``local`` provider), or memory stores with ``--store memory``
 (fsspec's memory filesystem makes ``info`` O(number of files), so it does not
 scale to 10,000). PostgreSQL: the test server on 127.0.0.1:5432, in a
 throw-away schema. Results go in RESULTS-engine.md.
@@ -18,16 +17,14 @@ import cProfile
 import io
 import os
 import pstats
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import ocs_transfer_local.plugin
 import sqlalchemy
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "transfer"))
-from dirstore import DirPlugin, DirStore
+from ocs_transfer_local.local import LocalStore
 
 from ocs_transfer import plugins
 from ocs_transfer.settings import Settings
@@ -54,9 +51,9 @@ def run(url: str, n: int, size: int, threads: int, profile: bool, store: str, tm
     else:
         (tmp / "dst").mkdir()
         (tmp / "src").mkdir()
-        dests.add(f"bench-{tag}", "testdir", options={"root": str(tmp / "dst")}, credentials={"token": "x" * 40})
+        dests.add(f"bench-{tag}", "local", options={"root": str(tmp / "dst")}, credentials={"token": "x" * 40})
         source_url = str(tmp / "src")
-        source = DirStore.from_config(DirStore.Config(root=source_url), settings=settings)
+        source = LocalStore.from_config(LocalStore.Config(root=source_url), settings=settings)
         resolver = lambda ref: source  # noqa: E731
     payload = os.urandom(size)
     paths = [f"f{i:05d}.fits" for i in range(n)]
@@ -94,11 +91,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="0: run_due() in the main thread")
     parser.add_argument("--ledger", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--store", choices=["dir", "memory"], default="dir")
+    parser.add_argument("--store", choices=["local", "memory"], default="local")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.ledger == "both" else [args.ledger]
     plugins.reset(load_entrypoints=False)
-    with plugins.temporary_plugin(DirPlugin(), "testdir"):
+    with plugins.temporary_plugin(ocs_transfer_local.plugin, "local"):
         for kind in kinds:
             with tempfile.TemporaryDirectory() as tmp:
                 result = bench(kind, args, Path(tmp))

@@ -1,4 +1,4 @@
-"""A null S3 server: accepts uploads, checks nothing, keeps no bytes.
+"""A null S3 server: accepts uploads, checks no MD5 or signature, keeps no bytes.
 
 For timing S3 clients without a storing server as the bottleneck. It answers
 the calls uploaders make (PutObject, the multipart calls, HeadObject,
@@ -94,7 +94,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         path, q = self._path()
         size, digest = self._drain()
-        etag = f'"{uuid.uuid4().hex}"'
+        # Like S3, the ETag of a PUT is the body's MD5: echoed from Content-MD5 when the
+        # client sent one (this server checks nothing), otherwise made up.
+        sent_md5 = self.headers.get("Content-MD5")
+        etag = f'"{base64.b64decode(sent_md5).hex()}"' if sent_md5 else f'"{uuid.uuid4().hex}"'
         if "uploadId" in q:
             with _lock:
                 upload = UPLOADS.get(q["uploadId"][0])

@@ -180,6 +180,8 @@ class Settings:
     heartbeat_interval: int = _env("OCS_TRANSFER_HEARTBEAT_INTERVAL", 15, _parse_int)
     stale_after: int = _env("OCS_TRANSFER_STALE_AFTER", 120, _parse_int)
     worker_threads: int = _env("OCS_TRANSFER_WORKER_THREADS", 4, _parse_int)
+    #: Hosts (or host:port) a destination's endpoint options may name; empty allows any.
+    endpoint_allowlist: tuple[str, ...] = _env("OCS_TRANSFER_ENDPOINT_ALLOWLIST", (), _T)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, ClassVar, NoReturn
 from urllib.parse import quote
 
+from fsspec.spec import AbstractBufferedFile
+
 from ..exceptions import (
     ConfigurationError,
     IntegrityError,
@@ -131,9 +133,14 @@ class FsspecStore(FileStore):
         content_type: str | None,
         metadata: Mapping[str, str] | None,
     ) -> None:
-        with self.fs.open(path, "wb", block_size=self.chunk_size) as out:
+        out = self.fs.open(path, "wb", block_size=self.chunk_size)
+        try:
             for chunk in iter_chunks(reader, self.chunk_size):
                 out.write(chunk)
+        except BaseException:
+            _abandon(out)
+            raise
+        out.close()
 
     def _publish(self, staging: str, final: str) -> None:
         self.fs.mv(staging, final)
@@ -151,6 +158,11 @@ class FsspecStore(FileStore):
 
     def _version_id(self, info: Mapping[str, Any]) -> str | None:
         return None
+
+    def _open_for_verify(self, full: str) -> IO[bytes]:
+        """A plain sequential reader of the just-uploaded object, for
+        verification by re-reading (memory bounded by ``chunk_size``)."""
+        return self.fs.open(full, "rb")  # type: ignore[no-any-return]
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return str(self.fs.sign(path, expiration=int(expiration.total_seconds())))
@@ -241,7 +253,7 @@ class FsspecStore(FileStore):
                 )
             return info
         if self.reread_to_verify:
-            check = HashingReader(self.fs.open(full, "rb"), parallel=False)
+            check = HashingReader(self._open_for_verify(full), parallel=False)
             try:
                 for _ in iter_chunks(check, self.chunk_size):
                     pass
@@ -324,6 +336,26 @@ class FsspecStore(FileStore):
             ) from None
         except Exception as exc:
             self._raise(exc, f"making a link to {rel!r} failed")
+
+
+def _abandon(out: Any) -> None:
+    """Give up a write handle without committing what it holds.
+
+    ``with fs.open(...)`` would close (and so commit) a half-written file when
+    the source fails. fsspec's buffered files abort through ``discard()``
+    (s3fs aborts the multipart upload) and are then marked closed, so that
+    garbage collection never flushes them later. Other file objects can only
+    be closed: the caller removes the staged object, and providers with
+    ``atomic_writes`` must use buffered files or override ``_upload``.
+    """
+    discard = getattr(out, "discard", None)
+    if isinstance(out, AbstractBufferedFile):
+        try:
+            discard()  # type: ignore[misc]
+        finally:
+            out.closed = True
+        return
+    out.close()
 
 
 def _modified(info: Mapping[str, Any]) -> datetime | None:

@@ -27,8 +27,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import IO, Any, ClassVar, NoReturn, Self
-from urllib.parse import urlsplit
+from typing import IO, Any, ClassVar, Self
 
 import attrs
 
@@ -36,9 +35,8 @@ from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
 from ..redact import Secret
 from ..retry import translate
 from ..settings import Settings
-from .fsspec_store import FsspecStore
+from .bucket import BucketStore, content_disposition
 from .hashing import Hasher, HashingReader, iter_chunks
-from .s3 import content_disposition
 from .s3_upload import Crc32cHasher, MiB
 
 __all__ = ["GCSStore"]
@@ -83,14 +81,31 @@ def _service_account_info(credentials: Mapping[str, Any]) -> dict[str, Any] | No
     return None
 
 
-class GCSStore(FsspecStore):
+def translate_gcs_error(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()) -> OcsTransferError:
+    if isinstance(exc, OcsTransferError):
+        return exc
+    name = type(exc).__name__
+    if name in ("DefaultCredentialsError", "RefreshError"):
+        from ..redact import redact
+
+        detail = redact(str(exc), secrets)
+        if "invalid_grant" in detail or name == "RefreshError":
+            return CredentialError(f"{message}: Google refused the credentials ({detail}); re-authorise")
+        return ConfigurationError(
+            f"{message}: no Google credentials found ({detail}). Give a service-account key, set"
+            " GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', or set anonymous=True"
+        )
+    return translate(exc, message, secrets=secrets)
+
+
+class GCSStore(BucketStore):
     """Objects in a Google Cloud Storage bucket, under an optional prefix."""
 
     name: ClassVar[str] = "gcs"
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
-    atomic_writes: ClassVar[bool] = True
+    translator = staticmethod(translate_gcs_error)
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -177,36 +192,14 @@ class GCSStore(FsspecStore):
                 skip_instance_cache=True,
             )
         except Exception as exc:
-            raise _translate(exc, "setting up the GCS client failed", secrets) from exc
-        root = "/".join(p for p in (config.bucket, config.prefix.strip("/")) if p)
-        return cls(fs, root, config=config, signer=signer, secrets=secrets)
-
-    @classmethod
-    def config_from_url(cls, url: str, **options: Any) -> Any:
-        """``gs://bucket/prefix`` plus config options."""
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise ConfigurationError(f"a GCS URL names a bucket: gs://bucket/prefix, got {url!r}")
-        try:
-            return cls.Config(bucket=parts.netloc, prefix=parts.path.strip("/"), **options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider 'gcs': {exc}") from None
+            raise translate_gcs_error(exc, "setting up the GCS client failed", secrets=secrets) from exc
+        return cls(fs, cls.bucket_root(config.bucket, config.prefix), config=config, signer=signer, secrets=secrets)
 
     @classmethod
     def config_from_settings(cls, settings: Settings, **options: Any) -> Any:
         return cls.Config(bucket=options.pop("bucket", settings.bucket), **options)
 
-    # -- errors ----------------------------------------------------------------------------
-
-    def _raise(self, exc: BaseException, message: str) -> NoReturn:
-        if isinstance(exc, OcsTransferError) or not isinstance(exc, Exception):
-            raise exc
-        raise _translate(exc, message, self._secrets) from exc
-
     # -- writing -------------------------------------------------------------------------
-
-    def _ensure_parent(self, path: str) -> None:
-        pass  # GCS has no directories
 
     def _upload(
         self,
@@ -260,9 +253,13 @@ class GCSStore(FsspecStore):
 
     def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
         self.fs.invalidate_cache(full)
-        if version_id is not None:
-            return dict(self.fs.info(full, generation=version_id))
-        return dict(self.fs.info(full))
+        if version_id is None:
+            return dict(self.fs.info(full))
+        info = dict(self.fs.info(full, generation=version_id))
+        if str(info.get("generation")) != str(version_id):
+            # A server that keeps no generations answers with the live object.
+            raise FileNotFoundError(f"{full} has no generation {version_id}")
+        return info
 
     # -- the rest of the contract ----------------------------------------------------------
 
@@ -289,10 +286,6 @@ class GCSStore(FsspecStore):
             self.fs.invalidate_cache(full)
         except Exception as exc:
             self._raise(exc, f"delete of {path!r} (generation {version_id}) failed")
-
-    def list(self, prefix: str = "") -> Any:
-        self.fs.invalidate_cache()
-        return super().list(prefix)
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         if self.signer is None:
@@ -341,20 +334,3 @@ def _cancel_session(location: str, timeout: float) -> None:
             log.info("cancelling a GCS upload session answered %s", exc.code)
     except OSError as exc:
         log.warning("could not cancel a GCS upload session: %s", type(exc).__name__)
-
-
-def _translate(exc: BaseException, message: str, secrets: tuple[Any, ...]) -> OcsTransferError:
-    if isinstance(exc, OcsTransferError):
-        return exc
-    name = type(exc).__name__
-    if name in ("DefaultCredentialsError", "RefreshError"):
-        from ..redact import redact
-
-        detail = redact(str(exc), secrets)
-        if "invalid_grant" in detail or name == "RefreshError":
-            return CredentialError(f"{message}: Google refused the credentials ({detail}); re-authorise")
-        return ConfigurationError(
-            f"{message}: no Google credentials found ({detail}). Give a service-account key, set"
-            " GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', or set anonymous=True"
-        )
-    return translate(exc, message, secrets=secrets)

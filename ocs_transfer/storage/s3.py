@@ -24,24 +24,26 @@ Neither s3fs nor boto3 is imported until a store is built.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, ClassVar, NoReturn, Self
-from urllib.parse import quote, urlsplit
+from typing import IO, Any, ClassVar, Self
 
 import attrs
 
-from ..exceptions import ConfigurationError, OcsTransferError
+from ..exceptions import ConfigurationError, ObjectNotFoundError
 from ..redact import Secret
 from ..settings import Settings
-from .base import ObjectInfo, Progress, StoredObject
-from .fsspec_store import FsspecStore
+from .base import Progress, StoredObject
+from .bucket import BucketStore, content_disposition
 from .hashing import Hasher, HashingReader
-from .s3_upload import CompositeCrc32cHasher, Crc32cHasher, MiB, S3Uploader, translate_s3_error
+from .s3_upload import MiB, S3Crc32cHasher, S3Uploader, translate_s3_error
 
-__all__ = ["S3Store", "content_disposition"]
+__all__ = ["S3Store"]
+
+log = logging.getLogger(__name__)
 
 #: The longest a SigV4 presigned URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
@@ -50,18 +52,11 @@ MAX_LINK_EXPIRATION = timedelta(days=7)
 _STORAGE_CLASS: contextvars.ContextVar[str | None] = contextvars.ContextVar("ocs_transfer_s3_storage_class")
 
 _ADDRESSING = ("auto", "virtual", "path")
+_SESSION_LOCK = threading.Lock()
+_SHARED_SESSION: Any = None
 _MULTIPART_ETAG = re.compile(r'-\d+"?$')
 
 INSTALL_HINT = "the s3 provider needs s3fs and boto3: pip install 'ocs-transfer[s3]'"
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with the file name, ASCII-safe (RFC 6266 / RFC 5987)."""
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
-    header = f'attachment; filename="{ascii_name}"'
-    if ascii_name != filename:
-        header += f"; filename*=UTF-8''{quote(filename, safe='')}"
-    return header
 
 
 def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
@@ -72,14 +67,14 @@ def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-class S3Store(FsspecStore):
+class S3Store(BucketStore):
     """Objects in an S3 bucket, under an optional prefix."""
 
     name: ClassVar[str] = "s3"
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
-    atomic_writes: ClassVar[bool] = True
+    translator = staticmethod(translate_s3_error)
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -93,7 +88,8 @@ class S3Store(FsspecStore):
         storage_class: str | None = None  #: e.g. "STANDARD", "INTELLIGENT_TIERING"; None: the bucket's default
         days_to_ia_storage: int | None = None  #: data observed longer ago goes to ``ia_storage_class``
         ia_storage_class: str = "STANDARD_IA"
-        part_size: int = 16 * MiB  #: multipart part size; memory is about (concurrency + 2) x part_size
+        part_size: int = 8 * MiB  #: multipart part size; memory is about (concurrency + 2) x part_size
+        multipart_threshold: int = 16 * MiB  #: smaller objects go up in one PUT (held in memory)
         concurrency: int = 4  #: parts in flight per upload
         connect_timeout: float = 10.0
         read_timeout: float = 60.0
@@ -123,7 +119,12 @@ class S3Store(FsspecStore):
         self.config = config
         self.client = client
         self.uploader = S3Uploader(
-            client, config.bucket, part_size=config.part_size, concurrency=config.concurrency, secrets=secrets
+            client,
+            config.bucket,
+            part_size=config.part_size,
+            concurrency=config.concurrency,
+            multipart_threshold=config.multipart_threshold,
+            secrets=secrets,
         )
 
     def __repr__(self) -> str:
@@ -174,14 +175,24 @@ class S3Store(FsspecStore):
             **timeouts,
         )
         try:
-            session = boto3.session.Session(
-                aws_access_key_id=key,
-                aws_secret_access_key=secret,
-                aws_session_token=token,
-                profile_name=None if key else config.profile,
-                region_name=config.region,
-            )
-            client = session.client("s3", endpoint_url=config.endpoint_url, config=client_config)
+            with _SESSION_LOCK:
+                # Sessions are slow to build (they load the service models): share one,
+                # giving credentials per client, unless a profile is asked for.
+                session = boto3.session.Session(profile_name=config.profile) if config.profile and not key else None
+                if session is None:
+                    global _SHARED_SESSION
+                    if _SHARED_SESSION is None:
+                        _SHARED_SESSION = boto3.session.Session()
+                    session = _SHARED_SESSION
+                client = session.client(
+                    "s3",
+                    endpoint_url=config.endpoint_url,
+                    region_name=config.region,
+                    aws_access_key_id=key,
+                    aws_secret_access_key=secret,
+                    aws_session_token=token,
+                    config=client_config,
+                )
             fs = s3fs.S3FileSystem(
                 key=key,
                 secret=secret,
@@ -189,6 +200,7 @@ class S3Store(FsspecStore):
                 profile=None if key else config.profile,
                 endpoint_url=config.endpoint_url,
                 version_aware=True,
+                default_block_size=config.part_size,  # reads (and re-reads to verify) buffer one part
                 client_kwargs={"region_name": config.region} if config.region else {},
                 config_kwargs={
                     "signature_version": config.signature_version,
@@ -199,19 +211,7 @@ class S3Store(FsspecStore):
             )
         except Exception as exc:
             raise translate_s3_error(exc, "setting up the S3 client failed", secrets=secrets) from exc
-        root = "/".join(p for p in (config.bucket, config.prefix.strip("/")) if p)
-        return cls(fs, root, config=config, client=client, secrets=secrets)
-
-    @classmethod
-    def config_from_url(cls, url: str, **options: Any) -> Any:
-        """``s3://bucket/prefix`` plus config options."""
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise ConfigurationError(f"an S3 URL names a bucket: s3://bucket/prefix, got {url!r}")
-        try:
-            return cls.Config(bucket=parts.netloc, prefix=parts.path.strip("/"), **options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider 's3': {exc}") from None
+        return cls(fs, cls.bucket_root(config.bucket, config.prefix), config=config, client=client, secrets=secrets)
 
     @classmethod
     def config_from_settings(cls, settings: Settings, **options: Any) -> Any:
@@ -234,11 +234,6 @@ class S3Store(FsspecStore):
 
     def _key(self, full: str) -> str:
         return full.split("/", 1)[1] if "/" in full else ""
-
-    def _raise(self, exc: BaseException, message: str) -> NoReturn:
-        if isinstance(exc, OcsTransferError) or not isinstance(exc, Exception):
-            raise exc
-        raise translate_s3_error(exc, message, secrets=self._secrets) from exc
 
     # -- writing -------------------------------------------------------------------------
 
@@ -293,19 +288,22 @@ class S3Store(FsspecStore):
     def storage_class_for(self, data_file: Any, now: datetime | None = None) -> str | None:
         """The storage class ocs_archive would choose for ``data_file``."""
         days = self.config.days_to_ia_storage
-        if days is None or not hasattr(data_file, "get_observation_date"):
+        if days is None:
             return self.config.storage_class
-        observed = data_file.get_observation_date()
+        source = data_file.get_header_data() if hasattr(data_file, "get_header_data") else data_file
+        observed = source.get_observation_date() if hasattr(source, "get_observation_date") else None
         if isinstance(observed, str):
-            observed = datetime.fromisoformat(observed.replace("Z", "+00:00"))
+            try:
+                observed = datetime.fromisoformat(observed.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return self.config.storage_class  # unreadable date: the default class, never a failed upload
+        if not isinstance(observed, datetime):
+            return self.config.storage_class
         if observed.tzinfo is None:
             observed = observed.replace(tzinfo=UTC)
         if ((now or datetime.now(UTC)) - observed).days > days:
             return self.config.ia_storage_class
         return self.config.storage_class
-
-    def _ensure_parent(self, path: str) -> None:
-        pass  # S3 has no directories
 
     def _upload(
         self,
@@ -331,7 +329,13 @@ class S3Store(FsspecStore):
             self.fs.invalidate_cache(path)
 
     def _extra_hashers(self) -> dict[str, Hasher]:
-        return {"crc32c": Crc32cHasher(), "crc32c-composite": CompositeCrc32cHasher(self.config.part_size)}
+        return {"s3-crc32c": S3Crc32cHasher(self.config.part_size, self.config.multipart_threshold)}
+
+    def _expected_checksum(self, algorithm: str, digests: Mapping[str, str]) -> str | None:
+        ours = digests.get("s3-crc32c")
+        if ours is None or ("-" in ours) != (algorithm == "crc32c-composite"):
+            return None  # the server reports another form than our upload makes: verify by re-reading
+        return ours
 
     def _native_checksum(self, info: Mapping[str, Any]) -> tuple[str, str] | None:
         value = info.get("ChecksumCRC32C")
@@ -348,6 +352,11 @@ class S3Store(FsspecStore):
     def _version_id(self, info: Mapping[str, Any]) -> str | None:
         version = info.get("VersionId")
         return None if not version or version == "null" else str(version)
+
+    def _open_for_verify(self, full: str) -> IO[bytes]:
+        # botocore's streaming body reads exactly what is asked: no read-ahead buffers.
+        body: IO[bytes] = self.client.get_object(Bucket=self.config.bucket, Key=self._key(full))["Body"]
+        return body
 
     def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"Bucket": self.config.bucket, "Key": self._key(full), "ChecksumMode": "ENABLED"}
@@ -366,12 +375,8 @@ class S3Store(FsspecStore):
                 params["VersionId"] = version
             self.client.delete_object(**params)
         except Exception as exc:  # clean-up must not hide the real error
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("404", "NoSuchKey"):
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "could not remove %s after a failed upload: %s", full, type(exc).__name__
-                )
+            if not isinstance(translate_s3_error(exc, ""), ObjectNotFoundError):
+                log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
 
     # -- the rest of the contract ----------------------------------------------------------
 
@@ -389,10 +394,6 @@ class S3Store(FsspecStore):
             self.fs.invalidate_cache(full)
         except Exception as exc:
             self._raise(exc, f"delete of {path!r} failed")
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        self.fs.invalidate_cache()  # uploads bypass s3fs, so its listing cache may be stale
-        return super().list(prefix)
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         if expiration > MAX_LINK_EXPIRATION or expiration.total_seconds() < 1:

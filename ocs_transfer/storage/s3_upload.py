@@ -44,7 +44,7 @@ from ..exceptions import (
 from ..retry import call_with_retries, translate
 
 __all__ = [
-    "CompositeCrc32cHasher",
+    "S3Crc32cHasher",
     "Crc32cHasher",
     "S3Uploader",
     "UploadOutcome",
@@ -90,19 +90,31 @@ class Crc32cHasher:
         return _b64(self._crc.digest())
 
 
-class CompositeCrc32cHasher:
-    """S3's checksum of a multipart upload of this stream in ``part_size``
-    parts: the CRC32C of the concatenated part CRC32Cs, base64, then
+class S3Crc32cHasher:
+    """The CRC32C S3 reports for this stream uploaded by :class:`S3Uploader`,
+    computed in one pass: below ``multipart_threshold`` bytes (a single PUT)
+    the plain CRC32C, base64; otherwise the composite form for ``part_size``
+    parts, the CRC32C of the concatenated part CRC32Cs, base64, then
     ``-<parts>``. Independent of how the stream is chunked when read."""
 
-    def __init__(self, part_size: int) -> None:
+    def __init__(self, part_size: int, multipart_threshold: int | None = None) -> None:
         self._mod = crc32c_module()
         self.part_size = part_size
+        self.threshold = part_size if multipart_threshold is None else multipart_threshold
         self._digests: list[bytes] = []
         self._current = self._mod.Checksum()
         self._filled = 0
+        self._total = 0
+        #: CRC32C of everything so far, kept only while the stream may still be a single PUT
+        self._whole: Any = self._mod.Checksum() if self.threshold > part_size else None
 
     def update(self, data: bytes, /) -> None:
+        if self._whole is not None:
+            if self._total + len(data) < self.threshold:
+                self._whole.update(data)
+            else:
+                self._whole = None
+        self._total += len(data)
         offset = 0
         while offset < len(data):
             take = min(len(data) - offset, self.part_size - self._filled)
@@ -116,6 +128,10 @@ class CompositeCrc32cHasher:
                 self._filled = 0
 
     def hexdigest(self) -> str:
+        if self._total < self.threshold:  # a single PUT
+            if not self._digests:
+                return _b64(self._current.digest())
+            return _b64(self._whole.digest())
         digests = list(self._digests)
         if self._filled:
             digests.append(self._current.digest())
@@ -156,14 +172,20 @@ class S3Uploader:
 
     client: Any
     bucket: str
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
     concurrency: int = 4
+    multipart_threshold: int = 16 * MiB  #: smaller sources go up in one PUT (held in memory)
     secrets: tuple[Any, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
             raise ConfigurationError(
                 f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes, got {self.part_size}"
+            )
+        if not self.part_size <= self.multipart_threshold <= MAX_PART_SIZE:
+            raise ConfigurationError(
+                f"multipart_threshold must be between part_size ({self.part_size}) and {MAX_PART_SIZE} bytes,"
+                f" got {self.multipart_threshold}"
             )
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
@@ -176,21 +198,23 @@ class S3Uploader:
         extra_args: Mapping[str, Any] | None = None,
         cancel: threading.Event | None = None,
     ) -> UploadOutcome:
-        """Stream ``source`` from its position to EOF into ``key``."""
+        """Stream ``source`` from its position to EOF into ``key``: one PUT
+        below ``multipart_threshold`` bytes, a multipart upload otherwise."""
         extra = dict(extra_args or {})
-        first = _read_full(source, self.part_size)
-        if len(first) < self.part_size:
-            _check_cancel(cancel)
-            crc = _b64(crc32c_module().Checksum(first).digest())
-            try:
-                response = self.client.put_object(Bucket=self.bucket, Key=key, Body=first, ChecksumCRC32C=crc, **extra)
-            except Exception as exc:
-                raise self._translate(exc, f"upload of {key!r} failed") from exc
-            return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
-        # Hand the first part over in a list so no frame keeps it alive after it is sent.
-        holder = [first]
-        del first
-        return self._multipart(holder, source, key, extra, cancel)
+        # Read whole parts up to the threshold (rounded up), so every part but the last is full.
+        body = _read_full(source, -(-self.multipart_threshold // self.part_size) * self.part_size)
+        if len(body) >= self.multipart_threshold:
+            # Large: the first parts are slices of what was read (one copy, once per upload).
+            parts = [body[i : i + self.part_size] for i in range(0, len(body), self.part_size)]
+            del body
+            return self._multipart(parts, source, key, extra, cancel)
+        _check_cancel(cancel)
+        crc = _b64(crc32c_module().Checksum(body).digest())
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32C=crc, **extra)
+        except Exception as exc:
+            raise self._translate(exc, f"upload of {key!r} failed") from exc
+        return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
 
     # -- multipart ---------------------------------------------------------------------------
 
@@ -260,7 +284,9 @@ class S3Uploader:
                 slots.release()
 
         number = 0
-        data = first.pop()
+        # `first` holds the parts read before deciding on a multipart upload;
+        # popping them means no frame keeps a part alive after it is sent.
+        data = first.pop(0)
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ocs-transfer-s3-part")
         try:
             slots.acquire()
@@ -278,7 +304,7 @@ class S3Uploader:
                 if failed.is_set():
                     break
                 _check_cancel(cancel)
-                data = _read_full(source, self.part_size)
+                data = first.pop(0) if first else _read_full(source, self.part_size)
         except BaseException:
             failed.set()  # parts not yet started are skipped
             raise

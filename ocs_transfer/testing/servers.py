@@ -49,6 +49,7 @@ class S3Endpoint:
     secret: str = attrs.field(repr=False)
     region: str = "us-east-1"
     kind: str = "s3"  #: "moto" or "seaweedfs"
+    pid: int | None = None  #: the server process, when it runs in its own
 
     def boto3_client(self, **config: object) -> object:
         """A plain boto3 client for this server (path-style addressing)."""
@@ -88,17 +89,45 @@ def wait_for_port(port: int, timeout: float = 20.0, host: str = HOST) -> None:
 
 
 @contextlib.contextmanager
-def moto_s3() -> Iterator[S3Endpoint]:
-    """moto's S3 in server mode, in a thread. Functional tests only: never time it."""
-    from moto.server import ThreadedMotoServer
+def _python_server(module_code: str, args: list[str], port: int, name: str) -> Iterator[None]:
+    """Run a Python server as a subprocess (so its memory and CPU are not the
+    test's) until the context ends."""
+    import sys
 
-    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-    server.start()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", module_code, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            try:
+                wait_for_port(port, timeout=30)
+            except TimeoutError:
+                log.seek(0)
+                raise RuntimeError(f"{name} did not start:\n{log.read()[-2000:].decode(errors='replace')}") from None
+            yield
+        finally:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
-        host, port = server.get_host_and_port()
-        yield S3Endpoint(url=f"http://{host}:{port}", key="testing", secret="testing-secret", kind="moto")
-    finally:
-        server.stop()
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[S3Endpoint]:
+    """moto's S3 server in a subprocess. Functional tests only: it is slow and
+    holds several copies of each object in memory, so never time it."""
+    port = free_port()
+    code = "import sys; from moto.server import main; sys.exit(main(sys.argv[1:]))"
+    with _python_server(code, ["-H", HOST, "-p", str(port)], port, "moto"):
+        yield S3Endpoint(url=f"http://{HOST}:{port}", key="testing", secret="testing-secret", kind="moto")
 
 
 def _weed_binary() -> str:
@@ -147,6 +176,9 @@ def seaweedfs_s3(
         f"-s3.localSocket={root}/s3.sock",
         "-master.telemetry=false",
         "-s3.autoCreateBucket=false",
+        # Each bucket takes volumes of its own: small volumes let a test session make hundreds of buckets.
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
@@ -160,16 +192,9 @@ def seaweedfs_s3(
             log.flush()
             tail = (root / "weed.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"weed mini did not start:\n{tail}") from None
-        yield S3Endpoint(url=f"http://{HOST}:{ports['s3']}", key=key, secret=secret, kind="seaweedfs")
+        yield S3Endpoint(url=f"http://{HOST}:{ports['s3']}", key=key, secret=secret, kind="seaweedfs", pid=proc.pid)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        _stop(proc)
         log.close()
         if owned:
             shutil.rmtree(root, ignore_errors=True)
@@ -196,17 +221,14 @@ def _wait_s3_ready(url: str, key: str, secret: str, timeout: float = 30.0) -> No
 
 @contextlib.contextmanager
 def gcs_emulator() -> Iterator[str]:
-    """gcp-storage-emulator in this process (in memory); yields its base URL.
-    Fine up to ~200 MB per object (it is quadratic on resumable uploads)."""
-    from gcp_storage_emulator.server import create_server
-
-    server = create_server(HOST, 0, in_memory=True)
-    server.start()
-    try:
-        port = server._api._httpd.socket.getsockname()[1]
+    """gcp-storage-emulator (in memory) in a subprocess; yields its base URL.
+    Fine up to ~200 MB per object (it is quadratic on resumable uploads), and
+    it keeps no object generations."""
+    port = free_port()
+    code = "import sys; from gcp_storage_emulator.__main__ import main; sys.exit(main())"
+    args = ["start", "--host", HOST, "--port", str(port), "--in-memory", "--quiet"]
+    with _python_server(code, args, port, "gcp-storage-emulator"):
         yield f"http://{HOST}:{port}"
-    finally:
-        server.stop()
 
 
 # -- fault injection ---------------------------------------------------------------------
@@ -385,11 +407,14 @@ def _answer_http_error(client: socket.socket, status: int, code: str = "") -> No
             buf += chunk
         head, _, rest = buf.partition(b"\r\n\r\n")
         length = 0
+        expect_continue = False
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value.strip())
-        remaining = length - len(rest)
+            if name.strip().lower() == b"expect" and value.strip().lower() == b"100-continue":
+                expect_continue = True  # a real server answers an error before the body is sent
+        remaining = 0 if expect_continue else length - len(rest)
         while remaining > 0:
             chunk = client.recv(min(remaining, 1 << 20))
             if not chunk:

@@ -55,9 +55,14 @@ class _Context:
             self._ledger.close()
 
     def engine(self) -> Any:
+        """The engine. The key ring is required (and checked now, at start-up)
+        when keys are configured or any destination stores credentials; a
+        ledger whose destinations need none (the embedded default: local
+        disk) runs without keys."""
         from .engine import Engine
 
-        return Engine(self.ledger, self.destinations(keys=True), settings=self.settings)
+        needs_keys = bool(self.settings.transfer_keys) or bool(self.destinations().kids_in_use())
+        return Engine(self.ledger, self.destinations(keys=needs_keys), settings=self.settings)
 
 
 def _ctx() -> _Context:
@@ -123,7 +128,9 @@ def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed([
         click.option("--display-name", default=None, help="A friendly name."),
         click.option("--path", default=None, help="Folder inside the provider, e.g. /observatory/fits."),
-        click.option("--layout", type=click.Choice(["flat", "by_target", "by_project_target"]), default=None),
+        click.option("--layout", default=None,
+                     help="flat, by_target, by_project_and_target, archive, or a template such as"
+                          " '{project}/{target}/{filename}'."),
         click.option("--comment", default=None),
         click.option("--description", default=None),
         click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default=None),
@@ -279,7 +286,7 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
 @click.option("--source", default=None,
               help="Source store (name or URL) holding FILES; default: FILES are local paths.")
 @click.option("--target", default="", help="Target name, for the by_target layouts.")
-@click.option("--project", default="", help="Project name, for the by_project_target layout.")
+@click.option("--project", default="", help="Project name, for the by_project_and_target layout.")
 def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], source: str | None, target: str,
                      project: str) -> None:  # fmt: skip
     """Queue FILES for every destination given with --to."""
@@ -334,6 +341,17 @@ def status_command(state: str | None, as_json: bool) -> None:
     rows += [(name, *(str(c.get(s, 0)) for s in states)) for name, c in sorted(counts.items())]
     for line in _table(rows):
         click.echo(line)
+    per_file: dict[tuple[int, str], dict[str, int]] = {}
+    for t in transfers:
+        key = (t.file_id, t.source_path)
+        per_file.setdefault(key, {}).setdefault(t.state, 0)
+        per_file[key][t.state] += 1
+    if per_file:
+        click.echo("")
+        rows = [("file", *states)]
+        rows += [(path, *(str(c.get(s, 0)) for s in states)) for (_, path), c in sorted(per_file.items())]
+        for line in _table(rows):
+            click.echo(line)
     if transfers:
         click.echo("")
         rows = [("id", "file", "destination", "state", "attempts", "next attempt", "error / link")]

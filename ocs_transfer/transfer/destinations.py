@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +39,10 @@ __all__ = [
 ]
 
 SCOPES = ("personal", "organization", "project")
-LAYOUTS = ("flat", "by_target", "by_project_target")
+#: The built-in layout names (see :mod:`ocs_transfer.storage.layouts`; templates work too).
+LAYOUTS = ("flat", "by_target", "by_project_and_target", "archive")
+log = logging.getLogger(__name__)
+
 _TABLE = DestinationRow.__tablename__
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 #: Fields :meth:`Destinations.edit` may change (the provider may not).
@@ -105,8 +109,10 @@ class Destination:
 def _check(field: str, value: Any) -> Any:
     if field == "scope" and value not in SCOPES:
         raise ConfigurationError(f"scope {value!r} is not one of {', '.join(SCOPES)}")
-    if field == "layout" and value not in LAYOUTS:
-        raise ConfigurationError(f"layout {value!r} is not one of {', '.join(LAYOUTS)}")
+    if field == "layout":
+        from ..storage.layouts import get_layout
+
+        get_layout(value, context_fields=("target", "project"))  # a clear error for a bad name or template
     if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
         raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
     if field == "options":
@@ -118,6 +124,38 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
+#: Provider options that name a server the service will connect to.
+ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
+    """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
+    a user-supplied endpoint makes the service connect where the user says
+    (server-side request forgery), so services that let users create
+    destinations should allow-list where they may point."""
+    allowed = set(settings.endpoint_allowlist) if settings is not None else set()
+    if not allowed:
+        return
+    from urllib.parse import urlsplit
+
+    for key in ENDPOINT_OPTIONS:
+        value = options.get(key)
+        if not value:
+            continue
+        text = str(value)
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
+            raise ConfigurationError(
+                f"option {key}={text!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
+                f" (allowed: {', '.join(sorted(allowed))})"
+            )
+
+
 def open_store(
     provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
 ) -> FileStore:
@@ -125,6 +163,7 @@ def open_store(
     decrypted ``credentials``)."""
     from ..storage import get_store
 
+    check_endpoints(options, settings)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -245,6 +284,7 @@ class Destinations:
 
         plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
+        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -273,6 +313,7 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
@@ -322,6 +363,20 @@ class Destinations:
             row = self._row(session, ref, lock=True)
             self._encrypt_into(row, credentials)
             row.updated_at = self.clock()
+
+    def save_rotated(self, ref: str | int, store: FileStore) -> None:
+        """Save credentials a store rotated while it worked. A provider whose
+        refresh token changes on use sets ``store.rotated_credentials`` to
+        ``{field: Secret(new value)}``; they are stored encrypted, under the row
+        lock, and the attribute is cleared."""
+        rotated = getattr(store, "rotated_credentials", None)
+        if not rotated:
+            return
+        try:
+            self.save_credentials(ref, rotated)
+        except DestinationNotFoundError:
+            log.warning("destination %r was removed; its rotated credentials were dropped", ref)
+        store.rotated_credentials = None  # type: ignore[attr-defined]
 
     def rotate_keys(self, *, batch: int = 100, limit: int | None = None) -> int:
         """Re-encrypt every credential not under the active key. Row by row,
@@ -390,6 +445,7 @@ class Destinations:
         else:
             with store:
                 result = store.test_connection()
+                self.save_rotated(ref, store)
             # providers redact at their boundary; a careless one must still not leak here
             secrets = list(self.credentials(ref).values())
             result = attrs.evolve(result, message=redact(result.message, secrets))

@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import attrs
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..exceptions import (
@@ -117,22 +117,23 @@ class Transfer:
         )  # fmt: skip
 
 
-def _component(value: str, what: str) -> str:
-    cleaned = value.replace("/", "_").replace("\\", "_").strip().strip(".")
-    return cleaned or f"unknown-{what}"
-
-
 def remote_path_for(snapshot: Mapping[str, Any], source_path: str, context: Mapping[str, str]) -> str:
-    """Where a file goes in a destination: its path, then the layout's folders,
-    then the file's name. ``context`` supplies ``target`` and ``project``."""
-    parts = [p for p in str(snapshot.get("path") or "").split("/") if p]
-    layout = snapshot.get("layout") or "flat"
-    if layout == "by_project_target":
-        parts.append(_component(context.get("project", ""), "project"))
-    if layout in ("by_target", "by_project_target"):
-        parts.append(_component(context.get("target", ""), "target"))
-    parts.append(posixpath.basename(source_path.rstrip("/")))
-    return "/".join(parts)
+    """Where a file goes in a destination: the destination's path, then what
+    its layout (:func:`ocs_transfer.storage.layouts.get_layout`) makes of the
+    file name and ``context`` (``target``, ``project``, ...)."""
+    from ..storage.layouts import get_layout
+    from ..storage.paths import safe_path
+
+    layout = get_layout(snapshot.get("layout") or "flat", context_fields=context)
+    values = {"filename": posixpath.basename(source_path.rstrip("/")), **context}
+    missing = [f for f in layout.fields if not values.get(f)]
+    if missing:
+        raise ConfigurationError(
+            f"destination {snapshot.get('name')!r} uses layout {layout.name!r}, which needs"
+            f" {', '.join(missing)}; give them when scheduling (e.g. --target/--project) or use another layout"
+        )
+    base = [p for p in str(snapshot.get("path") or "").split("/") if p]
+    return safe_path("/".join([*base, layout.path_for(None, values)]))
 
 
 def _default_worker_id() -> str:
@@ -155,6 +156,24 @@ class _Running:
     cancel: threading.Event
     bytes_done: int = 0
     deletes_source: bool = True
+
+
+@attrs.frozen
+class _Work:
+    """What one attempt needs from the ledger, read when it was claimed."""
+
+    snapshot: dict[str, Any]
+    remote_path: str
+    source_ref: str
+    source_path: str
+    attempts: int
+    size: int | None
+    deletes_source: bool
+
+    @classmethod
+    def of(cls, row: TransferRow, file: SourceFileRow) -> _Work:
+        return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
+                   file.delete_state == "pending")  # fmt: skip
 
 
 class Engine:
@@ -186,6 +205,7 @@ class Engine:
         self._resolver = source_resolver
         self._sources: dict[str, FileStore] = {}
         self._running: dict[int, _Running] = {}
+        self._claimed: dict[tuple[int, str], _Work] = {}
         self._lock = threading.Lock()
         self._last_beat = 0.0
 
@@ -236,28 +256,41 @@ class Engine:
             raise ConfigurationError("a destination is named twice")
         ctx = dict(context or {})
         now = self.clock()
+        asked = any(d.delete_source for d in dests)
+        snaps = [(d, d.snapshot()) for d in dests]
         created: list[Transfer] = []
         with self.ledger.session() as session:
-            for path in paths:
-                file = SourceFileRow(
-                    store=source, path=path, context=json.dumps(ctx, sort_keys=True),
-                    delete_source=any(d.delete_source for d in dests),
-                    delete_state="pending" if any(d.delete_source for d in dests) else "", created_at=now,
+            for start in range(0, len(paths), 500):  # bulk inserts, in slices
+                batch = paths[start : start + 500]
+                file_ids = session.scalars(
+                    insert(SourceFileRow).returning(SourceFileRow.id, sort_by_parameter_order=True),
+                    [
+                        {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
+                         "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now}
+                        for path in batch
+                    ],
+                ).all()  # fmt: skip
+                session.execute(
+                    insert(TransferRow),
+                    [
+                        {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
+                         "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
+                         "next_attempt_at": now, "remote_path": remote_path_for(snap, path, ctx), "created_at": now,
+                         "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
+                         "provider_checksum": "", "remote_version": "", "link": "", "worker": "",
+                         "cancel_requested": False}
+                        for file_id, path in zip(file_ids, batch, strict=True)
+                        for dest, snap in snaps
+                    ],
                 )  # fmt: skip
-                session.add(file)
-                session.flush()
-                for dest in dests:
-                    snap = dest.snapshot()
-                    row = TransferRow(
-                        file_id=file.id, destination_id=dest.id, destination_name=dest.name,
-                        snapshot=json.dumps(snap, sort_keys=True), state=PENDING, attempts=0, next_attempt_at=now,
-                        remote_path=remote_path_for(snap, path, ctx), created_at=now, updated_at=now,
-                        last_error="", bytes_done=0, md5="", sha256="", provider_checksum="", remote_version="",
-                        link="", worker="", cancel_requested=False,
-                    )  # fmt: skip
-                    session.add(row)
-                    session.flush()
-                    created.append(Transfer.from_rows(row, file))
+                query = (
+                    select(TransferRow, SourceFileRow)
+                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                    .where(TransferRow.file_id.in_(file_ids))
+                    .order_by(TransferRow.id)
+                )
+                created += [Transfer.from_rows(t, f) for t, f in session.execute(query)]
+                session.expunge_all()
         log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(paths))
         return created
 
@@ -315,7 +348,9 @@ class Engine:
     # -- claiming --------------------------------------------------------------------------
 
     def claim(self, limit: int = 1) -> list[tuple[int, str]]:
-        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``."""
+        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``
+        pairs. Pass each to :meth:`execute` (a claim not executed stays
+        ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
         now = self.clock()
         with self.ledger.session() as session:
             query = (
@@ -340,6 +375,16 @@ class Engine:
                 )  # fmt: skip
                 if result.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append((transfer_id, lease))
+            if claimed:  # read what the attempts need in the same transaction
+                leases = dict(claimed)
+                rows = session.execute(
+                    select(TransferRow, SourceFileRow)
+                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                    .where(TransferRow.id.in_(list(leases)))
+                ).all()
+                with self._lock:
+                    for row, file in rows:
+                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file)
         return claimed
 
     def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
@@ -377,14 +422,17 @@ class Engine:
                 self._running.pop(transfer_id, None)
 
     def _attempt(self, transfer_id: int, running: _Running) -> Transfer:
-        with self.ledger.session() as session:
-            row = session.get(TransferRow, transfer_id)
-            file = session.get(SourceFileRow, row.file_id) if row is not None else None
-            assert row is not None and file is not None
-            snap = json.loads(row.snapshot)
-            remote_path, source_ref, source_path, attempts = row.remote_path, file.store, file.path, row.attempts
-            size_hint = file.size
-            running.deletes_source = file.delete_state == "pending"
+        with self._lock:
+            work = self._claimed.pop((transfer_id, running.lease), None)
+        if work is None:
+            with self.ledger.session() as session:
+                row = session.get(TransferRow, transfer_id)
+                file = session.get(SourceFileRow, row.file_id) if row is not None else None
+                assert row is not None and file is not None
+                work = _Work.of(row, file)
+        snap, remote_path, source_ref, source_path = work.snapshot, work.remote_path, work.source_ref, work.source_path
+        attempts, size_hint = work.attempts, work.size
+        running.deletes_source = work.deletes_source
         secrets: list[Secret] = []
         try:
             try:
@@ -407,6 +455,7 @@ class Engine:
                     )  # fmt: skip
                 link = self._link(store, stored)
             finally:
+                self.destinations.save_rotated(snap["id"], store)
                 store.close()
         except Exception as exc:
             return self._record_failure(transfer_id, running, exc, attempts, secrets)
@@ -453,10 +502,10 @@ class Engine:
         values: dict[str, Any] = {"lease": None, "heartbeat_at": None, "last_error": message}
         if isinstance(exc, TransferCancelledError) or running.cancel.is_set():
             values.update(state=CANCELLED, finished_at=now, last_error="cancelled")
+        elif decision.kind is Kind.DONE:  # the store found the identical object already there
+            values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
-        elif decision.kind is Kind.DONE:
-            values.update(state=COMPLETED, finished_at=now, last_error="")
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:
@@ -602,8 +651,14 @@ class Engine:
         transfer of it completed. At most one caller wins the right to delete
         (a conditional update); returns whether this call deleted it."""
         now = self.clock()
-        unfinished = exists().where(TransferRow.file_id == file_id, TransferRow.state != COMPLETED)
         with self.ledger.session() as session:
+            file = session.get(SourceFileRow, file_id)
+            if file is None or file.delete_state != "pending":
+                return False
+            ref, path = file.store, file.path
+            # every transfer of this source, including those scheduled separately for the same path
+            same_source = select(SourceFileRow.id).where(SourceFileRow.store == ref, SourceFileRow.path == path)
+            unfinished = exists().where(TransferRow.file_id.in_(same_source), TransferRow.state != COMPLETED)
             result = session.execute(
                 update(SourceFileRow)
                 .where(
@@ -616,9 +671,6 @@ class Engine:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            file = session.get(SourceFileRow, file_id)
-            assert file is not None
-            ref, path = file.store, file.path
         return self._delete_source(file_id, ref, path)
 
     def _delete_source(self, file_id: int, ref: str, path: str) -> bool:
@@ -753,6 +805,14 @@ def _extension(path: str) -> str:
     return posixpath.splitext(name)[1]
 
 
+def _log_crash(future: Future[Transfer]) -> None:
+    """An attempt that could not even record its outcome (the ledger was
+    unreachable): its heartbeat stops, and the periodic pass reclaims it."""
+    exc = future.exception()
+    if exc is not None:
+        log.error("a transfer attempt crashed: %s: %s", type(exc).__name__, exc)
+
+
 class Worker:
     """The embedded runner: a bounded thread pool running due transfers,
     with heartbeats and the periodic pass."""
@@ -794,7 +854,9 @@ class Worker:
                     free = self.threads - len(futures)
                     claimed = engine.claim(free) if free > 0 else []
                     for transfer_id, lease in claimed:
-                        futures.add(pool.submit(engine.execute, transfer_id, lease))
+                        future = pool.submit(engine.execute, transfer_id, lease)
+                        future.add_done_callback(_log_crash)
+                        futures.add(future)
                     ran += len(claimed)
                     if engine.clock() - last_periodic >= engine.settings.periodic_interval:
                         engine.periodic()

@@ -81,11 +81,13 @@ def _sqlite_setup(engine: Engine) -> None:
 class Ledger:
     """A connection to the ledger database. Thread-safe; share one per process."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, connect_timeout: int = 10) -> None:
         if not url:
             raise ConfigurationError("OCS_TRANSFER_LEDGER_URL is empty; use e.g. sqlite:///ocs_transfer.sqlite3")
+        remote = url.startswith("postgresql")
         try:
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=not url.startswith("sqlite"))
+            connect_args = {"connect_timeout": connect_timeout} if remote else {}
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=remote, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise ConfigurationError(
                 f"OCS_TRANSFER_LEDGER_URL is not usable ({type(exc).__name__}); expected sqlite:///FILE or"
@@ -100,7 +102,7 @@ class Ledger:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Ledger:
-        ledger = cls(settings.ledger_url)
+        ledger = cls(settings.ledger_url, connect_timeout=settings.connect_timeout)
         if migrate:
             ledger.migrate()
         return ledger

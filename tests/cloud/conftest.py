@@ -4,6 +4,7 @@ Each test gets its own fresh bucket."""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,9 +44,14 @@ def s3_endpoint(request: pytest.FixtureRequest) -> S3Endpoint:
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 
+@functools.cache
+def admin_client(ep: S3Endpoint) -> Any:
+    return ep.boto3_client()
+
+
 def make_bucket(ep: S3Endpoint, versioned: bool = True) -> str:
     bucket = f"t-{uuid.uuid4().hex[:16]}"
-    client: Any = ep.boto3_client()
+    client = admin_client(ep)
     client.create_bucket(Bucket=bucket)
     if versioned:
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -54,6 +60,7 @@ def make_bucket(ep: S3Endpoint, versioned: bool = True) -> str:
 
 def s3_store_for(ep: S3Endpoint, bucket: str, **options: Any) -> S3Store:
     options.setdefault("part_size", 5 * MiB)
+    options.setdefault("multipart_threshold", options["part_size"])  # small test files still go multipart
     options.setdefault("concurrency", 3)
     options.setdefault("max_attempts", 2)
     options.setdefault("read_timeout", 10.0)
@@ -78,7 +85,7 @@ def s3_store(s3_endpoint: S3Endpoint, s3_bucket: str) -> Iterator[S3Store]:
 
 @pytest.fixture
 def s3_client(s3_endpoint: S3Endpoint) -> Any:
-    return s3_endpoint.boto3_client()
+    return admin_client(s3_endpoint)
 
 
 # -- GCS -------------------------------------------------------------------------------

@@ -19,8 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ocs_transfer import plugins
-from ocs_transfer.exceptions import ConfigurationError, ObjectNotFoundError, TransferCancelledError
+from ocs_transfer.exceptions import (
+    ConfigurationError,
+    CredentialError,
+    ObjectNotFoundError,
+    TransferCancelledError,
+)
 from ocs_transfer.redact import Secret
+from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage.gcs import GCSStore
 
 from .conftest import MiB, pattern
@@ -159,3 +165,25 @@ def test_quick_url_and_registration(builtin_plugins_only: None) -> None:
 def test_connection_test(gcs_store: GCSStore) -> None:
     result = gcs_store.test_connection()
     assert result.ok, result.message
+
+
+def test_missing_bucket(gcs_url: str) -> None:
+    config = GCSStore.Config(bucket="no-such-bucket-here", endpoint_url=gcs_url, anonymous=True, timeout=10.0)
+    store = GCSStore.from_config(config)
+    with pytest.raises(ObjectNotFoundError) as info:
+        store.put(io.BytesIO(b"x"), "x.fits")
+    assert classify(info.value).kind is Kind.NEVER
+    assert not store.test_connection().ok
+
+
+def test_no_credentials_anywhere_is_a_clear_configuration_error(
+    gcs_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without explicit credentials, anonymous access or any ADC source, the
+    store says what to provide (no network: ADC lookup is local first)."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    config = GCSStore.Config(bucket="b", endpoint_url=gcs_url, timeout=5.0)
+    with pytest.raises((ConfigurationError, CredentialError)) as info:
+        GCSStore.from_config(config).put(io.BytesIO(b"x"), "x.fits")
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value) or "credentials" in str(info.value).lower()
+    assert classify(info.value).kind is Kind.NEVER

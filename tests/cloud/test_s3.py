@@ -9,10 +9,12 @@ import io
 import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import google_crc32c
 import pytest
+from astropy.io import fits
 
 from ocs_transfer import plugins
 from ocs_transfer.exceptions import (
@@ -20,12 +22,13 @@ from ocs_transfer.exceptions import (
     ObjectNotFoundError,
     TransferCancelledError,
 )
+from ocs_transfer.input.filefactory import open_datafile
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
 from ocs_transfer.testing.servers import S3Endpoint
 
-from .conftest import MiB, pattern, s3_store_for
+from .conftest import MiB, admin_client, pattern, s3_store_for
 
 SIZES = [0, 1, 5 * MiB - 1, 5 * MiB, 5 * MiB + 1, 11 * MiB + 3]
 
@@ -56,7 +59,7 @@ def test_server_checksum_matches_our_crc32c(seaweed_endpoint: S3Endpoint) -> Non
 
     bucket = make_bucket(seaweed_endpoint)
     store = s3_store_for(seaweed_endpoint, bucket)
-    client: Any = seaweed_endpoint.boto3_client()
+    client = admin_client(seaweed_endpoint)
     for size in (3 * MiB, 12 * MiB + 5):
         data = pattern(size, seed=3)
         stored = store.put(io.BytesIO(data), f"obj-{size}", size=size)
@@ -70,6 +73,24 @@ def test_server_checksum_matches_our_crc32c(seaweed_endpoint: S3Endpoint) -> Non
             expected = f"{base64.b64encode(google_crc32c.Checksum(digests).digest()).decode()}-{len(parts)}"
             assert head["ChecksumCRC32C"] == expected
             assert stored.provider_checksum == f"crc32c-composite:{expected}"
+
+
+@pytest.mark.parametrize("size", [5 * MiB, 11 * MiB + 1, 12 * MiB, 15 * MiB + 1])
+def test_single_put_below_the_multipart_threshold(s3_endpoint: S3Endpoint, s3_bucket: str, size: int) -> None:
+    """Below ``multipart_threshold`` one PUT (the parts read so far are joined),
+    from it on a multipart upload; the checksum form we expect follows."""
+    store = s3_store_for(s3_endpoint, s3_bucket, part_size=5 * MiB, multipart_threshold=12 * MiB)
+    data = pattern(size, seed=7)
+    stored = store.put(io.BytesIO(data), "t.bin", size=size)
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    etag = admin_client(s3_endpoint).head_object(Bucket=s3_bucket, Key="t.bin")["ETag"]
+    multipart = size >= 12 * MiB
+    assert etag.strip('"').endswith(f"-{-(-size // (5 * MiB))}") == multipart
+    if s3_endpoint.kind == "seaweedfs":  # it reports the checksum, so the store compared it
+        assert stored.provider_checksum is not None
+        assert stored.provider_checksum.startswith("crc32c-composite:" if multipart else "crc32c:")
+    body = admin_client(s3_endpoint).get_object(Bucket=s3_bucket, Key="t.bin")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == stored.sha256
 
 
 def test_versions_links_and_deletes(s3_store: S3Store, s3_endpoint: S3Endpoint) -> None:
@@ -121,25 +142,21 @@ def test_cancel_leaves_nothing(s3_store: S3Store, s3_client: Any, s3_bucket: str
     assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
-def test_storage_class_and_ia_for_old_data(s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: Any) -> None:
+def test_storage_class_and_ia_for_old_data(
+    s3_endpoint: S3Endpoint, s3_bucket: str, s3_client: Any, examples_dir: Path
+) -> None:
     if s3_endpoint.kind == "seaweedfs":
         pytest.skip("SeaweedFS does not report storage classes")
     store = s3_store_for(s3_endpoint, s3_bucket, days_to_ia_storage=60)
-
-    class Observed:
-        """The one DataFile method the storage-class choice reads."""
-
-        def __init__(self, when: datetime) -> None:
-            self.when = when
-
-        def get_observation_date(self) -> datetime:
-            return self.when
-
-    now = datetime(2026, 11, 21, tzinfo=UTC)
-    assert store.storage_class_for(Observed(now - timedelta(days=61)), now) == "STANDARD_IA"
-    assert store.storage_class_for(Observed(now - timedelta(days=59)), now) is None
+    path = examples_dir / "coj1m011-kb05-20150219-0125-e90.fits"
+    observed = datetime.fromisoformat(fits.getheader(path)["DATE-OBS"]).replace(tzinfo=UTC)
+    with open_datafile(path, settings=Settings()) as data_file:
+        assert store.storage_class_for(data_file, observed + timedelta(days=61)) == "STANDARD_IA"
+        assert store.storage_class_for(data_file, observed + timedelta(days=59)) is None
     store.put(io.BytesIO(b"x" * 10), "old.fits", storage_class="STANDARD_IA")
     assert s3_client.head_object(Bucket=s3_bucket, Key="old.fits")["StorageClass"] == "STANDARD_IA"
+    store.put(io.BytesIO(b"x" * 10), "new.fits")
+    assert s3_client.head_object(Bucket=s3_bucket, Key="new.fits").get("StorageClass", "STANDARD") == "STANDARD"
 
 
 def test_quick_url_settings_and_registration(builtin_plugins_only: None, moto_endpoint: S3Endpoint) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
+from fsspec.spec import AbstractBufferedFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -206,3 +207,74 @@ def test_hidden_temporaries_never_listed(memory_store: FsspecStore) -> None:
     leftover = MemoryFile(memory_store.fs, f"{memory_store.root}/d/.x.txt.ocs-transfer-partial-abc", b"partial")
     leftover.commit()
     assert [o.path for o in memory_store.list()] == ["d/ok.txt"]
+
+
+class PartUpload(AbstractBufferedFile):
+    """A multipart-style upload: parts are kept aside and the object appears
+    only when the final part is sent (like S3 or GCS)."""
+
+    def _initiate_upload(self) -> None:
+        self.parts: list[bytes] = []
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        self.parts.append(self.buffer.getvalue())
+        if final:
+            MemoryFile(self.fs, self.path, b"".join(self.parts)).commit()
+        return True
+
+    def discard(self) -> None:
+        self.parts = []
+        self.fs.aborted.append(self.path)
+
+
+class AtomicPartFS(MemoryFileSystem):
+    """An object store whose writes publish atomically, with a source that
+    can fail mid-way."""
+
+    cachable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted: list[str] = []
+
+    def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kw: Any) -> Any:
+        if "w" in mode:
+            return PartUpload(self, path, mode, block_size=5 * 2**20)
+        return super()._open(path, mode, **kw)
+
+
+class AtomicStore(MemoryStore):
+    atomic_writes = True
+
+
+class FailingSource(io.RawIOBase):
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.left <= 0:
+            raise ConnectionResetError(104, "source connection reset")
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"s" * n
+        self.left -= n
+        return n
+
+
+def test_atomic_store_failed_source_never_commits_and_keeps_old_object() -> None:
+    fs = AtomicPartFS()
+    store = AtomicStore(fs, "/atomic", chunk_size=CHUNK)
+    old = pattern(1234)
+    store.put(io.BytesIO(old), "obs/x.fits")
+    with pytest.raises(TransientStorageError):
+        store.put(io.BufferedReader(FailingSource(12 * 2**20)), "obs/x.fits")
+    assert fs.aborted == ["/atomic/obs/x.fits"]
+    with store.open("obs/x.fits") as f:
+        assert f.read() == old
+    import gc
+
+    gc.collect()  # a half-written handle must not commit when collected
+    with store.open("obs/x.fits") as f:
+        assert f.read() == old

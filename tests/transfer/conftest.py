@@ -18,6 +18,7 @@ import pytest
 from ocs_transfer import plugins
 from ocs_transfer.exceptions import PermissionDeniedError, TransientStorageError
 from ocs_transfer.hookspecs import hookimpl
+from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.base import FileStore, StoredObject
@@ -128,6 +129,7 @@ class FaultyMemoryStore(MemoryStore):
     schemes: ClassVar[tuple[str, ...]] = ()
     credential_fields: ClassVar[tuple[str, ...]] = ("token",)
     token: Any = None
+    rotated_credentials: Any = None
 
     @classmethod
     def from_config(
@@ -145,6 +147,9 @@ class FaultyMemoryStore(MemoryStore):
                 raise TransientStorageError(f"upload of {path} failed: 503 Service Unavailable")
             if fault == "never":
                 raise PermissionDeniedError(f"upload of {path} refused: 403 Forbidden")
+            if fault == "rotate":  # the provider handed out a new refresh token while working
+                self.rotated_credentials = {"refresh_token": Secret(f"rotated-{uuid.uuid4().hex}")}
+                FAULTS.setdefault("rotated", []).append(self.rotated_credentials["refresh_token"].reveal())
             if fault == "leak":
                 token = self.token.reveal() if self.token is not None else ""
                 encoded = base64.b64encode(token.encode()).decode()

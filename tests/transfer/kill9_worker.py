@@ -1,4 +1,4 @@
-"""A transfer worker process for the kill9 tests.
+"""A transfer worker process for the kill9 tests (the ``local`` provider).
 
 argv: LEDGER_URL KILL_AT MARKER. KILL_AT is "none", "start" (before the first
 source byte), "mid" (mid-upload), "uploaded" (after the store's put returned,
@@ -14,9 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from dirstore import DirStore
+from ocs_transfer_local.local import LocalStore
 
 from ocs_transfer import plugins
 from ocs_transfer.hookspecs import hookimpl
@@ -53,13 +51,13 @@ class Reader:
         self.inner.close()
 
 
-class Source(DirStore):
+class Source(LocalStore):
     def open(self, path: str, version_id: str | None = None) -> Any:
         return Reader(super().open(path, version_id))
 
 
-class Destination(DirStore):
-    name = "testdir"
+class Destination(LocalStore):
+    """The local provider, halting after its put when asked."""
 
     def put(self, source: IO[bytes], path: str, **kwargs: Any) -> StoredObject:
         stored = super().put(source, path, **kwargs)
@@ -87,7 +85,8 @@ def main() -> None:
 
         engine = Engine(
             ledger, dests, settings=settings, on_finished=finished,
-            source_resolver=lambda ref: Source.from_config(Source.Config(root=ref), settings=settings),
+            source_resolver=lambda ref: Source.from_config(Source.Config(root=ref, create_root=False),
+                                                           settings=settings),
         )  # fmt: skip
         Worker(engine, threads=1, poll_interval=0.05).run(until_idle=True)
 

@@ -197,3 +197,21 @@ def test_connection_test_message_is_redacted(rig: Rig) -> None:
     result = rig.destinations.test("echo")
     assert not result.ok and "***" in result.message and "echoed-secret" not in result.message
     assert "echoed-secret" not in rig.destinations.get("echo").last_test_message
+
+
+def test_endpoint_allowlist(rig: Rig) -> None:
+    from ocs_transfer.settings import Settings
+
+    guarded = Destinations(rig.ledger, rig.keyring, settings=Settings(endpoint_allowlist=("files.example.org",)))
+    with pytest.raises(ConfigurationError, match="ENDPOINT_ALLOWLIST"):
+        guarded.add("ssrf", "memory", options={"root": "/x", "url": "http://169.254.169.254/latest"})
+    rig.destinations.add("open", "memory", options={"root": unique_root("o")})
+    with pytest.raises(ConfigurationError, match="ENDPOINT_ALLOWLIST"):
+        guarded.edit("open", options={"root": "/x", "endpoint_url": "http://127.0.0.1:9000"})
+    from ocs_transfer.transfer.destinations import check_endpoints
+
+    allow = Settings(endpoint_allowlist=("a.example", "b.example:443"))
+    check_endpoints({"url": "https://a.example/dav", "server": "b.example:443"}, allow)
+    with pytest.raises(ConfigurationError):
+        check_endpoints({"server": "b.example:80"}, allow)
+    check_endpoints({"url": "http://anywhere"}, Settings())  # empty list: any host

@@ -22,7 +22,7 @@ MIN = 60.0
 
 
 def test_schedule_snapshots_destination_and_layout(rig: Rig) -> None:
-    store = rig.add_dest("arch", path="/archive/2026", layout="by_project_target")
+    store = rig.add_dest("arch", path="/archive/2026", layout="by_project_and_target")
     data = rig.add_source("raw/img_001.fits")
     [queued] = rig.engine.schedule(rig.source_url, ["raw/img_001.fits"], ["arch"],
                                    context={"project": "Galaxy Survey", "target": "M31/core"})
@@ -162,7 +162,8 @@ class GatedSource(MemoryStore):
         return io.BufferedReader(Reader(), 64 * 1024)
 
 
-def test_cancel_no_truncation(rig: Rig) -> None:
+@pytest.mark.parametrize("where", ["same process", "another worker"])
+def test_cancel_no_truncation(rig: Rig, where: str) -> None:
     store = rig.add_dest("dst")
     rig.add_source("big.fits", 2 * 1024 * 1024)
     gated = get_store(rig.source_url)
@@ -175,7 +176,11 @@ def test_cancel_no_truncation(rig: Rig) -> None:
     runner.start()
     assert gated.reached.wait(10)
     assert engine.get(queued.id).state == "in_progress"
-    engine.cancel(queued.id)
+    if where == "same process":
+        engine.cancel(queued.id)
+    else:  # another process flags it; the running worker's next heartbeat passes it on
+        assert rig.make_engine().cancel(queued.id).state == "in_progress"
+        engine.beat()
     gated.release.set()
     runner.join(10)
     cancelled = engine.get(queued.id)
@@ -290,3 +295,32 @@ def test_worker_runs_everything_with_a_bounded_pool(rig: Rig) -> None:
     expected = {n: {p.split("/")[1]: d for p, d in files.items()} for n in stores}
     assert_nothing_lost(rig.engine, expected, stores)
     assert rig.engine.counts() == {"w1": {"completed": 12}, "w2": {"completed": 12}}
+
+
+def test_rotated_refresh_token_is_saved_encrypted(rig: Rig) -> None:
+    store = rig.add_dest("oauth", credentials={"token": "t0-token", "refresh_token": "r0-refresh"})
+    data = rig.add_source("m.fits")
+    FAULTS[store.root] = ["rotate"]
+    rig.engine.schedule(rig.source_url, "m.fits", ["oauth"])
+    assert rig.engine.run_due() == 1
+    [new] = FAULTS["rotated"]
+    creds = rig.destinations.credentials("oauth")
+    assert creds["refresh_token"].reveal() == new and creds["token"].reveal() == "t0-token"
+    assert_nothing_lost(rig.engine, {"oauth": {"m.fits": data}}, {"oauth": store})
+
+
+def test_source_kept_while_a_separate_schedule_of_it_is_unfinished(rig: Rig) -> None:
+    stores = {"del": rig.add_dest("del", delete_source=True), "keep": rig.add_dest("keep")}
+    data = rig.add_source("n.fits")
+    FAULTS[stores["keep"].root] = ["never"]
+    [first] = rig.engine.schedule(rig.source_url, "n.fits", ["del"])
+    [second] = rig.engine.schedule(rig.source_url, "n.fits", ["keep"])
+    rig.engine.run_due()
+    assert rig.engine.get(first.id).state == "completed" and rig.engine.get(second.id).state == "failed"
+    assert rig.source.exists("n.fits"), "deleted while another transfer of the same source had failed"
+    rig.engine.retry(second.id)
+    rig.engine.run_due()
+    assert rig.source.exists("n.fits")  # the second schedule did not ask; the periodic pass finishes the first
+    rig.engine.periodic()
+    assert not rig.source.exists("n.fits")
+    assert_nothing_lost(rig.engine, {n: {"n.fits": data} for n in stores}, stores)

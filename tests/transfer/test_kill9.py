@@ -14,7 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import ocs_transfer_local.plugin
 import pytest
+from ocs_transfer_local.local import LocalStore
 
 from ocs_transfer import plugins
 from ocs_transfer.transfer.crypto import KeyRing
@@ -23,14 +25,13 @@ from ocs_transfer.transfer.engine import Engine
 from ocs_transfer.transfer.ledger import Ledger
 
 from .conftest import data_for, make_key
-from .dirstore import DirPlugin, DirStore
 
 WORKER = Path(__file__).resolve().parent / "kill9_worker.py"
 
 
 @pytest.fixture
 def dir_provider(builtin_plugins_only: None) -> Iterator[None]:
-    with plugins.temporary_plugin(DirPlugin(), "testdir"):
+    with plugins.temporary_plugin(ocs_transfer_local.plugin, "local"):
         yield
 
 
@@ -59,15 +60,15 @@ def test_kill9_restart(kill_at: str, tmp_path: Path, dir_provider: None) -> None
     for d in (src_root, a_root, b_root):
         d.mkdir()
     files = {f"obs{i}.fits": data_for(f"obs{i}.fits", 400_000 + i) for i in range(3)}
-    source = DirStore.from_config(DirStore.Config(root=str(src_root)))
+    source = LocalStore.from_config(LocalStore.Config(root=str(src_root)))
     for name, data in files.items():
         source.put(io.BytesIO(data), name)
 
     ledger = Ledger(url)
     ledger.migrate()
     dests = Destinations(ledger, KeyRing.parse(env["OCS_TRANSFER_KEYS"]))
-    dests.add("a", "testdir", options={"root": str(a_root)})
-    dests.add("b", "testdir", options={"root": str(b_root)}, delete_source=True)
+    dests.add("a", "local", options={"root": str(a_root)})
+    dests.add("b", "local", options={"root": str(b_root)}, delete_source=True)
     engine = Engine(ledger, dests)
     engine.schedule(str(src_root), sorted(files), ["a", "b"])
 

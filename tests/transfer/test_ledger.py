@@ -138,3 +138,46 @@ def _run_race(url: str, keyring: object, clock: FakeClock) -> None:
     finally:
         for led in ledgers:
             led.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_lease_race_two_workers_run_everything_once(
+    kind: str, tmp_path: Path, keyring: object, clock: FakeClock, faulty_provider: None
+) -> None:
+    """Two embedded workers on separate connections drain one queue together:
+    each transfer runs exactly once, and nothing is lost."""
+    from ocs_transfer.transfer.engine import Worker
+
+    from .conftest import assert_nothing_lost
+
+    def go(url: str) -> None:
+        ledgers = [Ledger(url) for _ in range(2)]
+        ledgers[0].migrate()
+        try:
+            rig = Rig(ledgers[0], keyring, clock)  # type: ignore[arg-type]
+            store = rig.add_dest("shared")
+            files = {f"w{i}.fits": rig.add_source(f"w{i}.fits", 5_000 + i) for i in range(40)}
+            rig.engine.schedule(rig.source_url, sorted(files), ["shared"])
+            workers = []
+            for i, led in enumerate(ledgers):
+                engine = rig.make_engine(worker_id=f"racer{i}:{i}:x")
+                engine.ledger = led
+                workers.append(Worker(engine, threads=2, poll_interval=0.01))
+            ran: list[int] = []
+            threads = [threading.Thread(target=lambda w=w: ran.append(w.run(until_idle=True))) for w in workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert sum(ran) == 40
+            assert all(t.attempts == 1 and t.state == "completed" for t in rig.engine.transfers())
+            assert_nothing_lost(rig.engine, {"shared": files}, {"shared": store})
+        finally:
+            for led in ledgers:
+                led.close()
+
+    if kind == "sqlite":
+        go(f"sqlite:///{tmp_path / 'race2.sqlite3'}")
+    else:
+        with postgres_schema() as url:
+            go(url)

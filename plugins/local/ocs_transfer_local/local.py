@@ -117,16 +117,19 @@ class LocalStore(FsspecStore):
             raise ConfigurationError("the local store needs a root directory, e.g. ./archive or /data/archive")
         root = os.path.abspath(os.path.expanduser(config.root))
         if not os.path.isdir(root):
-            if os.path.exists(root):
-                raise ConfigurationError(f"the local store root {root!r} exists but is not a directory")
             if not config.create_root:
                 raise ConfigurationError(
                     f"the local store root {root!r} does not exist (create it, or set create_root)"
                 )
             try:
+                # Several workers may create the same root at once: exist_ok, then look again.
                 os.makedirs(root, exist_ok=True)
+            except FileExistsError:
+                pass
             except OSError as exc:
                 raise ConfigurationError(f"cannot create the local store root {root!r}: {exc.strerror}") from None
+            if not os.path.isdir(root):
+                raise ConfigurationError(f"the local store root {root!r} exists but is not a directory")
         key = (credentials or {}).get("signing_key")
         if key is not None and not isinstance(key, Secret):
             key = Secret(str(key))

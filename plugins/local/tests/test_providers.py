@@ -303,3 +303,28 @@ def test_local_from_ocs_archive_settings(tmp_path: Path, local_plugins) -> None:
     assert (tmp_path / "fs" / "a b" / "c.fits").read_bytes() == b"x"
     with pytest.raises(ConfigurationError, match="FILESYSTEM_STORAGE_ROOT_DIR"):
         get_store(settings=Settings.from_env({"FILESTORE_TYPE": "local"}))
+
+
+def test_workers_creating_the_same_new_root_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several engine threads open a destination whose root does not exist yet."""
+    import threading
+
+    from ocs_transfer.storage import get_store
+
+    failures: list[BaseException] = []
+    for attempt in range(40):
+        root = tmp_path / f"r{attempt}" / "nested"
+
+        def open_store(root: Path = root) -> None:
+            try:
+                get_store(str(root))
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert root.is_dir()
+    assert failures == []

@@ -31,7 +31,7 @@ from typing import IO, Any, ClassVar, Self
 
 import attrs
 
-from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
+from ..exceptions import ConfigurationError, CredentialError, OcsTransferError, TransientStorageError
 from ..redact import Secret
 from ..retry import translate
 from ..settings import Settings
@@ -94,6 +94,16 @@ def translate_gcs_error(exc: BaseException, message: str, *, secrets: tuple[Any,
         return ConfigurationError(
             f"{message}: no Google credentials found ({detail}). Give a service-account key, set"
             " GOOGLE_APPLICATION_CREDENTIALS, run 'gcloud auth application-default login', or set anonymous=True"
+        )
+    if "Invalid Content-Range" in str(exc):
+        # A connection cut mid-chunk: GCS kept part of the chunk, and gcsfs
+        # resent from its own offset instead of the server's. The object was
+        # never committed; a new upload session (a retry) starts clean.
+        from ..redact import redact
+
+        return TransientStorageError(
+            f"{message}: the resumable upload lost its place after a broken connection ({redact(str(exc), secrets)});"
+            " retry to start a new upload"
         )
     return translate(exc, message, secrets=secrets)
 

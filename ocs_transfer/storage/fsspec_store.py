@@ -348,10 +348,9 @@ def _abandon(out: Any) -> None:
     be closed: the caller removes the staged object, and providers with
     ``atomic_writes`` must use buffered files or override ``_upload``.
     """
-    discard = getattr(out, "discard", None)
     if isinstance(out, AbstractBufferedFile):
         try:
-            discard()  # type: ignore[misc]
+            out.discard()
         finally:
             out.closed = True
         return

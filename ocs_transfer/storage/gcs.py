@@ -32,7 +32,7 @@ from typing import IO, Any, ClassVar, Self
 import attrs
 
 from ..exceptions import ConfigurationError, CredentialError, OcsTransferError, TransientStorageError
-from ..redact import Secret
+from ..redact import Secret, redact
 from ..retry import translate
 from ..settings import Settings
 from .bucket import BucketStore, content_disposition
@@ -86,8 +86,6 @@ def translate_gcs_error(exc: BaseException, message: str, *, secrets: tuple[Any,
         return exc
     name = type(exc).__name__
     if name in ("DefaultCredentialsError", "RefreshError"):
-        from ..redact import redact
-
         detail = redact(str(exc), secrets)
         if "invalid_grant" in detail or name == "RefreshError":
             return CredentialError(f"{message}: Google refused the credentials ({detail}); re-authorise")
@@ -99,8 +97,6 @@ def translate_gcs_error(exc: BaseException, message: str, *, secrets: tuple[Any,
         # A connection cut mid-chunk: GCS kept part of the chunk, and gcsfs
         # resent from its own offset instead of the server's. The object was
         # never committed; a new upload session (a retry) starts clean.
-        from ..redact import redact
-
         return TransientStorageError(
             f"{message}: the resumable upload lost its place after a broken connection ({redact(str(exc), secrets)});"
             " retry to start a new upload"

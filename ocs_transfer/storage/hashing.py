@@ -37,9 +37,6 @@ class _Background:
     """Runs one hasher's updates in order on a private thread, one chunk
     ahead at most."""
 
-    _pool: ThreadPoolExecutor | None = None
-    _lock = threading.Lock()
-
     def __init__(self, hasher: Hasher) -> None:
         self.hasher = hasher
         self.pending: Future[None] | None = None

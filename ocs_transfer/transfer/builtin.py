@@ -59,10 +59,13 @@ class _Context:
         when keys are configured or any destination stores credentials; a
         ledger whose destinations need none (the embedded default: local
         disk) runs without keys."""
+        from .crypto import KeyRing
         from .engine import Engine
 
-        needs_keys = bool(self.settings.transfer_keys) or bool(self.destinations().kids_in_use())
-        return Engine(self.ledger, self.destinations(keys=needs_keys), settings=self.settings)
+        destinations = self.destinations()
+        if not self.settings.transfer_keys and destinations.kids_in_use():
+            KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
+        return Engine(self.ledger, destinations, settings=self.settings)
 
 
 def _ctx() -> _Context:

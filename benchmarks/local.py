@@ -10,9 +10,12 @@ Cases (issue 3, section 6; PERFORMANCE.md, "How to measure"):
   an empty destination directory on the same disk, the source warm in the page
   cache;
 - ocs_transfer: ``get_store(DEST).put(...)`` through the ``local`` provider,
-  which hashes md5 + sha256 while copying, publishes atomically (fsync) and
-  verifies; the many-files case uses 4 concurrent transfers, as rclone's
-  default ``--transfers 4``;
+  which hashes md5 + sha256 while copying, writes with O_DIRECT, reads every
+  chunk back from the disk and compares it, publishes atomically (fsync) and
+  checks the size; the many-files case uses 4 concurrent transfers, as
+  rclone's default ``--transfers 4``;
+- the same with ``read_back=False``: no second pass over the disk (what is
+  written is still exactly what was hashed, one buffer for both);
 - ``cp`` (no hashing, no verification, no fsync): the disk's ceiling;
 - Debian's ``rclone copy`` with default settings (which checks MD5 after each
   transfer);
@@ -65,12 +68,14 @@ def _md5_only(argv: list[str]) -> int:
 
 
 def _child(argv: list[str]) -> int:
-    """``_ocs DEST SRC...``: store each SRC under DEST (4 at a time), print the
-    results as JSON lines."""
+    """``_ocs DEST [--no-read-back] SRC...``: store each SRC under DEST (4 at
+    a time), print the results as JSON lines."""
     from ocs_transfer.storage import get_store
 
-    dest, sources = argv[0], [Path(p) for p in argv[1:]]
-    store = get_store(dest)
+    dest, rest = argv[0], argv[1:]
+    options = {"read_back": False} if rest[:1] == ["--no-read-back"] else {}
+    sources = [Path(p) for p in rest[len(options) :]]
+    store = get_store(dest, **options)
 
     def one(src: Path) -> dict[str, object]:
         with open(src, "rb") as f:
@@ -157,6 +162,9 @@ def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
     def ocs_cmd(sources: list[Path], dest: Path) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), "_ocs", str(dest), *map(str, sources)]
 
+    def ocs_trusting_cmd(sources: list[Path], dest: Path) -> list[str]:
+        return [*ocs_cmd([], dest), "--no-read-back", *map(str, sources)]
+
     def ocs_check(out: str, sources: list[Path], dest: Path) -> None:
         got = {r["path"]: (r["md5"], r["sha256"]) for r in map(json.loads, out.splitlines())}
         want = {s.name: expected[s.name] for s in sources}
@@ -189,6 +197,7 @@ def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
     rclone_env.pop("AWS_CA_BUNDLE", None)
     return [
         Contender("ocs_transfer", ocs_cmd, ocs_check),
+        Contender("ocs_transfer, no read-back", ocs_trusting_cmd, ocs_check),
         Contender("cp", cp_cmd, sizes_only),
         Contender("rclone", rclone_cmd, sizes_only, env=rclone_env),
         Contender("read+md5 (limit)", md5_cmd, md5_check),
@@ -235,9 +244,11 @@ def _report(cases: dict[str, int], contenders: list[Contender], rss_2g: list[Sam
         "median (min-max). Source warm in the page cache; destination on the same disk.",
         "",
         *([args.note, ""] if args.note else []),
-        "ocs_transfer computes md5 and sha256 while copying, publishes atomically (temp file, fsync, rename,",
-        "directory fsync) and verifies size and hash; its hashes were checked against the source's after every",
-        "run. rclone (default settings) checks MD5 after each transfer. cp neither hashes, verifies nor fsyncs.",
+        "ocs_transfer computes md5 and sha256 while copying, writes from the hashed buffers with O_DIRECT, reads",
+        "every chunk back from the disk and compares it (`no read-back`: skips that second pass over the disk),",
+        "publishes atomically (temp file, fsync, rename, directory fsync) and checks the size; its hashes were",
+        "checked against the source's after every run. rclone (default settings) checks MD5 after each transfer.",
+        "cp neither hashes, verifies nor fsyncs.",
         "`read+md5 (limit)` only reads the source and computes its MD5 in one Python process (one core, no",
         "writing): the machine's read+MD5 limit at the time of the run, which PERFORMANCE.md's targets refer to",
         "(one file, >= 80 % of it).",

@@ -6,19 +6,26 @@ GCS). MD5 is the slowest (about 735 MiB/s on one core here) so it runs in a
 helper thread while the caller's thread does the rest: hashlib releases the GIL
 for large updates, so both cores work. At most one chunk is in flight to the
 helper thread, so memory stays bounded by two chunks.
+
+Pipelines that own their buffers (the local store's O_DIRECT writer) use
+:meth:`HashingReader.fill` with a :class:`BufferRing` instead of ``read``: the
+source is read straight into page-aligned buffers, and a buffer is refilled
+only after its background hashing and whatever else was attached to it has
+finished. No byte is copied in user space.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import IO, Any, Protocol
 
 from ..exceptions import TransferCancelledError
 
-__all__ = ["Hasher", "HashingReader", "DEFAULT_CHUNK_SIZE", "iter_chunks"]
+__all__ = ["anonymous_map", "BufferPool", "BufferRing", "Hasher", "HashingReader", "DEFAULT_CHUNK_SIZE", "iter_chunks"]
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
@@ -37,15 +44,16 @@ class _Background:
     """Runs one hasher's updates in order on a private thread, one chunk
     ahead at most."""
 
-    def __init__(self, hasher: Hasher) -> None:
-        self.hasher = hasher
+    def __init__(self, update: Callable[[bytes | memoryview], None]) -> None:
+        self.hash = update
         self.pending: Future[None] | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-hash")
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> Future[None]:
         if self.pending is not None:
             self.pending.result()
-        self.pending = self.executor.submit(self.hasher.update, data)
+        self.pending = self.executor.submit(self.hash, data)
+        return self.pending
 
     def finish(self) -> None:
         if self.pending is not None:
@@ -79,7 +87,7 @@ class HashingReader:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._extra: dict[str, Hasher] = dict(extra or {})
-        self._bg = _Background(self._md5) if parallel else None
+        self._bg = _Background(self._md5.update) if parallel else None
         self._finished: dict[str, str] | None = None
 
     # -- the file-object surface clients use ----------------------------------------
@@ -103,19 +111,55 @@ class HashingReader:
         buffer[: len(data)] = data
         return len(data)
 
-    def _update(self, data: bytes) -> None:
+    def fill(self, view: memoryview) -> tuple[int, Future[None] | None]:
+        """Read from the source into ``view`` until it is full or the source
+        ends, and hash what came, without copying it.
+
+        Returns the byte count and, when MD5 runs in the background, the
+        future of that work: ``view`` must not change until it is done (a
+        :class:`BufferRing` waits for it). Only the last fill before EOF is
+        short, so every other one is as aligned as ``view``.
+        """
+        if self.cancel is not None and self.cancel.is_set():
+            raise TransferCancelledError("the transfer was cancelled")
+        readinto = getattr(self.source, "readinto", None)
+        filled = 0
+        while filled < len(view):
+            if readinto is not None:
+                try:
+                    got = readinto(view[filled:]) or 0
+                except NotImplementedError:  # io.RawIOBase subclasses that define only read()
+                    readinto = None
+                    continue
+            else:
+                data = self.source.read(len(view) - filled)
+                got = len(data)
+                view[filled : filled + got] = data
+            if not got:
+                break
+            filled += got
+        if not filled:
+            return 0, None
+        return filled, self._update(view[:filled])
+
+    def _update(self, data: bytes | memoryview) -> Future[None] | None:
         if self._finished is not None:
             raise RuntimeError("HashingReader read after digests() was taken")
+        pending = None
         if self._bg is not None:
-            self._bg.update(data)
+            pending = self._bg.update(data)
         else:
             self._md5.update(data)
         self._sha256.update(data)
-        for hasher in self._extra.values():
-            hasher.update(data)
+        if self._extra:
+            # Some hashers (google-crc32c) take only bytes.
+            frozen = data if isinstance(data, bytes) else bytes(data)
+            for hasher in self._extra.values():
+                hasher.update(frozen)
         self.bytes_read += len(data)
         if self.progress is not None:
             self.progress(len(data))
+        return pending
 
     def close(self) -> None:
         """Stop the helper thread. The source stays open (it is the caller's)."""
@@ -137,6 +181,93 @@ class HashingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def anonymous_map(size: int) -> mmap.mmap:
+    """``size`` bytes of private, page-aligned memory (``mmap.mmap(-1, n)``
+    alone would make it shared, i.e. backed by shmem, whose page faults cost
+    more and which direct I/O pins more slowly)."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+class BufferPool:
+    """Page-aligned buffers of one ``size``, kept for reuse between uploads.
+
+    A fresh anonymous map costs a page fault and the clearing of a page for
+    every 4 KiB on first touch (10-20 % of a local copy's CPU on this
+    project's machines); a reused one costs nothing. At most ``keep`` spare
+    buffers are kept; thread-safe.
+    """
+
+    def __init__(self, size: int, *, keep: int = 16) -> None:
+        if size < 1:
+            raise ValueError("buffers need at least one byte")
+        self.size = size
+        self.keep = keep
+        self._spare: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._spare:
+                return self._spare.pop()
+        return anonymous_map(self.size)
+
+    def give(self, buffer: mmap.mmap) -> None:
+        """Return ``buffer``; nothing may use it any more."""
+        with self._lock:
+            if len(self._spare) < self.keep:
+                self._spare.append(buffer)
+
+
+class BufferRing:
+    """``count`` buffers from ``pool``, handed out in turn.
+
+    :meth:`next` gives the next buffer once the work attached to its previous
+    use (with :meth:`hold`: the background hashing, a write on another thread)
+    has finished, so a buffer is never refilled while something still reads
+    it, and memory stays at ``count x size`` whatever the file size. Use it
+    as a context manager: on exit it waits until nothing uses a buffer and
+    gives them back to the pool.
+    """
+
+    def __init__(self, count: int, pool: BufferPool) -> None:
+        if count < 1:
+            raise ValueError("a BufferRing needs at least one buffer")
+        self._pool = pool
+        self._maps = [pool.take() for _ in range(count)]
+        self._users: list[list[Future[Any]]] = [[] for _ in range(count)]
+        self._turn = 0
+
+    def next(self) -> tuple[int, memoryview]:
+        """The next buffer's slot number and a view of all of it."""
+        slot = self._turn
+        self._turn = (slot + 1) % len(self._maps)
+        self._settle(slot)
+        return slot, memoryview(self._maps[slot])
+
+    def hold(self, slot: int, *users: Future[Any] | None) -> None:
+        """Keep ``slot`` from coming round again until ``users`` finished."""
+        self._users[slot].extend(user for user in users if user is not None)
+
+    def settle(self) -> None:
+        """Wait until nothing uses any buffer (errors are the users' to report)."""
+        for slot in range(len(self._maps)):
+            self._settle(slot)
+
+    def _settle(self, slot: int) -> None:
+        if self._users[slot]:
+            wait(self._users[slot])
+            self._users[slot].clear()
+
+    def __enter__(self) -> BufferRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.settle()
+        for buffer in self._maps:
+            self._pool.give(buffer)
+        self._maps = []
 
 
 def iter_chunks(fileobj: Readable | IO[bytes], chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -28,7 +30,7 @@ from ocs_transfer.exceptions import (
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import HashingReader
+from ocs_transfer.storage.hashing import BufferPool, BufferRing, HashingReader
 from ocs_transfer.storage.memory import MemoryStore
 
 CHUNK = 64 * 1024
@@ -178,6 +180,83 @@ def test_hashing_reader_equals_hashlib(size: int, parallel: bool) -> None:
     digests = reader.digests()
     assert bytes(out) == data
     assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+class _Trickle:
+    """A source that hands out at most ``most`` bytes per call, through
+    ``readinto`` or only ``read`` (as a pipe or a socket may)."""
+
+    def __init__(self, data: bytes, most: int, *, with_readinto: bool) -> None:
+        self.source = io.BytesIO(data)
+        self.most = most
+        if with_readinto:
+            self.readinto = lambda view: self.source.readinto(view[: self.most])
+
+    def read(self, n: int = -1) -> bytes:
+        return self.source.read(min(n, self.most))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.sampled_from([0, 1, 4095, 4096, 3 * 4096 + 17]),
+    most=st.sampled_from([1, 1000, 4096, 1 << 20]),
+    with_readinto=st.booleans(),
+    parallel=st.booleans(),
+)
+def test_fill_fills_whole_buffers_and_hashes_what_came(
+    size: int, most: int, with_readinto: bool, parallel: bool
+) -> None:
+    """Every fill but the last is a whole buffer however the source
+    trickles; the buffers, in turn through a ring of two, hold the data;
+    the digests are those of the data."""
+    data = pattern(size)
+    reader = HashingReader(_Trickle(data, most, with_readinto=with_readinto), parallel=parallel)  # type: ignore[arg-type]
+    out, counts = bytearray(), []
+    with BufferRing(2, BufferPool(4096)) as ring:
+        while True:
+            slot, view = ring.next()
+            count, hashing = reader.fill(view)
+            if not count:
+                break
+            counts.append(count)
+            out += view[:count]
+            ring.hold(slot, hashing)
+    assert bytes(out) == data
+    assert all(c == 4096 for c in counts[:-1]) and sum(counts) == size
+    assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_buffer_ring_hands_a_buffer_out_again_only_when_its_users_finished() -> None:
+    ring = BufferRing(2, BufferPool(4096))
+    first, view = ring.next()
+    release = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        user = pool.submit(release.wait, 10)
+        ring.hold(first, user, None)
+        second, _ = ring.next()  # the other buffer: no wait
+        assert second != first
+        again = pool.submit(ring.next)  # the first buffer again: must wait for `user`
+        time.sleep(0.2)
+        assert not again.done()
+        release.set()
+        slot, view_again = again.result(timeout=10)
+    assert slot == first and user.done()
+    assert len(view_again) == 4096 and view.obj is view_again.obj
+
+
+def test_buffer_pool_reuses_what_rings_gave_back_and_keeps_a_bounded_number() -> None:
+    pool = BufferPool(4096, keep=2)
+    with BufferRing(2, pool) as ring:
+        _, first = ring.next()
+        _, second = ring.next()
+        used = {id(first.obj), id(second.obj)}
+    with BufferRing(2, pool) as ring:
+        again = {id(ring.next()[1].obj), id(ring.next()[1].obj)}
+    assert again == used  # the same memory, no new maps
+    extra = [pool.take() for _ in range(3)]
+    for buffer in extra:
+        pool.give(buffer)
+    assert len([pool.take() for _ in range(2)]) == 2 and pool.take() not in extra  # only two were kept
 
 
 def test_missing_objects_are_not_found(memory_store: FsspecStore) -> None:

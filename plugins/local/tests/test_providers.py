@@ -1,11 +1,16 @@
 """What the ``local`` and ``webdav`` providers do beyond the conformance suite
-(``test_conformance.py``): the kernel-copy fast path, links, quick URLs,
+(``test_conformance.py``): the local copy (sizes around the direct-I/O block
+and chunk, sources with short reads, the read-back check), links, quick URLs,
 configuration and credential errors, and a short source."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ocs_transfer_local.local import LocalStore
+from ocs_transfer_local.local import LocalStore, _open_new, _Writer
 from ocs_transfer_local.webdav import WebdavStore
 
 from ocs_transfer import plugins
@@ -23,8 +28,10 @@ from ocs_transfer.exceptions import (
     IntegrityError,
     UnsafePathError,
 )
+from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.base import FileStore
+from ocs_transfer.storage.hashing import BufferPool
 from ocs_transfer.testing import HOSTILE_NAMES, pattern_bytes
 
 HOSTILE = HOSTILE_NAMES[0]
@@ -77,34 +84,90 @@ def test_short_source_is_an_integrity_error(store_and_root) -> None:
 # -- local only ------------------------------------------------------------------------------
 
 
-def test_local_fast_path_from_a_real_file(tmp_path: Path) -> None:
-    src = tmp_path / "src.fits"
-    data = pattern_bytes(5 * 1024 * 1024 + 3)
-    src.write_bytes(data)
-    store = LocalStore.from_config(LocalStore.Config(root=str(tmp_path / "dst")))
-    with open(src, "rb") as f:
-        f.seek(0)
-        stored = store.put(f, "copy.fits", size=len(data))
-    assert stored.md5 == hashlib.md5(data).hexdigest() and stored.sha256 == hashlib.sha256(data).hexdigest()
-    assert (tmp_path / "dst" / "copy.fits").read_bytes() == data
+# Around the 4 KiB direct-I/O block and the chunk size (4 MiB here): aligned, unaligned tails, empty.
+SIZES = (0, 1, 4095, 4096, 4097, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, 9 * 1024 * 1024 + 4097)
 
 
-class _SourceChangedUnderneath(io.FileIO):
-    """A real file whose reads return different bytes than the file holds,
-    as when the file is rewritten between our read and the kernel's copy."""
+class _ShortReads(io.RawIOBase):
+    """A source with only ``read`` (no ``readinto``) that returns at most
+    1000 bytes per call, like a pipe: every later chunk starts unaligned
+    unless the store fills its buffers completely."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def readable(self) -> bool:
+        return True
 
     def read(self, n: int = -1) -> bytes:
-        data = super().read(n)
-        return bytes(b ^ 0xFF for b in data[:16]) + data[16:] if data else data
+        n = 1000 if n is None or n < 0 else min(n, 1000)
+        out = self.data[self.at : self.at + n]
+        self.at += len(out)
+        return out
 
 
-def test_local_fast_path_detects_a_source_that_changed(tmp_path: Path) -> None:
-    src = tmp_path / "src.bin"
-    src.write_bytes(pattern_bytes(100_000))
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("source", ["file", "short-reads"])
+@pytest.mark.parametrize("read_back", [True, False])
+def test_local_copies_every_size_exactly(tmp_path: Path, size: int, source: str, read_back: bool) -> None:
+    data = pattern_bytes(size)
+    src = tmp_path / "src.fits"
+    src.write_bytes(data)
+    config = LocalStore.Config(root=str(tmp_path / "dst"), read_back=read_back)
+    store = LocalStore.from_config(config, settings=Settings(chunk_size=4 * 1024 * 1024))
+    with open(src, "rb") if source == "file" else _ShortReads(data) as f:
+        stored = store.put(f, "copy.fits", size=size)
+    assert stored.md5 == hashlib.md5(data).hexdigest() and stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size == size
+    assert (tmp_path / "dst" / "copy.fits").read_bytes() == data
+    assert visible_files(tmp_path / "dst") == ["copy.fits"]
+
+
+def test_local_uses_direct_io_where_the_file_system_allows(tmp_path: Path) -> None:
+    fd = _open_new(str(tmp_path / "probe"))
+    try:
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+    finally:
+        os.close(fd)
+    if not direct:
+        pytest.skip(f"the file system of {tmp_path} has no direct I/O; the buffered path is tested everywhere")
+    # A direct write of an unaligned tail switches the descriptor to buffered I/O on its own.
+    data = pattern_bytes(3 * 4096 + 5)
     store = LocalStore.from_config(LocalStore.Config(root=str(tmp_path / "dst")))
-    with _SourceChangedUnderneath(src, "rb") as f, pytest.raises(IntegrityError, match="differ"):
-        store.put(f, "copy.bin")
-    assert visible_files(tmp_path / "dst") == []
+    assert store.put(io.BytesIO(data), "a.bin").sha256 == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "dst" / "a.bin").read_bytes() == data
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm (tmpfs) on this machine")
+def test_local_on_tmpfs(tmp_path: Path) -> None:
+    """tmpfs has no direct I/O on older kernels: the store falls back to buffered writes."""
+    root = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="ocs-transfer-test-"))
+    try:
+        data = pattern_bytes(5 * 1024 * 1024 + 3)
+        stored = LocalStore.from_config(LocalStore.Config(root=str(root))).put(io.BytesIO(data), "x/y.bin")
+        assert stored.md5 == hashlib.md5(data).hexdigest()
+        assert (root / "x" / "y.bin").read_bytes() == data
+    finally:
+        shutil.rmtree(root)
+
+
+def test_read_back_catches_a_disk_that_returns_other_bytes() -> None:
+    """/dev/zero takes every write and reads back zeros: a disk that lies.
+    The writer must notice, not report success."""
+    fd = os.open("/dev/zero", os.O_RDWR)
+    try:
+        pool = BufferPool(8192)
+        view = memoryview(pool.take())
+        view[:] = pattern_bytes(8192)
+        with _Writer(fd, pool, read_back=True) as writer:
+            writer.submit(view, 0)
+            with pytest.raises(IntegrityError, match="read back differently"):
+                writer.finish()
+        # Without the read-back, the same lie goes unnoticed: the check is what catches it.
+        with _Writer(fd, pool, read_back=False) as writer:
+            assert writer.submit(view, 0).result() is None  # (no finish(): /dev/zero cannot fsync)
+    finally:
+        os.close(fd)
 
 
 def test_local_symlink_leaving_the_root_is_refused(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ __all__ = ["GCSStore"]
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "the gcs provider needs gcsfs and google-crc32c: pip install 'ocs-transfer[gcs]'"
+INSTALL_HINT = "the gcs provider needs gcsfs and crc32c: pip install 'ocs-transfer[gcs]'"
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 #: The longest a V4 signed URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
@@ -164,8 +164,8 @@ class GCSStore(BucketStore):
         if not isinstance(config, cls.Config):
             raise ConfigurationError(f"the gcs provider needs a GCSStore.Config, got {type(config).__name__}")
         try:
+            import crc32c  # noqa: F401 - checked here so the error names the extra
             import gcsfs
-            import google_crc32c  # noqa: F401 - checked here so the error names the extra
         except ImportError as exc:
             raise ConfigurationError(INSTALL_HINT) from exc
         info = _service_account_info(credentials or {})

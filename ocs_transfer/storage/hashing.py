@@ -25,7 +25,16 @@ from typing import IO, Any, Protocol
 
 from ..exceptions import TransferCancelledError
 
-__all__ = ["anonymous_map", "BufferPool", "BufferRing", "Hasher", "HashingReader", "DEFAULT_CHUNK_SIZE", "iter_chunks"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "BufferPool",
+    "BufferRing",
+    "Hasher",
+    "HashingReader",
+    "anonymous_map",
+    "iter_chunks",
+    "read_into",
+]
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 
@@ -35,7 +44,7 @@ class Readable(Protocol):
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
@@ -122,22 +131,7 @@ class HashingReader:
         """
         if self.cancel is not None and self.cancel.is_set():
             raise TransferCancelledError("the transfer was cancelled")
-        readinto = getattr(self.source, "readinto", None)
-        filled = 0
-        while filled < len(view):
-            if readinto is not None:
-                try:
-                    got = readinto(view[filled:]) or 0
-                except NotImplementedError:  # io.RawIOBase subclasses that define only read()
-                    readinto = None
-                    continue
-            else:
-                data = self.source.read(len(view) - filled)
-                got = len(data)
-                view[filled : filled + got] = data
-            if not got:
-                break
-            filled += got
+        filled = read_into(self.source, view)
         if not filled:
             return 0, None
         return filled, self._update(view[:filled])
@@ -151,11 +145,8 @@ class HashingReader:
         else:
             self._md5.update(data)
         self._sha256.update(data)
-        if self._extra:
-            # Some hashers (google-crc32c) take only bytes.
-            frozen = data if isinstance(data, bytes) else bytes(data)
-            for hasher in self._extra.values():
-                hasher.update(frozen)
+        for hasher in self._extra.values():
+            hasher.update(data)
         self.bytes_read += len(data)
         if self.progress is not None:
             self.progress(len(data))
@@ -181,6 +172,29 @@ class HashingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_into(source: Any, view: memoryview) -> int:
+    """Read from ``source`` into ``view`` until it is full or the source
+    ends; the byte count. Uses ``readinto`` where the source has it (no
+    copy), ``read`` otherwise; short reads (pipes, sockets) are retried."""
+    readinto = getattr(source, "readinto", None)
+    filled = 0
+    while filled < len(view):
+        if readinto is not None:
+            try:
+                got = readinto(view[filled:]) or 0
+            except NotImplementedError:  # io.RawIOBase subclasses that define only read()
+                readinto = None
+                continue
+        else:
+            data = source.read(len(view) - filled)
+            got = len(data)
+            view[filled : filled + got] = data
+        if not got:
+            break
+        filled += got
+    return filled
 
 
 def anonymous_map(size: int) -> mmap.mmap:

@@ -20,16 +20,21 @@ the full-object CRC32C for single PUTs, the composite ``<crc>-N`` form for
 multipart uploads. A multipart ETag is never trusted: it is not an MD5 of the
 content.
 
-This module needs only a botocore S3 client and google-crc32c.
+Parts are read straight into pooled buffers (:class:`~.hashing.BufferPool`)
+and sent from them: no copy in Python, no fresh memory (and page faults) per
+part. This module needs only a botocore S3 client and the ``crc32c``
+package, whose CRC32C takes any buffer and releases the GIL.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import logging
 import threading
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import IO, Any
 
 import attrs
@@ -42,13 +47,14 @@ from ..exceptions import (
     TransferCancelledError,
 )
 from ..retry import call_with_retries, translate
+from .hashing import BufferPool, BufferRing, read_into
 
 __all__ = [
     "S3Crc32cHasher",
     "Crc32cHasher",
     "S3Uploader",
     "UploadOutcome",
-    "crc32c_module",
+    "crc32c_function",
     "translate_s3_error",
 ]
 
@@ -61,19 +67,22 @@ MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 
 
-def crc32c_module() -> Any:
-    """google_crc32c, or a ConfigurationError saying how to install it."""
+def crc32c_function() -> Callable[..., int]:
+    """``crc32c.crc32c(data, value=0) -> int``, or a ConfigurationError saying
+    how to install it."""
     try:
-        import google_crc32c
+        from crc32c import crc32c
     except ImportError as exc:  # pragma: no cover - the s3 and gcs extras depend on it
-        raise ConfigurationError(
-            "checksums need google-crc32c; install it with: pip install 'ocs-transfer[s3]'"
-        ) from exc
-    return google_crc32c
+        raise ConfigurationError("checksums need crc32c; install it with: pip install 'ocs-transfer[s3]'") from exc
+    return crc32c  # type: ignore[no-any-return]
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
+
+
+def _b64_crc(value: int) -> str:
+    return _b64(value.to_bytes(4, "big"))
 
 
 class Crc32cHasher:
@@ -81,13 +90,14 @@ class Crc32cHasher:
     form S3 and GCS report."""
 
     def __init__(self) -> None:
-        self._crc = crc32c_module().Checksum()
+        self._crc32c = crc32c_function()
+        self._value = 0
 
-    def update(self, data: bytes, /) -> None:
-        self._crc.update(data)
+    def update(self, data: bytes | memoryview, /) -> None:
+        self._value = self._crc32c(data, self._value)
 
     def hexdigest(self) -> str:
-        return _b64(self._crc.digest())
+        return _b64_crc(self._value)
 
 
 class S3Crc32cHasher:
@@ -98,44 +108,45 @@ class S3Crc32cHasher:
     ``-<parts>``. Independent of how the stream is chunked when read."""
 
     def __init__(self, part_size: int, multipart_threshold: int | None = None) -> None:
-        self._mod = crc32c_module()
+        self._crc32c = crc32c_function()
         self.part_size = part_size
         self.threshold = part_size if multipart_threshold is None else multipart_threshold
-        self._digests: list[bytes] = []
-        self._current = self._mod.Checksum()
+        self._parts: list[int] = []
+        self._current = 0
         self._filled = 0
         self._total = 0
         #: CRC32C of everything so far, kept only while the stream may still be a single PUT
-        self._whole: Any = self._mod.Checksum() if self.threshold > part_size else None
+        self._whole: int | None = 0 if self.threshold > part_size else None
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | memoryview, /) -> None:
+        view = memoryview(data)
         if self._whole is not None:
-            if self._total + len(data) < self.threshold:
-                self._whole.update(data)
+            if self._total + len(view) < self.threshold:
+                self._whole = self._crc32c(view, self._whole)
             else:
                 self._whole = None
-        self._total += len(data)
-        offset = 0
-        while offset < len(data):
-            take = min(len(data) - offset, self.part_size - self._filled)
-            # google_crc32c takes only bytes: slice (copy) only when a part boundary splits the chunk.
-            self._current.update(data if take == len(data) else bytes(data[offset : offset + take]))
+        self._total += len(view)
+        while view:
+            take = min(len(view), self.part_size - self._filled)
+            self._current = self._crc32c(view[:take], self._current)
             self._filled += take
-            offset += take
+            view = view[take:]
             if self._filled == self.part_size:
-                self._digests.append(self._current.digest())
-                self._current = self._mod.Checksum()
+                self._parts.append(self._current)
+                self._current = 0
                 self._filled = 0
 
     def hexdigest(self) -> str:
         if self._total < self.threshold:  # a single PUT
-            if not self._digests:
-                return _b64(self._current.digest())
-            return _b64(self._whole.digest())
-        digests = list(self._digests)
+            if not self._parts:
+                return _b64_crc(self._current)
+            assert self._whole is not None
+            return _b64_crc(self._whole)
+        parts = list(self._parts)
         if self._filled:
-            digests.append(self._current.digest())
-        return f"{_b64(self._mod.Checksum(b''.join(digests)).digest())}-{len(digests)}"
+            parts.append(self._current)
+        joined = b"".join(part.to_bytes(4, "big") for part in parts)
+        return f"{_b64_crc(self._crc32c(joined))}-{len(parts)}"
 
 
 @attrs.frozen
@@ -145,20 +156,34 @@ class UploadOutcome:
     parts: int  #: 0 for a single PUT
 
 
-def _read_full(source: IO[bytes], size: int) -> bytes:
-    """Read ``size`` bytes, or fewer only at EOF (pipes return short reads)."""
-    data = source.read(size)
-    if not data or len(data) == size:
-        return data or b""
-    pieces = [data]
-    have = len(data)
-    while have < size:
-        more = source.read(size - have)
-        if not more:
-            break
-        pieces.append(more)
-        have += len(more)
-    return b"".join(pieces)
+def _fill(source: Any, view: memoryview) -> tuple[int, Future[None] | None]:
+    """Fill ``view`` from ``source``: through a :class:`HashingReader`'s
+    ``fill`` (which hashes on the way, maybe in the background: the future),
+    or any file object."""
+    fill = getattr(source, "fill", None)
+    if fill is not None:
+        return fill(view)  # type: ignore[no-any-return]
+    return read_into(source, view), None
+
+
+@functools.lru_cache(maxsize=32)
+def _body_type(size: int) -> type[ctypes.Array[ctypes.c_char]]:
+    def seek(self: Any, offset: int = 0, whence: int = 0) -> int:
+        return 0  # nothing to rewind: every send starts at the first byte
+
+    return type("RequestBody", (ctypes.c_char * size,), {"seek": seek, "__slots__": ()})
+
+
+def _body(view: memoryview) -> Any:
+    """``view`` as a request body, without a copy.
+
+    botocore rewinds a body before a retry (``seek(0)``) unless it is
+    bytes/bytearray/str, and urllib3 sends anything with the buffer protocol
+    in one ``sendall`` (file-like objects go in 16 KiB reads). A ctypes array
+    over the same memory has the buffer protocol (which a Python class of
+    its own cannot have before 3.12), and this one has a ``seek``.
+    """
+    return _body_type(len(view)).from_buffer(view)
 
 
 @attrs.define
@@ -166,8 +191,10 @@ class S3Uploader:
     """Uploads streams to one bucket through a botocore S3 ``client``.
 
     ``part_size`` and ``concurrency`` bound memory; the client needs at least
-    ``concurrency`` pooled connections. ``secrets`` are redacted from error
-    messages.
+    ``concurrency`` pooled connections, and ``parameter_validation`` off
+    (botocore's validator refuses memoryview bodies, which every transport
+    layer below it sends without a copy). ``secrets`` are redacted from error
+    messages. Thread-safe: one uploader serves concurrent uploads.
     """
 
     client: Any
@@ -176,6 +203,8 @@ class S3Uploader:
     concurrency: int = 4
     multipart_threshold: int = 16 * MiB  #: smaller sources go up in one PUT (held in memory)
     secrets: tuple[Any, ...] = ()
+    _first: BufferPool = attrs.field(init=False, repr=False)
+    _parts: BufferPool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not MIN_PART_SIZE <= self.part_size <= MAX_PART_SIZE:
@@ -189,6 +218,10 @@ class S3Uploader:
             )
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {self.concurrency}")
+        # The first read covers the threshold in whole parts, so a multipart upload sends it as its first parts.
+        # Reused buffers: a few uploads' worth is kept (fresh memory costs a page fault per 4 KiB).
+        self._first = BufferPool(-(-self.multipart_threshold // self.part_size) * self.part_size, keep=4)
+        self._parts = BufferPool(self.part_size, keep=self.concurrency + 1)
 
     def upload(
         self,
@@ -201,26 +234,35 @@ class S3Uploader:
         """Stream ``source`` from its position to EOF into ``key``: one PUT
         below ``multipart_threshold`` bytes, a multipart upload otherwise."""
         extra = dict(extra_args or {})
-        # Read whole parts up to the threshold (rounded up), so every part but the last is full.
-        body = _read_full(source, -(-self.multipart_threshold // self.part_size) * self.part_size)
-        if len(body) >= self.multipart_threshold:
-            # Large: the first parts are slices of what was read (one copy, once per upload).
-            parts = [body[i : i + self.part_size] for i in range(0, len(body), self.part_size)]
-            del body
-            return self._multipart(parts, source, key, extra, cancel)
-        _check_cancel(cancel)
-        crc = _b64(crc32c_module().Checksum(body).digest())
+        first = self._first.take()
+        hashing: Future[None] | None = None
         try:
-            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumCRC32C=crc, **extra)
-        except Exception as exc:
-            raise self._translate(exc, f"upload of {key!r} failed") from exc
-        return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
+            view = memoryview(first)
+            count, hashing = _fill(source, view)
+            if count >= self.multipart_threshold:
+                read = view[:count]
+                parts = [read[at : at + self.part_size] for at in range(0, count, self.part_size)]
+                return self._multipart(parts, source, key, extra, cancel)
+            _check_cancel(cancel)
+            body = view[:count]
+            crc = _b64_crc(crc32c_function()(body))
+            try:
+                response = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=_body(body), ChecksumCRC32C=crc, **extra
+                )
+            except Exception as exc:
+                raise self._translate(exc, f"upload of {key!r} failed") from exc
+            return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
+        finally:
+            if hashing is not None:
+                wait([hashing])  # the background MD5 reads the buffer too
+            self._first.give(first)
 
     # -- multipart ---------------------------------------------------------------------------
 
     def _multipart(
         self,
-        first: list[bytes],
+        first: list[memoryview],
         source: IO[bytes],
         key: str,
         extra: dict[str, Any],
@@ -250,70 +292,68 @@ class S3Uploader:
 
     def _send_parts(
         self,
-        first: list[bytes],
+        first: list[memoryview],
         source: IO[bytes],
         key: str,
         upload_id: str,
         cancel: threading.Event | None,
     ) -> list[dict[str, Any]]:
-        crc_mod = crc32c_module()
-        # A slot is taken before each read after the first and given back when
-        # that part is sent: at most `concurrency` parts wait or fly, plus the
-        # one being read.
-        slots = threading.BoundedSemaphore(self.concurrency)
+        """Send ``first`` (views of the first read) and then the rest of
+        ``source`` part by part, ``concurrency`` at a time. Parts are read
+        into a ring of ``concurrency + 1`` buffers: a buffer is refilled only
+        once its part was sent, which bounds memory."""
+        crc32c = crc32c_function()
         failed = threading.Event()
-        errors: list[BaseException] = []
         done: dict[int, dict[str, Any]] = {}
         lock = threading.Lock()
 
-        def send(number: int, data: bytes) -> None:
+        def send(number: int, data: memoryview) -> None:
+            if failed.is_set():
+                return  # the upload is over; its error is already on its way
             try:
-                if failed.is_set():
-                    return
-                crc = _b64(crc_mod.Checksum(data).digest())
+                crc = _b64_crc(crc32c(data))
                 response = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumCRC32C=crc
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=_body(data),
+                    ChecksumCRC32C=crc,
                 )
-                with lock:
-                    done[number] = {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32C": crc}
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
+            except BaseException:
                 failed.set()
-            finally:
-                slots.release()
+                raise
+            with lock:
+                done[number] = {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32C": crc}
 
-        number = 0
-        # `first` holds the parts read before deciding on a multipart upload;
-        # popping them means no frame keeps a part alive after it is sent.
-        data = first.pop(0)
+        sent: list[Future[None]] = []
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ocs-transfer-s3-part")
         try:
-            slots.acquire()
-            while data:
-                number += 1
-                if number > MAX_PARTS:
-                    raise ConfigurationError(
-                        f"{key!r} needs more than {MAX_PARTS} parts of {self.part_size} bytes; raise part_size"
-                    )
-                pool.submit(send, number, data)
-                del data
-                # Wait for a free slot before reading more: this bounds memory.
-                while not slots.acquire(timeout=0.5):
+            with BufferRing(self.concurrency + 1, self._parts) as ring:
+                for data in first:
+                    sent.append(pool.submit(send, len(sent) + 1, data))
+                while not failed.is_set():
                     _check_cancel(cancel)
-                if failed.is_set():
-                    break
-                _check_cancel(cancel)
-                data = first.pop(0) if first else _read_full(source, self.part_size)
+                    slot, view = ring.next()
+                    count, hashing = _fill(source, view)
+                    if not count:
+                        break
+                    if len(sent) == MAX_PARTS:
+                        raise ConfigurationError(
+                            f"{key!r} needs more than {MAX_PARTS} parts of {self.part_size} bytes; raise part_size"
+                        )
+                    sent.append(pool.submit(send, len(sent) + 1, view[:count]))
+                    ring.hold(slot, hashing, sent[-1])
         except BaseException:
             failed.set()  # parts not yet started are skipped
             raise
         finally:
             pool.shutdown(wait=True)
-        if errors:
-            exc = errors[0]
-            raise self._translate(exc, f"uploading a part of {key!r} failed") from exc
-        return [done[n] for n in range(1, number + 1)]
+        for future in sent:
+            exc = future.exception()
+            if exc is not None:
+                raise self._translate(exc, f"uploading a part of {key!r} failed") from exc
+        return [done[n] for n in range(1, len(sent) + 1)]
 
     def abort(self, key: str, upload_id: str) -> None:
         """Abort a multipart upload, retrying the abort; never raises (the

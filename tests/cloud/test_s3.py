@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from typing import Any
 import google_crc32c
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocs_transfer import plugins
 from ocs_transfer.exceptions import (
@@ -26,6 +29,7 @@ from ocs_transfer.input.filefactory import open_datafile
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
+from ocs_transfer.storage.s3_upload import S3Crc32cHasher, S3Uploader
 from ocs_transfer.testing.servers import S3Endpoint
 
 from .conftest import MiB, admin_client, pattern, s3_store_for
@@ -205,3 +209,56 @@ def test_secret_never_in_repr_or_errors(moto_endpoint: S3Endpoint) -> None:
     with pytest.raises(Exception) as info:
         store.put(io.BytesIO(b"x"), "x")
     assert moto_endpoint.secret not in str(info.value)
+
+
+class _PipeLike:
+    """A source with only ``read``, at most 100,000 bytes per call, and no
+    ``fill``: how a plain stream reaches :class:`S3Uploader` directly."""
+
+    def __init__(self, data: bytes) -> None:
+        self.source = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self.source.read(min(n, 100_000) if n >= 0 else 100_000)
+
+
+@pytest.mark.parametrize("size", [0, 3 * MiB, 10 * MiB + 7, 16 * MiB + 1])
+def test_uploader_alone_from_a_stream_with_short_reads(s3_endpoint: S3Endpoint, s3_bucket: str, size: int) -> None:
+    """The uploader on its own (no store, no hashing reader), twice in a row
+    so the second upload runs in the first one's reused buffers."""
+    client = s3_store_for(s3_endpoint, s3_bucket).client
+    uploader = S3Uploader(client, s3_bucket, part_size=5 * MiB, multipart_threshold=10 * MiB)
+    for seed in (1, 2):
+        data = pattern(size, seed=seed)
+        outcome = uploader.upload(_PipeLike(data), f"alone-{size}.bin")  # type: ignore[arg-type]
+        assert outcome.parts == (-(-size // (5 * MiB)) if size >= 10 * MiB else 0)
+        body = admin_client(s3_endpoint).get_object(Bucket=s3_bucket, Key=f"alone-{size}.bin")["Body"].read()
+        assert body == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(min_size=0, max_size=40_000),
+    cuts=st.lists(st.integers(min_value=0, max_value=40_000), max_size=8),
+    as_views=st.booleans(),
+)
+def test_s3_crc32c_hasher_matches_an_independent_crc32c(data: bytes, cuts: list[int], as_views: bool) -> None:
+    """Whatever the chunking, the hasher gives what S3 reports for our upload:
+    the plain CRC32C below the threshold, the composite of the parts' CRC32Cs
+    from it on (computed here with google-crc32c, another implementation)."""
+    part, threshold = 5_000, 12_000
+    hasher = S3Crc32cHasher(part, threshold)
+    edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    for start, end in itertools.pairwise(edges):
+        hasher.update(memoryview(data)[start:end] if as_views else data[start:end])
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    if len(data) < threshold:
+        expected = b64(google_crc32c.Checksum(data).digest())
+    else:
+        parts = [data[i : i + part] for i in range(0, len(data), part)]
+        joined = b"".join(google_crc32c.Checksum(p).digest() for p in parts)
+        expected = f"{b64(google_crc32c.Checksum(joined).digest())}-{len(parts)}"
+    assert hasher.hexdigest() == expected

@@ -305,8 +305,11 @@ class _Writer:
     back every :data:`_WRITEBACK_EVERY` bytes so the final fsync is short.
     """
 
-    def __init__(self, fd: int, buffers: BufferPool, *, read_back: bool) -> None:
+    def __init__(
+        self, fd: int, buffers: BufferPool, *, read_back: bool, writeback_every: int = _WRITEBACK_EVERY
+    ) -> None:
         self.fd = fd
+        self.writeback_every = writeback_every
         self.direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
         self.writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-write")
         self.checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-check") if read_back else None
@@ -350,7 +353,7 @@ class _Writer:
                 _write_all(self.fd, data, offset)
             if not self.direct:
                 self.unsynced += len(data)
-                if self.unsynced >= _WRITEBACK_EVERY:
+                if self.unsynced >= self.writeback_every:
                     os.fdatasync(self.fd)
                     self.unsynced = 0
         except BaseException:

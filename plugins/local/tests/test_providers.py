@@ -31,7 +31,7 @@ from ocs_transfer.exceptions import (
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.base import FileStore
-from ocs_transfer.storage.hashing import BufferPool
+from ocs_transfer.storage.hashing import BufferPool, BufferRing
 from ocs_transfer.testing import HOSTILE_NAMES, pattern_bytes
 
 HOSTILE = HOSTILE_NAMES[0]
@@ -149,6 +149,29 @@ def test_local_on_tmpfs(tmp_path: Path) -> None:
         assert (root / "x" / "y.bin").read_bytes() == data
     finally:
         shutil.rmtree(root)
+
+
+def test_writer_without_direct_io(tmp_path: Path) -> None:
+    """The buffered path (file systems without O_DIRECT): written back as it
+    goes, read back from what the kernel holds, the same bytes in the end."""
+    chunk = 64 * 1024
+    data = pattern_bytes(5 * chunk + 123)
+    path = tmp_path / "buffered.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        pool = BufferPool(chunk)
+        with BufferRing(2, pool) as ring, _Writer(fd, pool, read_back=True, writeback_every=2 * chunk) as writer:
+            assert not writer.direct
+            for offset in range(0, len(data), chunk):
+                slot, view = ring.next()
+                piece = data[offset : offset + chunk]
+                view[: len(piece)] = piece
+                ring.hold(slot, writer.submit(view[: len(piece)], offset))
+            writer.finish()
+            assert writer.unsynced < 2 * chunk  # written back along the way, not only at the end
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
 
 
 def test_read_back_catches_a_disk_that_returns_other_bytes() -> None:

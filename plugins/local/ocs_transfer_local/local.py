@@ -197,9 +197,10 @@ class LocalStore(FsspecStore):
     ) -> None:
         fd = _open_new(path)
         try:
-            with _Writer(fd, self._buffers, read_back=self.read_back) as writer, BufferRing(
-                _BUFFERS, self._buffers
-            ) as ring:
+            with (
+                _Writer(fd, self._buffers, read_back=self.read_back) as writer,
+                BufferRing(_BUFFERS, self._buffers) as ring,  # leaves first: waits for every write
+            ):
                 offset = 0
                 while True:
                     slot, view = ring.next()

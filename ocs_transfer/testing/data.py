@@ -17,6 +17,7 @@ __all__ = [
     "HOSTILE_NAMES",
     "TRAVERSAL_PATHS",
     "PatternReader",
+    "ShortReader",
     "SourceReadError",
     "pattern_bytes",
     "pattern_digests",
@@ -134,6 +135,42 @@ class PatternReader(io.RawIOBase, BinaryIO):
             done += step
         self._pos += n
         return n
+
+
+class ShortReader(io.RawIOBase):
+    """``data`` handed out at most ``most`` bytes per call, as a pipe or a
+    socket may: a consumer that wants whole chunks has to ask again.
+
+    With ``readinto=False`` only ``read`` works (``readinto`` raises
+    ``NotImplementedError``, as in ``io.RawIOBase`` subclasses that define
+    only ``read``), so the consumer's fallback to ``read`` is exercised.
+    """
+
+    def __init__(self, data: bytes, most: int, *, readinto: bool = True) -> None:
+        super().__init__()
+        if most < 1:
+            raise ValueError("most must be >= 1")
+        self._data = memoryview(data)
+        self._most = most
+        self._readinto = readinto
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = self._most if size is None or size < 0 else min(size, self._most)
+        out = bytes(self._data[self._pos : self._pos + size])
+        self._pos += len(out)
+        return out
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if not self._readinto:
+            raise NotImplementedError("this source has only read()")
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def pattern_bytes(size: int) -> bytes:

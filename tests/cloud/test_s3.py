@@ -30,6 +30,7 @@ from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
 from ocs_transfer.storage.s3_upload import S3Crc32cHasher, S3Uploader
+from ocs_transfer.testing import ShortReader
 from ocs_transfer.testing.servers import S3Endpoint
 
 from .conftest import MiB, admin_client, pattern, s3_store_for
@@ -211,26 +212,16 @@ def test_secret_never_in_repr_or_errors(moto_endpoint: S3Endpoint) -> None:
     assert moto_endpoint.secret not in str(info.value)
 
 
-class _PipeLike:
-    """A source with only ``read``, at most 100,000 bytes per call, and no
-    ``fill``: how a plain stream reaches :class:`S3Uploader` directly."""
-
-    def __init__(self, data: bytes) -> None:
-        self.source = io.BytesIO(data)
-
-    def read(self, n: int = -1) -> bytes:
-        return self.source.read(min(n, 100_000) if n >= 0 else 100_000)
-
-
 @pytest.mark.parametrize("size", [0, 3 * MiB, 10 * MiB + 7, 16 * MiB + 1])
 def test_uploader_alone_from_a_stream_with_short_reads(s3_endpoint: S3Endpoint, s3_bucket: str, size: int) -> None:
-    """The uploader on its own (no store, no hashing reader), twice in a row
-    so the second upload runs in the first one's reused buffers."""
+    """The uploader on its own (no store, no hashing reader) from a stream
+    with only read() and short reads, twice in a row so the second upload
+    runs in the first one's reused buffers."""
     client = s3_store_for(s3_endpoint, s3_bucket).client
     uploader = S3Uploader(client, s3_bucket, part_size=5 * MiB, multipart_threshold=10 * MiB)
     for seed in (1, 2):
         data = pattern(size, seed=seed)
-        outcome = uploader.upload(_PipeLike(data), f"alone-{size}.bin")  # type: ignore[arg-type]
+        outcome = uploader.upload(ShortReader(data, 100_000, readinto=False), f"alone-{size}.bin")
         assert outcome.parts == (-(-size // (5 * MiB)) if size >= 10 * MiB else 0)
         body = admin_client(s3_endpoint).get_object(Bucket=s3_bucket, Key=f"alone-{size}.bin")["Body"].read()
         assert body == data

@@ -32,6 +32,7 @@ from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import BufferPool, BufferRing, HashingReader
 from ocs_transfer.storage.memory import MemoryStore
+from ocs_transfer.testing import ShortReader
 
 CHUNK = 64 * 1024
 
@@ -182,20 +183,6 @@ def test_hashing_reader_equals_hashlib(size: int, parallel: bool) -> None:
     assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-class _Trickle:
-    """A source that hands out at most ``most`` bytes per call, through
-    ``readinto`` or only ``read`` (as a pipe or a socket may)."""
-
-    def __init__(self, data: bytes, most: int, *, with_readinto: bool) -> None:
-        self.source = io.BytesIO(data)
-        self.most = most
-        if with_readinto:
-            self.readinto = lambda view: self.source.readinto(view[: self.most])
-
-    def read(self, n: int = -1) -> bytes:
-        return self.source.read(min(n, self.most))
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     size=st.sampled_from([0, 1, 4095, 4096, 3 * 4096 + 17]),
@@ -210,7 +197,7 @@ def test_fill_fills_whole_buffers_and_hashes_what_came(
     trickles; the buffers, in turn through a ring of two, hold the data;
     the digests are those of the data."""
     data = pattern(size)
-    reader = HashingReader(_Trickle(data, most, with_readinto=with_readinto), parallel=parallel)  # type: ignore[arg-type]
+    reader = HashingReader(ShortReader(data, most, readinto=with_readinto), parallel=parallel)
     out, counts = bytearray(), []
     with BufferRing(2, BufferPool(4096)) as ring:
         while True:

@@ -32,7 +32,7 @@ from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.base import FileStore
 from ocs_transfer.storage.hashing import BufferPool, BufferRing
-from ocs_transfer.testing import HOSTILE_NAMES, pattern_bytes
+from ocs_transfer.testing import HOSTILE_NAMES, ShortReader, pattern_bytes
 
 HOSTILE = HOSTILE_NAMES[0]
 
@@ -88,24 +88,6 @@ def test_short_source_is_an_integrity_error(store_and_root) -> None:
 SIZES = (0, 1, 4095, 4096, 4097, 4 * 1024 * 1024 - 1, 4 * 1024 * 1024, 9 * 1024 * 1024 + 4097)
 
 
-class _ShortReads(io.RawIOBase):
-    """A source with only ``read`` (no ``readinto``) that returns at most
-    1000 bytes per call, like a pipe: every later chunk starts unaligned
-    unless the store fills its buffers completely."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        n = 1000 if n is None or n < 0 else min(n, 1000)
-        out = self.data[self.at : self.at + n]
-        self.at += len(out)
-        return out
-
-
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("source", ["file", "short-reads"])
 @pytest.mark.parametrize("read_back", [True, False])
@@ -115,7 +97,9 @@ def test_local_copies_every_size_exactly(tmp_path: Path, size: int, source: str,
     src.write_bytes(data)
     config = LocalStore.Config(root=str(tmp_path / "dst"), read_back=read_back)
     store = LocalStore.from_config(config, settings=Settings(chunk_size=4 * 1024 * 1024))
-    with open(src, "rb") if source == "file" else _ShortReads(data) as f:
+    # A source with only read() and at most 1000 bytes per call: every later chunk would start
+    # unaligned unless the store fills its buffers completely.
+    with open(src, "rb") if source == "file" else ShortReader(data, 1000, readinto=False) as f:
         stored = store.put(f, "copy.fits", size=size)
     assert stored.md5 == hashlib.md5(data).hexdigest() and stored.sha256 == hashlib.sha256(data).hexdigest()
     assert stored.size == size

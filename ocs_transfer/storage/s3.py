@@ -171,8 +171,9 @@ class S3Store(BucketStore):
             max_pool_connections=max(10, 2 * config.concurrency),
             # We send our own CRC32C; botocore need not compute another.
             request_checksum_calculation="when_required",
-            # The uploader sends parts as memoryviews of its reused buffers, which urllib3 and the socket take
-            # as they are but botocore's parameter validator refuses; the parameters are all built here.
+            # The uploader sends bodies as zero-copy views of its reused buffers (s3_upload._body), which
+            # urllib3 and the socket take as they are but botocore's parameter validator refuses; the
+            # parameters are all built by our own code.
             parameter_validation=False,
             response_checksum_validation="when_required",
             **timeouts,

@@ -34,7 +34,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import attrs
@@ -192,8 +192,8 @@ class S3Uploader:
 
     ``part_size`` and ``concurrency`` bound memory; the client needs at least
     ``concurrency`` pooled connections, and ``parameter_validation`` off
-    (botocore's validator refuses memoryview bodies, which every transport
-    layer below it sends without a copy). ``secrets`` are redacted from error
+    (botocore's validator accepts only bytes, bytearray, str or file-like
+    bodies, and our zero-copy bodies are none of these: see :func:`_body`). ``secrets`` are redacted from error
     messages. Thread-safe: one uploader serves concurrent uploads.
     """
 
@@ -234,29 +234,23 @@ class S3Uploader:
         """Stream ``source`` from its position to EOF into ``key``: one PUT
         below ``multipart_threshold`` bytes, a multipart upload otherwise."""
         extra = dict(extra_args or {})
-        first = self._first.take()
-        hashing: Future[None] | None = None
-        try:
-            view = memoryview(first)
+        with BufferRing(1, self._first) as ring:  # on exit: waits for the background MD5, gives the buffer back
+            slot, view = ring.next()
             count, hashing = _fill(source, view)
+            ring.hold(slot, hashing)
+            read = view[:count]
             if count >= self.multipart_threshold:
-                read = view[:count]
                 parts = [read[at : at + self.part_size] for at in range(0, count, self.part_size)]
                 return self._multipart(parts, source, key, extra, cancel)
             _check_cancel(cancel)
-            body = view[:count]
-            crc = _b64_crc(crc32c_function()(body))
+            crc = _b64_crc(crc32c_function()(read))
             try:
                 response = self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=_body(body), ChecksumCRC32C=crc, **extra
+                    Bucket=self.bucket, Key=key, Body=_body(read), ChecksumCRC32C=crc, **extra
                 )
             except Exception as exc:
                 raise self._translate(exc, f"upload of {key!r} failed") from exc
             return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
-        finally:
-            if hashing is not None:
-                wait([hashing])  # the background MD5 reads the buffer too
-            self._first.give(first)
 
     # -- multipart ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ clients built only when first used.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .exceptions import (
     BackoffRetryError,
     DoNotRetryError,
@@ -14,7 +16,9 @@ from .exceptions import (
     RetryError,
 )
 from .hookspecs import hookimpl
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = [
     "BackoffRetryError",
@@ -28,3 +32,11 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Settings":  # imported on first use: most programs never read settings from the environment
+        from .settings import Settings
+
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

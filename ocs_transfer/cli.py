@@ -2,15 +2,18 @@
 
 The group itself is empty: every subcommand, built-in or not, is registered
 through the ``ocs_transfer_register_commands`` hook, so plugins extend the CLI
-exactly as the core does.
+exactly as the core does (the core's own `plugins` command, defined below,
+included).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
 
+import attrs
 import click
 
 from .exceptions import OcsTransferError
@@ -47,6 +50,31 @@ def main(verbose: int) -> None:
     """Move observatory data products to where they are kept and shared."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins with their versions and what each registers."""
+    from . import plugins
+
+    infos = plugins.list_plugins()
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        return
+    rows = [("plugin", "package", "version", "registers")]
+    for info in infos:
+        what = []
+        if info.providers:
+            what.append("providers: " + ", ".join(info.providers))
+        if info.datafile_types:
+            what.append("file types: " + ", ".join(info.datafile_types))
+        if info.commands:
+            what.append("commands: " + ", ".join(info.commands))
+        rows.append((info.name, info.package or "-", info.version or "-", "; ".join(what) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
 
 
 def fail(message: str, code: int = 1) -> Any:

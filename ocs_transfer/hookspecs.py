@@ -37,6 +37,11 @@ def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> No
     subclass of :class:`ocs_transfer.storage.FileStore` with a ``name`` class
     variable (the provider name users type), a frozen attrs ``Config`` and a
     ``from_config`` class method.
+
+    Or register it by dotted path, ``register("pkg.module:StoreClass",
+    name="myprovider", schemes=("myp",))``: the module is imported only when
+    the provider is first used, so a program that uses another provider never
+    pays for its imports. ``name`` and ``schemes`` must match the class's.
     """
 
 

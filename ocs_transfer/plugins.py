@@ -2,7 +2,10 @@
 
 The manager is built on first use, never at import: the built-in plugins
 (:data:`DEFAULT_PLUGINS`) register through the same hooks as third-party ones,
-then every entry point in the ``ocs_transfer`` group is loaded.
+then every entry point in the ``ocs_transfer`` group is loaded. Each registry
+(providers, file types, commands) is filled when it is first needed, and a
+provider registered by dotted path is imported only when it is used: building
+a local store imports no command-line, file-type or cloud code.
 
 Tests and applications that want only the built-ins set
 ``OCS_TRANSFER_DISABLE_ENTRYPOINTS=1`` or call :func:`reset` with
@@ -37,7 +40,9 @@ __all__ = [
     "datafile_types",
     "get_plugin_manager",
     "get_provider",
+    "import_object",
     "list_plugins",
+    "provider_for_scheme",
     "providers",
     "reset",
     "temporary_plugin",
@@ -68,47 +73,72 @@ _lock = threading.RLock()
 _state: _State | None = None
 
 
+#: The registering hooks, one registry each.
+_PROVIDERS = "ocs_transfer_register_providers"
+_DATAFILE_TYPES = "ocs_transfer_register_datafile_types"
+_COMMANDS = "ocs_transfer_register_commands"
+
+
 @attrs.define
 class _Entry:
     value: Any
     plugin: str
 
 
+@attrs.frozen
+class _LazyProvider:
+    """A provider registered by dotted path, imported on first use."""
+
+    path: str
+    name: str
+    schemes: tuple[str, ...]
+
+
 @attrs.define
 class _State:
     pm: pluggy.PluginManager
-    providers: dict[str, _Entry]
-    datafile_types: dict[str, _Entry]
-    commands: dict[str, _Entry]
+    tables: dict[str, dict[str, _Entry]]  # hook name -> its registry, from its first use on
 
 
-def _collector(
-    kind: str,
-    table: dict[str, _Entry],
-    plugin: str,
-    key: Callable[[tuple[Any, ...]], str],
-    check: Callable[[tuple[Any, ...]], None],
-    value: Callable[[tuple[Any, ...]], Any],
-) -> Callable[..., None]:
-    def register(*args: Any) -> None:
-        check(args)
-        name = key(args)
-        if name in table:
+def import_object(path: str) -> Any:
+    """The object a dotted path names, ``"package.module:Name"`` or
+    ``"package.module.Name"``. Raises :class:`ImportError` saying what is
+    missing."""
+    module_path, colon, name = path.partition(":")
+    if not colon:
+        module_path, _, name = path.rpartition(".")
+    if not module_path or not name:
+        raise ImportError(f"{path!r} is not a dotted path such as 'package.module:Class'")
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        raise ImportError(f"module {module_path} was not found ({exc})") from None
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ImportError(f"class {name} does not exist in module {module_path}") from None
+
+
+def _provider_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
+    if len(args) == 1 and isinstance(args[0], str):
+        path, name, schemes = args[0], kwargs.pop("name", None), kwargs.pop("schemes", ())
+        if kwargs or not isinstance(name, str) or not name or name != name.lower():
             raise PluginError(
-                f"{kind} {name!r} is registered twice: by plugin {table[name].plugin!r} and by plugin {plugin!r};"
-                f" uninstall one of them or block it with OCS_TRANSFER_BLOCK_PLUGINS"
+                f"plugin {plugin!r}: register({path!r}, name=..., schemes=...) needs a lowercase provider name"
+                " and nothing else"
             )
-        table[name] = _Entry(value(args), plugin)
+        if isinstance(schemes, str) or not all(isinstance(x, str) for x in schemes):
+            raise PluginError(f"plugin {plugin!r}: provider {name!r}: schemes must be a tuple of strings")
+        return name, _LazyProvider(path, name, tuple(schemes))
+    if len(args) != 1 or kwargs:
+        raise PluginError('register(StoreClass) takes exactly one argument, or register("pkg.module:Class", name=...)')
+    _check_provider(args[0])
+    return args[0].name, args[0]
 
-    return register
 
-
-def _check_provider(args: tuple[Any, ...]) -> None:
+def _check_provider(cls: Any) -> None:
     from .storage.base import FileStore
 
-    if len(args) != 1:
-        raise PluginError("register(StoreClass) takes exactly one argument")
-    cls = args[0]
     if not (isinstance(cls, type) and issubclass(cls, FileStore)):
         raise PluginError(f"a provider must be a FileStore subclass, got {cls!r}")
     name = getattr(cls, "name", None)
@@ -116,25 +146,33 @@ def _check_provider(args: tuple[Any, ...]) -> None:
         raise PluginError(f"provider class {cls.__qualname__} needs a lowercase str class variable 'name'")
 
 
-def _check_datafile(args: tuple[Any, ...]) -> None:
-    if len(args) != 2:
+def _datafile_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
+    if len(args) != 2 or kwargs:
         raise PluginError('register(".ext", DataFileClass) takes exactly two arguments')
     ext, cls = args
     if not (isinstance(ext, str) and ext.startswith(".") and len(ext) > 1):
         raise PluginError(f"a file-type extension must start with a dot, got {ext!r}")
-    if isinstance(cls, str):
-        return
-    from .input.datafile import DataFile
+    if not isinstance(cls, str):
+        from .input.datafile import DataFile
 
-    if not (isinstance(cls, type) and issubclass(cls, DataFile)):
-        raise PluginError(f"file type {ext!r}: {cls!r} is not a DataFile subclass or a dotted path to one")
+        if not (isinstance(cls, type) and issubclass(cls, DataFile)):
+            raise PluginError(f"file type {ext!r}: {cls!r} is not a DataFile subclass or a dotted path to one")
+    return ext.lower(), cls
 
 
-def _check_command(args: tuple[Any, ...]) -> None:
+def _command_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
     import click
 
-    if len(args) != 1 or not isinstance(args[0], click.Command) or not args[0].name:
+    if len(args) != 1 or kwargs or not isinstance(args[0], click.Command) or not args[0].name:
         raise PluginError("register(command) takes one named click.Command")
+    return args[0].name, args[0]
+
+
+_ENTRY: dict[str, tuple[str, Callable[[str, tuple[Any, ...], dict[str, Any]], tuple[str, Any]]]] = {
+    _PROVIDERS: ("provider", _provider_entry),
+    _DATAFILE_TYPES: ("file type", _datafile_entry),
+    _COMMANDS: ("command", _command_entry),
+}
 
 
 def _build(load_entrypoints: bool) -> _State:
@@ -148,44 +186,31 @@ def _build(load_entrypoints: bool) -> _State:
     if load_entrypoints:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     pm.check_pending()
-    state = _State(pm, {}, {}, {})
-    for plugin_name, plugin in pm.list_name_plugin():
-        if plugin is None:
-            continue
-        _call_one(pm, plugin, plugin_name, state)
-    return state
+    return _State(pm, {})
 
 
-def _call_one(pm: pluggy.PluginManager, plugin: object, plugin_name: str, state: _State) -> None:
-    calls: list[tuple[str, dict[str, _Entry], Callable[..., None]]] = [
-        (
-            "ocs_transfer_register_providers",
-            state.providers,
-            _collector("provider", state.providers, plugin_name, lambda a: a[0].name, _check_provider, lambda a: a[0]),
-        ),
-        (
-            "ocs_transfer_register_datafile_types",
-            state.datafile_types,
-            _collector(
-                "file type", state.datafile_types, plugin_name, lambda a: a[0].lower(), _check_datafile, lambda a: a[1]
-            ),
-        ),
-        (
-            "ocs_transfer_register_commands",
-            state.commands,
-            _collector("command", state.commands, plugin_name, lambda a: a[0].name, _check_command, lambda a: a[0]),
-        ),
-    ]
-    for hook_name, _table, register in calls:
-        impl = getattr(plugin, hook_name, None)
-        if impl is None or not pm.parse_hookimpl_opts(plugin, hook_name):
-            continue
-        try:
-            impl(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:  # a plugin's own bug: say whose
-            raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+def _call(pm: pluggy.PluginManager, plugin: object, plugin_name: str, hook_name: str, table: dict[str, _Entry]) -> None:
+    """Let one plugin register into ``table`` through ``hook_name``."""
+    impl = getattr(plugin, hook_name, None)
+    if impl is None or not pm.parse_hookimpl_opts(plugin, hook_name):
+        return
+    kind, entry = _ENTRY[hook_name]
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        name, value = entry(plugin_name, args, kwargs)
+        if name in table:
+            raise PluginError(
+                f"{kind} {name!r} is registered twice: by plugin {table[name].plugin!r} and by plugin"
+                f" {plugin_name!r}; uninstall one of them or block it with OCS_TRANSFER_BLOCK_PLUGINS"
+            )
+        table[name] = _Entry(value, plugin_name)
+
+    try:
+        impl(register=register)
+    except PluginError:
+        raise
+    except Exception as exc:  # a plugin's own bug: say whose
+        raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
 
 
 def _get_state() -> _State:
@@ -195,6 +220,19 @@ def _get_state() -> _State:
             load = os.environ.get("OCS_TRANSFER_DISABLE_ENTRYPOINTS", "") not in ("1", "true", "yes")
             _state = _build(load_entrypoints=load)
         return _state
+
+
+def _table(hook_name: str) -> dict[str, _Entry]:
+    """The registry ``hook_name`` fills, asking every plugin on first use."""
+    with _lock:
+        state = _get_state()
+        if hook_name not in state.tables:
+            table: dict[str, _Entry] = {}
+            for plugin_name, plugin in state.pm.list_name_plugin():
+                if plugin is not None:
+                    _call(state.pm, plugin, plugin_name, hook_name, table)
+            state.tables[hook_name] = table
+        return state.tables[hook_name]
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -214,28 +252,56 @@ def reset(*, load_entrypoints: bool | None = None) -> None:
 
 @contextmanager
 def temporary_plugin(plugin: object, name: str = "temporary") -> Iterator[None]:
-    """Register ``plugin`` for the duration of a ``with`` block (tests, demos)."""
+    """Register ``plugin`` for the duration of a ``with`` block (tests, demos).
+    Its registrations are checked at once: a bad one raises here."""
     with _lock:
         state = _get_state()
+        for hook_name in _ENTRY:
+            _table(hook_name)
+        before = {hook_name: dict(table) for hook_name, table in state.tables.items()}
         state.pm.register(plugin, name=name)
-        before = (dict(state.providers), dict(state.datafile_types), dict(state.commands))
         try:
-            _call_one(state.pm, plugin, name, state)
+            for hook_name, table in state.tables.items():
+                _call(state.pm, plugin, name, hook_name, table)
         except BaseException:
             state.pm.unregister(name=name)
-            state.providers, state.datafile_types, state.commands = before
+            state.tables = before
             raise
     try:
         yield
     finally:
         with _lock:
             state.pm.unregister(name=name)
-            state.providers, state.datafile_types, state.commands = before
+            state.tables = before
+
+
+def _resolve(name: str, entry: _Entry) -> type[FileStore]:
+    """The provider class of ``entry``, importing a lazily registered one."""
+    lazy = entry.value
+    if not isinstance(lazy, _LazyProvider):
+        return entry.value  # type: ignore[no-any-return]
+    try:
+        cls = import_object(lazy.path)
+    except ImportError as exc:
+        raise PluginError(f"provider {name!r} of plugin {entry.plugin!r} cannot be loaded: {exc}") from None
+    try:
+        _check_provider(cls)
+    except PluginError as exc:
+        raise PluginError(f"provider {name!r} of plugin {entry.plugin!r}: {exc}") from None
+    if cls.name != lazy.name or tuple(cls.schemes) != lazy.schemes:
+        raise PluginError(
+            f"plugin {entry.plugin!r} registered {lazy.path} as provider {lazy.name!r} with schemes {lazy.schemes},"
+            f" but the class says {cls.name!r} with {tuple(cls.schemes)}; make the registration match the class"
+        )
+    with _lock:
+        entry.value = cls
+    return cls  # type: ignore[no-any-return]
 
 
 def providers() -> dict[str, type[FileStore]]:
-    """Provider name -> FileStore subclass, for every installed provider."""
-    return {name: e.value for name, e in sorted(_get_state().providers.items())}
+    """Provider name -> FileStore subclass, for every installed provider
+    (this imports them all)."""
+    return {name: _resolve(name, e) for name, e in sorted(_table(_PROVIDERS).items())}
 
 
 def get_provider(name: str) -> type[FileStore]:
@@ -244,10 +310,10 @@ def get_provider(name: str) -> type[FileStore]:
     Raises :class:`ProviderNotFoundError` listing the installed providers and
     the package that would provide ``name``.
     """
-    table = _get_state().providers
+    table = _table(_PROVIDERS)
     key = name.lower()
     if key in table:
-        return table[key].value  # type: ignore[no-any-return]
+        return _resolve(key, table[key])
     installed = ", ".join(sorted(table)) or "none"
     package = KNOWN_PROVIDER_PACKAGES.get(key, f"ocs-transfer-{key}")
     raise ProviderNotFoundError(
@@ -256,15 +322,26 @@ def get_provider(name: str) -> type[FileStore]:
     )
 
 
+def provider_for_scheme(scheme: str) -> type[FileStore] | None:
+    """The provider that claims URL scheme ``scheme`` (``s3``, ``file``, ...),
+    or None; imports only that provider."""
+    for name, entry in sorted(_table(_PROVIDERS).items()):
+        value = entry.value
+        schemes = value.schemes if isinstance(value, _LazyProvider) else getattr(value, "schemes", ())
+        if scheme in schemes:
+            return _resolve(name, entry)
+    return None
+
+
 def datafile_types() -> dict[str, Any]:
     """Extension -> DataFile subclass (or dotted path) registered by plugins,
     built-ins included."""
-    return {ext: e.value for ext, e in _get_state().datafile_types.items()}
+    return {ext: e.value for ext, e in _table(_DATAFILE_TYPES).items()}
 
 
 def commands() -> list[Any]:
     """The click commands registered by plugins, built-ins included."""
-    return [e.value for _, e in sorted(_get_state().commands.items())]
+    return [e.value for _, e in sorted(_table(_COMMANDS).items())]
 
 
 @attrs.frozen
@@ -297,9 +374,9 @@ def list_plugins() -> list[PluginInfo]:
                 name=name,
                 package=package,
                 version=version,
-                providers=tuple(sorted(k for k, e in state.providers.items() if e.plugin == name)),
-                datafile_types=tuple(sorted(k for k, e in state.datafile_types.items() if e.plugin == name)),
-                commands=tuple(sorted(k for k, e in state.commands.items() if e.plugin == name)),
+                providers=tuple(sorted(k for k, e in _table(_PROVIDERS).items() if e.plugin == name)),
+                datafile_types=tuple(sorted(k for k, e in _table(_DATAFILE_TYPES).items() if e.plugin == name)),
+                commands=tuple(sorted(k for k, e in _table(_COMMANDS).items() if e.plugin == name)),
                 builtin=builtin,
             )
         )

@@ -13,17 +13,15 @@ an HTTP status found on ``exc.status``, ``exc.status_code``, ``exc.code`` or
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import errno
 import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import tenacity
 
 from . import exceptions as exc_mod
 from .exceptions import (
@@ -33,6 +31,9 @@ from .exceptions import (
     OcsTransferError,
     RetryError,
 )
+
+if TYPE_CHECKING:
+    import tenacity  # imported where a policy is made: classifying errors needs none of it
 
 __all__ = [
     "Decision",
@@ -200,6 +201,8 @@ def parse_retry_after(value: str | float | int | None, *, now: float | None = No
     except ValueError:
         pass
     try:
+        import email.utils
+
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
@@ -378,6 +381,8 @@ def translate(exc: BaseException, message: str, *, secrets: tuple[Any, ...] = ()
 
 
 def _wait(base: float, cap: float) -> Callable[[tenacity.RetryCallState], float]:
+    import tenacity
+
     exponential = tenacity.wait_exponential(multiplier=base, max=cap) + tenacity.wait_random(0, base)
 
     def wait(state: tenacity.RetryCallState) -> float:
@@ -406,6 +411,8 @@ def retrying(
     retryable, at most ``attempts`` times, waiting ``Retry-After`` when given
     and exponential backoff with jitter otherwise. ``deadline`` bounds the
     total time in seconds. The last exception is re-raised unchanged."""
+    import tenacity
+
     stop: Any = tenacity.stop_after_attempt(attempts)
     if deadline is not None:
         stop = stop | tenacity.stop_after_delay(deadline)

@@ -10,13 +10,13 @@ Classes may be given as dotted paths; they are imported when first needed.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
 from ..exceptions import ConfigurationError, FileSpecificationError
+from ..plugins import import_object
 from ..settings import Settings
 from .datafile import DataFile, ProposalTagLookup
 from .file import File
@@ -47,21 +47,10 @@ class FileTypeConfigurationError(ConfigurationError, FileSpecificationError):
 
 def _load(ext: str, target: Any) -> type[DataFile]:
     if isinstance(target, str):
-        module_path, _, class_name = target.rpartition(".")
-        if not module_path:
-            raise FileTypeConfigurationError(f"file type {ext!r}: {target!r} is not a dotted path module.Class")
         try:
-            module = importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:
-            raise FileTypeConfigurationError(
-                f"file type {ext!r}: module {module_path} was not found ({exc}); check the class path"
-            ) from None
-        try:
-            target = getattr(module, class_name)
-        except AttributeError:
-            raise FileTypeConfigurationError(
-                f"file type {ext!r}: class {class_name} does not exist in module {module_path}; check the class path"
-            ) from None
+            target = import_object(target)
+        except ImportError as exc:
+            raise FileTypeConfigurationError(f"file type {ext!r}: {exc}; check the class path") from None
     if not (isinstance(target, type) and issubclass(target, DataFile)):
         raise FileTypeConfigurationError(
             f"file type {ext!r}: {getattr(target, '__qualname__', target)!s} is not a subclass of"

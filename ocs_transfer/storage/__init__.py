@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import AlreadyStoredError, ConfigurationError, ObjectNotFoundError
-from ..settings import Settings
 from .base import ConnectionTestResult, FileStore, ObjectInfo, StoredObject
 from .hashing import iter_chunks
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = [
     "FileStore",
@@ -37,9 +39,9 @@ _URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 def _provider_for_scheme(scheme: str) -> type[FileStore]:
     from .. import plugins
 
-    for cls in plugins.providers().values():
-        if scheme in getattr(cls, "schemes", ()):
-            return cls
+    cls = plugins.provider_for_scheme(scheme)
+    if cls is not None:
+        return cls
     # Not installed: let get_provider explain what to install.
     alias = {"file": "local", "gs": "gcs", "webdav+https": "webdav", "webdav+http": "webdav"}.get(scheme, scheme)
     return plugins.get_provider(alias)
@@ -64,6 +66,8 @@ def get_store(
     from .. import plugins
 
     if name_or_url is None:
+        from ..settings import Settings
+
         settings = settings or Settings.from_env()
         cls = plugins.get_provider(settings.filestore_type)
         config = cls.config_from_settings(settings, **options)
@@ -110,6 +114,7 @@ def upload_file(
     ``NonFatalDoNotRetryError``), as ingester services expect.
     """
     from ..input import FileFactory
+    from ..settings import Settings
     from .store_file import destination_path
 
     settings = settings or Settings.from_env()

@@ -8,7 +8,10 @@ subclasses it and supplies only what differs, by overriding these points:
 ``from_config``
     Build the fsspec filesystem from config and credentials, then call
     ``cls(fs, root, ...)``. Pass config fields to the filesystem as plain
-    keyword arguments (fsspec caches instances by their arguments).
+    keyword arguments (fsspec caches instances by their arguments). A store
+    whose uploads do not need the filesystem may pass ``fs=None`` and
+    override ``_make_fs``: the filesystem (and fsspec) is then imported on
+    first use.
 ``atomic_writes``
     ``True`` when the filesystem's own upload publishes atomically (S3
     multipart, GCS resumable: the object appears only when complete). Then the
@@ -41,8 +44,6 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, ClassVar, NoReturn
 from urllib.parse import quote
 
-from fsspec.spec import AbstractBufferedFile
-
 from ..exceptions import (
     ConfigurationError,
     IntegrityError,
@@ -72,14 +73,14 @@ class FsspecStore(FileStore):
 
     def __init__(
         self,
-        fs: Any,
+        fs: Any | None,
         root: str = "",
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         link_base_url: str | None = None,
         secrets: tuple[Secret | str | None, ...] = (),
     ) -> None:
-        self.fs = fs
+        self._fs = fs
         self.root = root.rstrip("/")
         self.chunk_size = chunk_size
         self.link_base_url = link_base_url
@@ -87,6 +88,17 @@ class FsspecStore(FileStore):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={self.root!r})"
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (made on first use when none was given)."""
+        if self._fs is None:
+            self._fs = self._make_fs()
+        return self._fs
+
+    def _make_fs(self) -> Any:
+        """Make the filesystem, for stores built with ``fs=None``."""
+        raise NotImplementedError(f"{type(self).__name__} was built without a filesystem and makes none")
 
     # -- paths ---------------------------------------------------------------------
 
@@ -348,6 +360,8 @@ def _abandon(out: Any) -> None:
     be closed: the caller removes the staged object, and providers with
     ``atomic_writes`` must use buffered files or override ``_upload``.
     """
+    from fsspec.spec import AbstractBufferedFile
+
     if isinstance(out, AbstractBufferedFile):
         try:
             out.discard()

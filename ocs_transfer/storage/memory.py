@@ -10,14 +10,16 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import IO, Any, ClassVar, Self
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import attrs
 
 from ..exceptions import ConfigurationError
-from ..settings import Settings
 from .fsspec_store import FsspecStore
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = ["MemoryStore"]
 

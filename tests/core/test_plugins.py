@@ -29,6 +29,11 @@ class Other(MemoryStore):
     name: ClassVar[str] = "other-memory"
 
 
+class Lazy(MemoryStore):
+    name: ClassVar[str] = "lazy-memory"
+    schemes: ClassVar[tuple[str, ...]] = ("lazym",)
+
+
 class DupPlugin:
     @hookimpl
     def ocs_transfer_register_providers(self, register: Callable[[type[Any]], None]) -> None:
@@ -92,6 +97,79 @@ def test_wrong_types_are_rejected(hook: str, args: tuple[Any, ...], message: str
     plugin = type("Bad", (), {hook: staticmethod(hookimpl(impl))})()
     with pytest.raises(PluginError, match=message), plugins.temporary_plugin(plugin, name="bad"):
         pass
+
+
+class LazyPlugin:
+    """Registers a provider by dotted path, as the built-ins do."""
+
+    def __init__(self, path: str, name: str = "lazy-memory", schemes: tuple[str, ...] = ("lazym",)) -> None:
+        self.args = (path, name, schemes)
+
+    @hookimpl
+    def ocs_transfer_register_providers(self, register: Callable[..., None]) -> None:
+        path, name, schemes = self.args
+        register(path, name=name, schemes=schemes)
+
+
+def test_provider_registered_by_path_is_imported_on_first_use() -> None:
+    with plugins.temporary_plugin(LazyPlugin(f"{__name__}:Lazy"), name="lazy"):
+        assert plugins.provider_for_scheme("lazym") is Lazy
+        assert plugins.get_provider("lazy-memory") is Lazy
+        assert plugins.provider_for_scheme("memory") is MemoryStore
+        info = next(i for i in plugins.list_plugins() if i.name == "lazy")
+        assert info.providers == ("lazy-memory",)
+
+
+def test_builtin_providers_are_imported_only_when_used() -> None:
+    code = (
+        "import sys; from ocs_transfer.storage import get_store; get_store('memory://x');"
+        " print(' '.join(sorted(m for m in sys.modules if m.startswith(('ocs_transfer', 'click', 'tenacity')))))"
+    )
+    env = {**os.environ, "OCS_TRANSFER_DISABLE_ENTRYPOINTS": "1"}
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                check=True).stdout.split())  # fmt: skip
+    assert "ocs_transfer.storage.memory" in loaded
+    assert not loaded & {"ocs_transfer.storage.s3", "ocs_transfer.storage.gcs", "ocs_transfer.settings",
+                         "ocs_transfer.input.datafile", "ocs_transfer.cli", "click", "tenacity"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("plugin", "message"),
+    [
+        (LazyPlugin("no_such_module_here:Store"), "module no_such_module_here was not found"),
+        (LazyPlugin(f"{__name__}:Nothing"), "class Nothing does not exist in module"),
+        (LazyPlugin(f"{__name__}:GoodPlugin"), "FileStore subclass"),
+        (LazyPlugin(f"{__name__}:Lazy", schemes=("oth",)), "make the registration match"),
+        (LazyPlugin(f"{__name__}:Other"), "make the registration match"),  # the class's name differs
+    ],
+)
+def test_provider_registered_by_a_bad_path_fails_when_used(plugin: LazyPlugin, message: str) -> None:
+    with plugins.temporary_plugin(plugin, name="lazy"), pytest.raises(PluginError, match=message) as info:
+        plugins.get_provider("lazy-memory")
+    assert "'lazy'" in str(info.value)  # says whose registration it is
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda register: register("pkg.mod:Store"),  # no name
+        lambda register: register("pkg.mod:Store", name="Upper"),
+        lambda register: register("pkg.mod:Store", name="x", schemes="x"),  # a str, not a tuple
+        lambda register: register("pkg.mod:Store", name="x", colour="red"),
+        lambda register: register(Other, name="x"),
+    ],
+)
+def test_provider_registration_mistakes_are_refused_at_once(call: Callable[[Any], None]) -> None:
+    plugin = type("Bad", (), {"ocs_transfer_register_providers": staticmethod(hookimpl(call))})()
+    with pytest.raises(PluginError, match=r"plugin 'bad'|register"), plugins.temporary_plugin(plugin, name="bad"):
+        pass
+
+
+def test_import_object_takes_both_spellings() -> None:
+    assert plugins.import_object("ocs_transfer.storage.memory:MemoryStore") is MemoryStore
+    assert plugins.import_object("ocs_transfer.storage.memory.MemoryStore") is MemoryStore
+    with pytest.raises(ImportError, match="not a dotted path"):
+        plugins.import_object("NoDots")
 
 
 def test_hook_name_typo_fails_loudly() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import pytest
@@ -104,6 +105,23 @@ def test_bad_overrides_are_clear_errors(settings, target: str, message: str) -> 
     with pytest.raises(FileTypeConfigurationError, match=message) as info:
         FileFactory.get_datafile_class_for_extension(".fits", s)
     assert isinstance(info.value, ConfigurationError) and isinstance(info.value, FileSpecificationError)
+
+
+def test_overrides_take_the_colon_spelling_of_plugins(settings) -> None:
+    from ocs_transfer.input.fitsfile import FitsFile
+
+    s = settings.evolve(filetype_mapping_overrides={".fits": "ocs_transfer.input.fitsfile:FitsFile"})
+    assert FileFactory.get_datafile_class_for_extension(".fits", s) is FitsFile
+
+
+def test_package_names_resolve_on_first_use() -> None:
+    import ocs_transfer.input as package
+
+    for name, module in package._MODULES.items():
+        assert getattr(package, name) is getattr(importlib.import_module(f"ocs_transfer.input.{module}"), name)
+    assert set(package.__all__) == set(package._MODULES) <= set(dir(package))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        package.Nope
 
 
 def test_get_datafile_wraps_a_plain_file_object(examples_dir, settings) -> None:

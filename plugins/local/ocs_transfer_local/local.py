@@ -28,23 +28,26 @@ import fcntl
 import mmap
 import os
 import posixpath
+import stat
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
-from typing import IO, Any, ClassVar, Self
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
 import attrs
 
 from ocs_transfer.exceptions import ConfigurationError, IntegrityError
 from ocs_transfer.redact import Secret
-from ocs_transfer.settings import Settings
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, BufferPool, BufferRing, HashingReader
 from ocs_transfer.storage.paths import join_under
 
 from .signing import signed_url
+
+if TYPE_CHECKING:
+    from ocs_transfer.settings import Settings
 
 __all__ = ["LocalStore", "fsync_directory"]
 
@@ -89,11 +92,8 @@ class LocalStore(FsspecStore):
         signing_key: Secret | None = None,
         read_back: bool = True,
     ) -> None:
-        from fsspec.implementations.local import LocalFileSystem
-
-        super().__init__(
-            LocalFileSystem(), root, chunk_size=chunk_size, link_base_url=link_base_url, secrets=(signing_key,)
-        )
+        # fsspec's LocalFileSystem (for listing and deleting) is made on first use: storing needs only os.
+        super().__init__(None, root, chunk_size=chunk_size, link_base_url=link_base_url, secrets=(signing_key,))
         self.root_real = os.path.realpath(root)
         self.server_url = server_url
         self.server_path = server_path.strip("/")
@@ -172,6 +172,11 @@ class LocalStore(FsspecStore):
     def __repr__(self) -> str:
         return f"LocalStore(root={self.root!r})"
 
+    def _make_fs(self) -> Any:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+
     # -- paths -----------------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
@@ -212,6 +217,12 @@ class LocalStore(FsspecStore):
                 writer.finish()
         finally:
             os.close(fd)
+
+    def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
+        # What fsspec's LocalFileSystem.info reports that we use, from one stat (no fsspec needed to store).
+        st = os.stat(full)
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+        return {"name": full, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
 
     def _verify(self, full: str, size: int, digests: Mapping[str, str], rel: str) -> dict[str, Any]:
         # What was written is exactly what was hashed (one buffer for both), and with read_back every

@@ -10,12 +10,10 @@ from ocs_transfer.hookspecs import hookimpl
 
 
 @hookimpl
-def ocs_transfer_register_providers(register: Callable[[type[Any]], None]) -> None:
-    from .local import LocalStore
-    from .webdav import WebdavStore
-
-    register(LocalStore)
-    register(WebdavStore)
+def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
+    # By dotted path: a provider's module (and its client library) is imported when it is first used.
+    register("ocs_transfer_local.local:LocalStore", name="local", schemes=("file",))
+    register("ocs_transfer_local.webdav:WebdavStore", name="webdav", schemes=("webdav+https", "webdav+http"))
 
 
 @hookimpl

@@ -10,6 +10,8 @@ import hashlib
 import io
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -72,6 +74,26 @@ def test_registered_and_listed(local_plugins) -> None:
     providers = plugins.providers()
     assert providers["local"] is LocalStore and providers["webdav"] is WebdavStore
     assert any("local-cloud" in c.name for c in plugins.commands())
+
+
+def test_storing_locally_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """A process that stores one file starts fast: no fsspec, command line,
+    file-type, cloud or retry-policy code is imported (each costs tens of ms
+    per process on a small machine, which a one-file ``send`` would pay)."""
+    (tmp_path / "src.bin").write_bytes(b"x" * 5000)
+    code = (
+        "import sys; from ocs_transfer.storage import get_store; s = get_store(sys.argv[1]);"
+        " f = open(sys.argv[2], 'rb'); print(s.put(f, 'a/src.bin').size);"
+        " print(' '.join(sorted(m.split('.')[0] if not m.startswith('ocs_transfer.') else m for m in sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OCS_TRANSFER_DISABLE_ENTRYPOINTS"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dest"), str(tmp_path / "src.bin")],
+                         capture_output=True, text=True, env=env, check=True).stdout.split("\n")  # fmt: skip
+    assert out[0] == "5000" and (tmp_path / "dest" / "a" / "src.bin").stat().st_size == 5000
+    loaded = set(out[1].split())
+    assert "ocs_transfer_local" in loaded
+    assert not loaded & {"fsspec", "click", "tenacity", "asyncio", "ocs_transfer.input.datafile",
+                         "ocs_transfer.storage.s3", "ocs_transfer.storage.gcs", "ocs_transfer.settings"}  # fmt: skip
 
 
 def test_short_source_is_an_integrity_error(store_and_root) -> None:
@@ -325,7 +347,6 @@ def test_webdav_secrets_never_logged(file_server, plain_dav, caplog: pytest.LogC
 def test_webdav_against_rclone_serve(tmp_path: Path, rclone: str, rclone_env: dict[str, str]) -> None:
     """Another real WebDAV server: ``rclone serve webdav`` with Basic auth."""
     import secrets
-    import subprocess
 
     from ocs_transfer.testing import HOSTILE_NAMES
     from ocs_transfer.testing.servers import free_port, wait_for_port

@@ -43,12 +43,24 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     marker = VENV / ".ocs-transfer-installed"
     stamp = _stamp()
-    if marker.exists() and marker.read_text() == stamp:
-        return
-    editable = [f"-e{ROOT}[{EXTRAS}]"] + [f"-e{ROOT / 'plugins' / n}" for n in PLUGINS]
-    _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    _run(PY, "-m", "pip", "install", "--quiet", *editable)
-    marker.write_text(stamp)
+    if not marker.exists() or marker.read_text() != stamp:
+        editable = [f"-e{ROOT}[{EXTRAS}]"] + [f"-e{ROOT / 'plugins' / n}" for n in PLUGINS]
+        _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        _run(PY, "-m", "pip", "install", "--quiet", *editable)
+        marker.write_text(stamp)
+    _compile()
+
+
+def _compile() -> None:
+    """Bytecode for our own packages, as pip makes for an installed wheel.
+
+    Editable installs get none, and where PYTHONDONTWRITEBYTECODE is set (as on
+    this project's machines) Python never caches it, so every process would
+    compile our modules again: about 30 ms of each command's start. Only
+    changed files are compiled.
+    """
+    packages = [ROOT / "ocs_transfer", *(p for n in PLUGINS for p in (ROOT / "plugins" / n).glob("ocs_transfer_*"))]
+    subprocess.run([str(PY), "-m", "compileall", "-q", *map(str, packages)], check=True, stdout=subprocess.DEVNULL)
 
 
 def test(extra: list[str]) -> int:

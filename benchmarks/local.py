@@ -20,7 +20,10 @@ Cases (issue 3, section 6; PERFORMANCE.md, "How to measure"):
 - Debian's ``rclone copy`` with default settings (which checks MD5 after each
   transfer);
 - each contender runs in its own process, measured with ``wait4``: wall time,
-  user + system CPU, peak RSS. At least 5 runs; contenders alternate inside each
+  user + system CPU, peak RSS. Our processes run ``local_child.py``, which
+  imports only what storing needs, and find our modules compiled (``dev.py``
+  compiles them, as pip does for an installed wheel; this machine sets
+  ``PYTHONDONTWRITEBYTECODE``, so nothing else would). At least 5 runs; contenders alternate inside each
   run; ``sync`` between runs so one run's write-back does not slow the next.
 
 Then the peak RSS of ocs_transfer storing one 2 GB file.
@@ -31,7 +34,6 @@ Not part of the test suite; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import hashlib
 import json
 import os
@@ -49,43 +51,9 @@ from pathlib import Path
 MiB = 1 << 20
 GiB = 1 << 30
 HERE = Path(__file__).resolve().parent
+#: What each contender process runs (its own small module: this one's imports would cost every run ~30 ms).
+CHILD = HERE / "local_child.py"
 CHUNK = 8 * MiB
-
-
-# -- the ocs_transfer side, run in a child process -----------------------------------
-
-
-def _md5_only(argv: list[str]) -> int:
-    """``_md5 SRC...``: read each SRC and compute its MD5, nothing else (the
-    machine's read + MD5 limit, measured in the same run)."""
-    for src in argv:
-        digest = hashlib.md5()
-        with open(src, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-        print(json.dumps({"path": Path(src).name, "md5": digest.hexdigest()}))
-    return 0
-
-
-def _child(argv: list[str]) -> int:
-    """``_ocs DEST [--no-read-back] SRC...``: store each SRC under DEST (4 at
-    a time), print the results as JSON lines."""
-    from ocs_transfer.storage import get_store
-
-    dest, rest = argv[0], argv[1:]
-    options = {"read_back": False} if rest[:1] == ["--no-read-back"] else {}
-    sources = [Path(p) for p in rest[len(options) :]]
-    store = get_store(dest, **options)
-
-    def one(src: Path) -> dict[str, object]:
-        with open(src, "rb") as f:
-            obj = store.put(f, src.name, size=src.stat().st_size)
-        return {"path": obj.path, "size": obj.size, "md5": obj.md5, "sha256": obj.sha256}
-
-    with store, concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        for result in pool.map(one, sources):
-            print(json.dumps(result))
-    return 0
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -160,7 +128,7 @@ def _warm(paths: list[Path]) -> None:
 
 def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
     def ocs_cmd(sources: list[Path], dest: Path) -> list[str]:
-        return [sys.executable, str(Path(__file__).resolve()), "_ocs", str(dest), *map(str, sources)]
+        return [sys.executable, str(CHILD), "_ocs", str(dest), *map(str, sources)]
 
     def ocs_trusting_cmd(sources: list[Path], dest: Path) -> list[str]:
         return [*ocs_cmd([], dest), "--no-read-back", *map(str, sources)]
@@ -173,7 +141,7 @@ def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
         _check_sizes(sources, dest)
 
     def md5_cmd(sources: list[Path], dest: Path) -> list[str]:
-        return [sys.executable, str(Path(__file__).resolve()), "_md5", *map(str, sources)]
+        return [sys.executable, str(CHILD), "_md5", *map(str, sources)]
 
     def md5_check(out: str, sources: list[Path], dest: Path) -> None:
         got = {r["path"]: r["md5"] for r in map(json.loads, out.splitlines())}
@@ -296,10 +264,6 @@ def _commit() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["_ocs"]:
-        return _child(argv[1:])
-    if argv[:1] == ["_md5"]:
-        return _md5_only(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temp dir on /tmp)")

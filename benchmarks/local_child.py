@@ -1,0 +1,55 @@
+"""The processes ``benchmarks/local.py`` measures, with no more imports than
+they need (the harness's own imports would add about 30 ms to every run).
+
+    local_child.py _ocs DEST [--no-read-back] SRC...   # store each SRC under DEST, 4 at a time
+    local_child.py _md5 SRC...                         # read each SRC and compute its MD5 only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+CHUNK = 8 * 1024 * 1024
+
+
+def _md5_only(argv: list[str]) -> int:
+    """Read each SRC and compute its MD5, nothing else (the machine's read +
+    MD5 limit, measured in the same run)."""
+    for src in argv:
+        digest = hashlib.md5()
+        with open(src, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+        print(json.dumps({"path": Path(src).name, "md5": digest.hexdigest()}))
+    return 0
+
+
+def _store(argv: list[str]) -> int:
+    """Store each SRC under DEST (4 at a time) and print the results as JSON
+    lines."""
+    import concurrent.futures
+
+    from ocs_transfer.storage import get_store
+
+    dest, rest = argv[0], argv[1:]
+    options = {"read_back": False} if rest[:1] == ["--no-read-back"] else {}
+    sources = [Path(p) for p in rest[len(options) :]]
+    store = get_store(dest, **options)
+
+    def one(src: Path) -> dict[str, object]:
+        with open(src, "rb") as f:
+            obj = store.put(f, src.name, size=src.stat().st_size)
+        return {"path": obj.path, "size": obj.size, "md5": obj.md5, "sha256": obj.sha256}
+
+    with store, concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for result in pool.map(one, sources):
+            print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    sys.exit({"_ocs": _store, "_md5": _md5_only}[command](args))

@@ -13,12 +13,15 @@ table gives medians and min-max of MiB/s, client CPU seconds per GiB, and the
 client's peak RSS. Only ocs_transfer produces MD5 and SHA-256 and verifies
 against the server's checksum; rclone verifies MD5 (its default); boto3 and
 s3fs verify nothing beyond the transport. A last run stores a 2 GiB file with
-ocs_transfer alone to record its peak RSS.
+ocs_transfer alone to record its peak RSS. ``read+md5`` uploads nothing: it
+reads the files and computes their MD5 on one core, the machine's read+MD5
+limit at the time of the run (the targets are relative to it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -42,7 +45,11 @@ MiB = 1 << 20
 GiB = 1 << 30
 PART = 8 * MiB
 CONCURRENCY = 4
-CONTENDERS = ("ocs_transfer", "rclone", "boto3", "s3fs")
+CONTENDERS = ("ocs_transfer", "rclone", "boto3", "s3fs", "read+md5")
+#: Not an upload: reads the files and computes their MD5 on one core, nothing else. The machine's
+#: read+MD5 limit at the time of the run, which PERFORMANCE.md's targets refer to (this shared
+#: machine's speed drifts by 20 % from hour to hour, so absolute numbers alone mislead).
+LIMIT = "read+md5"
 
 
 # -- data ------------------------------------------------------------------------------
@@ -142,6 +149,12 @@ def worker(args: argparse.Namespace) -> None:
             fs.put_file(str(files[0]), f"{args.bucket}/{prefix}/{files[0].name}")
         else:
             fs.put([str(f) for f in files], [f"{args.bucket}/{prefix}/{f.name}" for f in files], batch_size=CONCURRENCY)
+    elif args.worker == LIMIT:
+        for f in files:
+            digest = hashlib.md5()
+            with open(f, "rb") as fh:
+                while chunk := fh.read(PART):
+                    digest.update(chunk)
     else:
         raise SystemExit(f"unknown worker {args.worker}")
     seconds = time.perf_counter() - t0
@@ -305,6 +318,13 @@ def main() -> None:
                         f" | {summarise([r['server_cpu'] / gib for r in rs])}"
                         f" | {'yes' if name == 'ocs_transfer' else 'no'} | {verified} |"
                     )
+                if "ocs_transfer" in results:
+                    ours = statistics.median(total / r["seconds"] for r in results["ocs_transfer"])
+                    lines.append("")
+                    for name, rs in results.items():
+                        if name != "ocs_transfer":
+                            theirs = statistics.median(total / r["seconds"] for r in rs)
+                            lines.append(f"ocs_transfer / {name} (medians): {ours / theirs:.2f}x  ")
                 lines.append("")
             if server_name == "null" and "2 GiB" in workloads:
                 r = run_contender("ocs_transfer", workloads["2 GiB"], server)

@@ -122,7 +122,7 @@ def import_object(path: str) -> Any:
 def _provider_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
     if len(args) == 1 and isinstance(args[0], str):
         path, name, schemes = args[0], kwargs.pop("name", None), kwargs.pop("schemes", ())
-        if kwargs or not isinstance(name, str) or not name or name != name.lower():
+        if kwargs or not _is_provider_name(name):
             raise PluginError(
                 f"plugin {plugin!r}: register({path!r}, name=..., schemes=...) needs a lowercase provider name"
                 " and nothing else"
@@ -136,13 +136,16 @@ def _provider_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     return args[0].name, args[0]
 
 
+def _is_provider_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and name == name.lower()
+
+
 def _check_provider(cls: Any) -> None:
     from .storage.base import FileStore
 
     if not (isinstance(cls, type) and issubclass(cls, FileStore)):
         raise PluginError(f"a provider must be a FileStore subclass, got {cls!r}")
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name or name != name.lower():
+    if not _is_provider_name(getattr(cls, "name", None)):
         raise PluginError(f"provider class {cls.__qualname__} needs a lowercase str class variable 'name'")
 
 
@@ -326,9 +329,7 @@ def provider_for_scheme(scheme: str) -> type[FileStore] | None:
     """The provider that claims URL scheme ``scheme`` (``s3``, ``file``, ...),
     or None; imports only that provider."""
     for name, entry in sorted(_table(_PROVIDERS).items()):
-        value = entry.value
-        schemes = value.schemes if isinstance(value, _LazyProvider) else getattr(value, "schemes", ())
-        if scheme in schemes:
+        if scheme in entry.value.schemes:  # a _LazyProvider's or a FileStore class's
             return _resolve(name, entry)
     return None
 

@@ -23,8 +23,9 @@ Cases (issue 3, section 6; PERFORMANCE.md, "How to measure"):
   user + system CPU, peak RSS. Our processes run ``local_child.py``, which
   imports only what storing needs, and find our modules compiled (``dev.py``
   compiles them, as pip does for an installed wheel; this machine sets
-  ``PYTHONDONTWRITEBYTECODE``, so nothing else would). At least 5 runs; contenders alternate inside each
-  run; ``sync`` between runs so one run's write-back does not slow the next.
+  ``PYTHONDONTWRITEBYTECODE``, so nothing else would). At least 5 runs;
+  contenders alternate inside each run; ``sync`` between runs so one run's
+  write-back does not slow the next.
 
 Then the peak RSS of ocs_transfer storing one 2 GB file.
 
@@ -48,12 +49,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_child import CHUNK  # this folder is on sys.path when the script runs
+
 MiB = 1 << 20
 GiB = 1 << 30
 HERE = Path(__file__).resolve().parent
 #: What each contender process runs (its own small module: this one's imports would cost every run ~30 ms).
 CHILD = HERE / "local_child.py"
-CHUNK = 8 * MiB
 
 
 # -- measuring -------------------------------------------------------------------------

@@ -3,6 +3,8 @@ they need (the harness's own imports would add about 30 ms to every run).
 
     local_child.py _ocs DEST [--no-read-back] SRC...   # store each SRC under DEST, 4 at a time
     local_child.py _md5 SRC...                         # read each SRC and compute its MD5 only
+
+``benchmarks/s3.py`` uses :func:`md5_file` for the same limit.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from pathlib import Path
 CHUNK = 8 * 1024 * 1024
 
 
+def md5_file(path: str | Path) -> str:
+    """Read ``path`` and compute its MD5 on this core, nothing else: the
+    machine's read + MD5 limit, which both benchmarks measure in their runs."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _md5_only(argv: list[str]) -> int:
-    """Read each SRC and compute its MD5, nothing else (the machine's read +
-    MD5 limit, measured in the same run)."""
     for src in argv:
-        digest = hashlib.md5()
-        with open(src, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
-        print(json.dumps({"path": Path(src).name, "md5": digest.hexdigest()}))
+        print(json.dumps({"path": Path(src).name, "md5": md5_file(src)}))
     return 0
 
 

@@ -156,14 +156,14 @@ class UploadOutcome:
     parts: int  #: 0 for a single PUT
 
 
-def _fill(source: Any, view: memoryview) -> tuple[int, Future[None] | None]:
+def _fill(source: Any, view: memoryview) -> tuple[int, tuple[Future[None], ...]]:
     """Fill ``view`` from ``source``: through a :class:`HashingReader`'s
-    ``fill`` (which hashes on the way, maybe in the background: the future),
-    or any file object."""
+    ``fill`` (which hashes on the way, partly in the background: the
+    futures), or any file object."""
     fill = getattr(source, "fill", None)
     if fill is not None:
         return fill(view)  # type: ignore[no-any-return]
-    return read_into(source, view), None
+    return read_into(source, view), ()
 
 
 @functools.lru_cache(maxsize=32)
@@ -237,7 +237,7 @@ class S3Uploader:
         with BufferRing(1, self._first) as ring:  # on exit: waits for the background MD5, gives the buffer back
             slot, view = ring.next()
             count, hashing = _fill(source, view)
-            ring.hold(slot, hashing)
+            ring.hold(slot, *hashing)
             read = view[:count]
             if count >= self.multipart_threshold:
                 parts = [read[at : at + self.part_size] for at in range(0, count, self.part_size)]
@@ -337,7 +337,7 @@ class S3Uploader:
                             f"{key!r} needs more than {MAX_PARTS} parts of {self.part_size} bytes; raise part_size"
                         )
                     sent.append(pool.submit(send, len(sent) + 1, view[:count]))
-                    ring.hold(slot, hashing, sent[-1])
+                    ring.hold(slot, *hashing, sent[-1])
         except BaseException:
             failed.set()  # parts not yet started are skipped
             raise

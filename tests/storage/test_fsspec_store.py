@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +32,7 @@ from ocs_transfer.exceptions import (
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.hashing import BEHIND_MD5, BufferPool, BufferRing, HashingReader
 from ocs_transfer.storage.memory import MemoryStore
 from ocs_transfer.testing import ShortReader
 
@@ -170,6 +172,29 @@ def test_progress_adds_up_and_result_matches_hashlib(memory_store: FsspecStore) 
     assert result.version_set() == {"key": result.md5, "md5": result.md5, "extension": ""}
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority can be set on Linux only")
+def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
+    """MD5 is every upload's critical path: its helper keeps the caller's
+    priority, and SHA-256's helper runs BEHIND_MD5 nice steps lower, so on a
+    busy machine the MD5 helper gets the core first."""
+    me = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    reader = HashingReader(io.BytesIO(b"x" * 100_000))
+    try:
+        reader.read(50_000)  # the helpers' threads start with their first chunk
+        helpers = {
+            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
+            for t in threading.enumerate()
+            if t.name.startswith("ocs-transfer-") and t.native_id is not None
+        }
+        assert helpers == {"ocs-transfer-md5": me, "ocs-transfer-sha256": min(me + BEHIND_MD5, 19)}
+        reader.read()
+    finally:
+        digests = reader.digests()
+    data = b"x" * 100_000
+    assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == me  # the caller's thread is untouched
+
+
 @settings(max_examples=40, deadline=None)
 @given(size=st.sampled_from([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 17]), parallel=st.booleans())
 def test_hashing_reader_equals_hashlib(size: int, parallel: bool) -> None:
@@ -207,7 +232,7 @@ def test_fill_fills_whole_buffers_and_hashes_what_came(
                 break
             counts.append(count)
             out += view[:count]
-            ring.hold(slot, hashing)
+            ring.hold(slot, *hashing)
     assert bytes(out) == data
     assert all(c == 4096 for c in counts[:-1]) and sum(counts) == size
     assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}

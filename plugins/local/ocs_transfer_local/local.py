@@ -212,7 +212,7 @@ class LocalStore(FsspecStore):
                     count, hashing = reader.fill(view)
                     if not count:
                         break
-                    ring.hold(slot, hashing, writer.submit(view[:count], offset))
+                    ring.hold(slot, *hashing, writer.submit(view[:count], offset))
                     offset += count
                 writer.finish()
         finally:

@@ -21,7 +21,10 @@ subclasses it and supplies only what differs, by overriding these points:
     Write everything ``reader`` yields to ``path``. The default streams through
     ``fs.open(path, "wb")`` in chunks; providers with a faster or resumable
     upload override it. Read the source only through ``reader`` (that is how
-    the hashes are computed in the same pass).
+    the hashes are computed in the same pass). May return checksums it
+    computed while sending, by name, which join the reader's digests for
+    :meth:`_expected_checksum` (S3 builds its composite CRC32C from the parts'
+    CRC32Cs it sent, so they are not computed twice).
 ``_publish(staging, final)``
     Make the staged object visible at ``final`` atomically (default ``fs.mv``).
 ``_extra_hashers()`` / ``_native_checksum(info)`` / ``_expected_checksum(algorithm, digests)``
@@ -144,7 +147,7 @@ class FsspecStore(FileStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
-    ) -> None:
+    ) -> Mapping[str, str] | None:
         out = self.fs.open(path, "wb", block_size=self.chunk_size)
         try:
             for chunk in iter_chunks(reader, self.chunk_size):
@@ -153,6 +156,7 @@ class FsspecStore(FileStore):
             _abandon(out)
             raise
         out.close()
+        return None
 
     def _publish(self, staging: str, final: str) -> None:
         self.fs.mv(staging, final)
@@ -215,9 +219,10 @@ class FsspecStore(FileStore):
         try:
             try:
                 self._ensure_parent(final)
-                self._upload(reader, staging, size=size, content_type=content_type, metadata=metadata)
+                sent = self._upload(reader, staging, size=size, content_type=content_type, metadata=metadata)
             finally:
                 digests = reader.digests()
+            digests.update(sent or {})
             if size is not None and reader.bytes_read != size:
                 raise IntegrityError(
                     f"upload of {rel!r}: the source gave {reader.bytes_read} bytes, expected {size};"

@@ -38,8 +38,8 @@ from ..redact import Secret
 from ..settings import Settings
 from .base import Progress, StoredObject
 from .bucket import BucketStore, content_disposition
-from .hashing import Hasher, HashingReader
-from .s3_upload import MiB, S3Crc32cHasher, S3Uploader, translate_s3_error
+from .hashing import HashingReader
+from .s3_upload import MiB, S3Uploader, translate_s3_error
 
 __all__ = ["S3Store"]
 
@@ -317,7 +317,7 @@ class S3Store(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
-    ) -> None:
+    ) -> dict[str, str]:
         extra: dict[str, Any] = {
             "ContentType": content_type or "application/octet-stream",
             "ContentDisposition": content_disposition(path.rsplit("/", 1)[-1]),
@@ -328,12 +328,10 @@ class S3Store(BucketStore):
         if storage_class:
             extra["StorageClass"] = storage_class
         try:
-            self.uploader.upload(reader, self._key(path), extra_args=extra, cancel=reader.cancel)  # type: ignore[arg-type]
+            sent = self.uploader.upload(reader, self._key(path), extra_args=extra, cancel=reader.cancel)  # type: ignore[arg-type]
         finally:
             self.fs.invalidate_cache(path)
-
-    def _extra_hashers(self) -> dict[str, Hasher]:
-        return {"s3-crc32c": S3Crc32cHasher(self.config.part_size, self.config.multipart_threshold)}
+        return {"s3-crc32c": sent.crc32c}
 
     def _expected_checksum(self, algorithm: str, digests: Mapping[str, str]) -> str | None:
         ours = digests.get("s3-crc32c")

@@ -14,11 +14,12 @@ botocore S3 client:
 - On any failure or cancellation the multipart upload is aborted, and the
   abort itself is retried, so no orphaned parts are left behind.
 
-What S3 then reports for the object is checked by the store against
-:class:`Crc32cHasher` / :class:`CompositeCrc32cHasher`, computed while reading:
-the full-object CRC32C for single PUTs, the composite ``<crc>-N`` form for
-multipart uploads. A multipart ETag is never trusted: it is not an MD5 of the
-content.
+:attr:`UploadOutcome.crc32c` is what S3 then reports for the object when
+the upload arrived intact, built from the CRC32Cs sent (each computed once,
+from the buffer the store's hashing reader hashed): the full-object CRC32C
+for single PUTs, the composite ``<crc>-N`` form for multipart uploads. The
+store checks the object against it. A multipart ETag is never trusted: it
+is not an MD5 of the content.
 
 Parts are read straight into pooled buffers (:class:`~.hashing.BufferPool`)
 and sent from them: no copy in Python, no fresh memory (and page faults) per
@@ -50,7 +51,6 @@ from ..retry import call_with_retries, translate
 from .hashing import BufferPool, BufferRing, read_into
 
 __all__ = [
-    "S3Crc32cHasher",
     "Crc32cHasher",
     "S3Uploader",
     "UploadOutcome",
@@ -100,60 +100,13 @@ class Crc32cHasher:
         return _b64_crc(self._value)
 
 
-class S3Crc32cHasher:
-    """The CRC32C S3 reports for this stream uploaded by :class:`S3Uploader`,
-    computed in one pass: below ``multipart_threshold`` bytes (a single PUT)
-    the plain CRC32C, base64; otherwise the composite form for ``part_size``
-    parts, the CRC32C of the concatenated part CRC32Cs, base64, then
-    ``-<parts>``. Independent of how the stream is chunked when read."""
-
-    def __init__(self, part_size: int, multipart_threshold: int | None = None) -> None:
-        self._crc32c = crc32c_function()
-        self.part_size = part_size
-        self.threshold = part_size if multipart_threshold is None else multipart_threshold
-        self._parts: list[int] = []
-        self._current = 0
-        self._filled = 0
-        self._total = 0
-        #: CRC32C of everything so far, kept only while the stream may still be a single PUT
-        self._whole: int | None = 0 if self.threshold > part_size else None
-
-    def update(self, data: bytes | memoryview, /) -> None:
-        view = memoryview(data)
-        if self._whole is not None:
-            if self._total + len(view) < self.threshold:
-                self._whole = self._crc32c(view, self._whole)
-            else:
-                self._whole = None
-        self._total += len(view)
-        while view:
-            take = min(len(view), self.part_size - self._filled)
-            self._current = self._crc32c(view[:take], self._current)
-            self._filled += take
-            view = view[take:]
-            if self._filled == self.part_size:
-                self._parts.append(self._current)
-                self._current = 0
-                self._filled = 0
-
-    def hexdigest(self) -> str:
-        if self._total < self.threshold:  # a single PUT
-            if not self._parts:
-                return _b64_crc(self._current)
-            assert self._whole is not None
-            return _b64_crc(self._whole)
-        parts = list(self._parts)
-        if self._filled:
-            parts.append(self._current)
-        joined = b"".join(part.to_bytes(4, "big") for part in parts)
-        return f"{_b64_crc(self._crc32c(joined))}-{len(parts)}"
-
-
 @attrs.frozen
 class UploadOutcome:
     version_id: str | None
     etag: str | None
     parts: int  #: 0 for a single PUT
+    #: What S3 reports as the object's CRC32C if it holds what was sent: base64 (single PUT) or ``<base64>-<parts>``
+    crc32c: str
 
 
 def _fill(source: Any, view: memoryview) -> tuple[int, tuple[Future[None], ...]]:
@@ -250,7 +203,7 @@ class S3Uploader:
                 )
             except Exception as exc:
                 raise self._translate(exc, f"upload of {key!r} failed") from exc
-            return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0)
+            return UploadOutcome(response.get("VersionId"), response.get("ETag"), 0, crc)
 
     # -- multipart ---------------------------------------------------------------------------
 
@@ -282,7 +235,9 @@ class S3Uploader:
         except BaseException:
             self.abort(key, upload_id)
             raise
-        return UploadOutcome(done.get("VersionId"), done.get("ETag"), len(parts))
+        crcs = b"".join(base64.b64decode(part["ChecksumCRC32C"]) for part in parts)
+        composite = f"{_b64_crc(crc32c_function()(crcs))}-{len(parts)}"
+        return UploadOutcome(done.get("VersionId"), done.get("ETag"), len(parts), composite)
 
     def _send_parts(
         self,

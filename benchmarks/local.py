@@ -17,8 +17,13 @@ Cases (issue 3, section 6; PERFORMANCE.md, "How to measure"):
 - the same with ``read_back=False``: no second pass over the disk (what is
   written is still exactly what was hashed, one buffer for both);
 - ``cp`` (no hashing, no verification, no fsync): the disk's ceiling;
+- ``disk limit``: the store's default I/O pattern alone (O_DIRECT write,
+  read-back from the disk, fsync, rename, directory fsync; 4 files at a time),
+  with no hashing: what the disk allows a copy that re-reads what it wrote;
 - Debian's ``rclone copy`` with default settings (which checks MD5 after each
-  transfer);
+  transfer: the MD5 of what it streamed, against the source's; it writes to
+  the final name, and neither fsyncs nor reads the copy back, as ``strace``
+  shows);
 - each contender runs in its own process, measured with ``wait4``: wall time,
   user + system CPU, peak RSS. Our processes run ``local_child.py``, which
   imports only what storing needs, and find our modules compiled (``dev.py``
@@ -153,6 +158,9 @@ def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
     def cp_cmd(sources: list[Path], dest: Path) -> list[str]:
         return ["cp", *map(str, sources), str(dest) + "/"]
 
+    def disk_cmd(sources: list[Path], dest: Path) -> list[str]:
+        return [sys.executable, str(CHILD), "_disk", str(dest), *map(str, sources)]
+
     def rclone_cmd(sources: list[Path], dest: Path) -> list[str]:
         src_dir = sources[0].parent
         if len(sources) == 1:
@@ -171,6 +179,7 @@ def _contenders(expected: dict[str, tuple[str, str]]) -> list[Contender]:
         Contender("cp", cp_cmd, sizes_only),
         Contender("rclone", rclone_cmd, sizes_only, env=rclone_env),
         Contender("read+md5 (limit)", md5_cmd, md5_check),
+        Contender("disk limit (write + read-back, no hashing)", disk_cmd, sizes_only),
     ]
 
 
@@ -217,8 +226,12 @@ def _report(cases: dict[str, int], contenders: list[Contender], rss_2g: list[Sam
         "ocs_transfer computes md5 and sha256 while copying, writes from the hashed buffers with O_DIRECT, reads",
         "every chunk back from the disk and compares it (`no read-back`: skips that second pass over the disk),",
         "publishes atomically (temp file, fsync, rename, directory fsync) and checks the size; its hashes were",
-        "checked against the source's after every run. rclone (default settings) checks MD5 after each transfer.",
-        "cp neither hashes, verifies nor fsyncs.",
+        "checked against the source's after every run. rclone (default settings) checks MD5 after each transfer:",
+        "the MD5 of what it streamed against the source's; it writes to the final name and neither fsyncs nor",
+        "reads the copy back (strace). cp neither hashes, verifies nor fsyncs.",
+        "`disk limit` runs the store's default I/O pattern alone (O_DIRECT write, read-back from the disk, fsync,",
+        "rename, directory fsync; 4 files at a time) with no hashing: the most the disk allows a copy that",
+        "re-reads what it wrote.",
         "`read+md5 (limit)` only reads the source and computes its MD5 in one Python process (one core, no",
         "writing): the machine's read+MD5 limit at the time of the run, which PERFORMANCE.md's targets refer to",
         "(one file, >= 80 % of it).",

@@ -42,7 +42,12 @@ def _disk_only(argv: list[str]) -> int:
     time: each SRC is read into a page-aligned 4 MiB buffer, written to a
     temporary file in DEST with O_DIRECT, read back from the disk (not
     compared), then fsync, rename, directory fsync. No hashing: the disk's
-    own limit for a copy that re-reads what it wrote."""
+    own limit for a copy that re-reads what it wrote.
+
+    It stands alone on purpose, with its own few lines where the library has
+    ``anonymous_map``, ``_Writer`` and ``fsync_directory``: importing
+    ``ocs_transfer`` would add its start-up to a row meant to show the disk
+    alone."""
     import concurrent.futures
 
     dest, sources = argv[0], [Path(p) for p in argv[1:]]

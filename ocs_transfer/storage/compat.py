@@ -139,13 +139,14 @@ class ProviderFileStore(FileStore):
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         """Delete the object (that version, when given); a missing one is no error, as in ocs_archive."""
         with contextlib.suppress(ObjectNotFoundError), _as_ocs_archive_errors(f"deleting {path}"):
-            self.store.delete_file(path, version_id or None)
+            # ocs_archive passes the version set's key, which is the md5 for stores that do not version.
+            self.store.delete_file(path, (version_id or None) if self.store.supports_versioning else None)
 
     def get_url(self, path: str, version_id: str | None = None, expiration: float | None = None) -> str:
         """A download link living ``expiration`` seconds (the store's default when ``None``)."""
         life = DEFAULT_LINK_EXPIRATION if expiration is None else timedelta(seconds=float(expiration))
         with _as_ocs_archive_errors(f"making a link to {path}"):
-            return self.store.get_url(path, version_id or None, life)
+            return self.store.get_url(path, (version_id or None) if self.store.supports_versioning else None, life)
 
     def _open(self, path: str) -> IO[bytes]:
         with _as_ocs_archive_errors(f"reading {path}"):

@@ -24,10 +24,12 @@ LCO = {
 
 #: The ingester's way of reading a file (ocs_ingester.ingester), written for ocs_archive 0.5.
 DESCRIBE = r'''
-import contextlib, gzip, importlib, json, sys
+import contextlib, gzip, json, sys
 from ocs_archive.input.file import File, EmptyFile, FileSpecificationException
 from ocs_archive.input.filefactory import FileFactory
 from ocs_archive.input.fitsfile import FitsFile
+from ocs_archive.input.lcotarwithfitsfile import LcoTarWithFitsFile
+from ocs_archive.input.soarfitsfile import SOARFitsFile
 from ocs_archive.input.tarwithfitsfile import TarWithFitsFile
 
 
@@ -49,14 +51,7 @@ class LastMemberTarFile(TarWithFitsFile):
         return tarfileobj.extractfile(members[-1])
 
 
-CLASSES = {"SidecarFitsFile": SidecarFitsFile, "LastMemberTarFile": LastMemberTarFile}
-
-
-def load(path):
-    if path in CLASSES:
-        return CLASSES[path]
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+CLASSES = {c.__name__: c for c in (SidecarFitsFile, LastMemberTarFile, SOARFitsFile, LcoTarWithFitsFile)}
 
 
 out = {}
@@ -69,7 +64,7 @@ for case in json.load(sys.stdin):
         else:
             open_file = EmptyFile(case["name"])
         by_name = FileFactory.get_datafile_class_for_extension
-        cls = load(case["cls"]) if case.get("cls") else by_name(open_file.extension)
+        cls = CLASSES[case["cls"]] if case.get("cls") else by_name(open_file.extension)
         kwargs = {k: tuple(case[k]) for k in ("required_headers", "blacklist_headers") if k in case}
         data_file = cls(open_file, case.get("metadata"), **kwargs)
         header_data = data_file.get_header_data()
@@ -171,14 +166,14 @@ def build_cases(d: Path, examples: Path) -> list[dict[str, Any]]:
     # SOAR: the name's prefix sets the reduction level, over the header's.
     for name, extra in (("cfzst_soar_0001.fits", {"RLEVEL": 0}), ("wecfzst_soar_0002.fits", {}),
                         ("soar_0003.fits", {"RLEVEL": 12}), ("soar_0004.fits", {})):
-        cases.append({"id": f"soar:{name}", "cls": "ocs_archive.input.soarfitsfile.SOARFitsFile",
+        cases.append({"id": f"soar:{name}", "cls": "SOARFitsFile",
                       "path": str(write_fits(d / name, [primary({**LCO, **extra})]))})
     # LCO spectra tarballs: the e00/e90/e91 member holds the metadata, with the LCO repairs.
     members = {"x-e92.fits": fits_of(primary({**LCO, "OBJECT": "wrong"})),
                "x-e91.fits": fits_of(primary({**LCO, "OBJECT": "right"})),
                "x-e93.fits": fits_of(primary({**LCO, "OBJECT": "last"}))}
     lco_tar = str(tarball(d / "cptnrs03-fa13-20150219-0001-e91.tar.gz", members))
-    cases.append({"id": "lco-tar", "cls": "ocs_archive.input.lcotarwithfitsfile.LcoTarWithFitsFile",
+    cases.append({"id": "lco-tar", "cls": "LcoTarWithFitsFile",
                   "path": lco_tar})
     cases.append({"id": "hook:_get_meta_file_from_targz", "cls": "LastMemberTarFile", "path": lco_tar})
     # get_fits(): the headers come from wherever the subclass says.

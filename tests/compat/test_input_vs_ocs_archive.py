@@ -271,3 +271,14 @@ def test_subclass_hooks(results: dict[str, Any], case: str, target: str) -> None
 
 def test_every_case_was_compared(results: dict[str, Any]) -> None:
     assert set(results["theirs"]) == set(results["ours"]) == set(results["ids"])
+
+
+def test_thumbnail_frame_basename_key(ocs_archive_05, examples_dir: Path, tmp_path: Path) -> None:
+    jpg = str(shutil.copy(examples_dir / "tfn0m419-sq32-20240426-0097-e91-small.jpg", tmp_path / "t.jpg"))
+    meta = {"frame_basename": "other", "frame": "tfn0m419-sq32-20240426-0097-e91", "size": "small",
+            "DATE-OBS": "2024-04-26T21:12:00", "DAY-OBS": "20240426", "INSTRUME": "sq32", "SITEID": "tfn",
+            "TELID": "0m4a"}
+    case = [{"id": "t", "path": jpg, "metadata": meta}]
+    theirs, ours = ocs_archive_05.both(DESCRIBE, case, env={"THUMBNAIL_FRAME_BASENAME_KEY": "frame"})
+    assert ours == theirs
+    assert ours["t"]["record"]["frame_basename"] == "tfn0m419-sq32-20240426-0097-e91"

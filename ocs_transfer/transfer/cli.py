@@ -367,10 +367,24 @@ def status_command(state: str | None, as_json: bool) -> None:
 
 
 @click.command("retry")
-@click.argument("transfer_id", type=int)
-def retry_command(transfer_id: int) -> None:
-    """Queue failed or cancelled transfer ID again, now."""
-    t = _ctx().engine().retry(transfer_id)
+@click.argument("transfer_id", type=int, required=False)
+@click.option("--all-failed", is_flag=True, help="Queue every failed transfer again.")
+@click.option("--destination", default=None, help="With --all-failed: only those to this destination.")
+def retry_command(transfer_id: int | None, all_failed: bool, destination: str | None) -> None:
+    """Queue failed or cancelled transfer ID (or, with --all-failed, every
+    failed one) again, now, with its attempt count reset."""
+    if all_failed == (transfer_id is not None):
+        raise click.UsageError("give a TRANSFER_ID or --all-failed (not both)")
+    if destination is not None and not all_failed:
+        raise click.UsageError("--destination goes with --all-failed")
+    engine = _ctx().engine()
+    if all_failed:
+        if destination is not None:
+            engine.destinations.get(destination)  # a clear error for a name that does not exist
+        ids = engine.retry_all_failed(destination=destination)
+        click.echo(f"{len(ids)} failed transfer(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
+        return
+    t = engine.retry(transfer_id)
     click.echo(f"transfer {t.id} queued again")
 
 
@@ -383,10 +397,13 @@ def cancel_command(transfer_id: int) -> None:
 
 
 @click.command("purge")
-@click.option("--days", type=int, default=None, help="Older than this (OCS_TRANSFER_PURGE_AFTER_DAYS).")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Older than this (OCS_TRANSFER_PURGE_AFTER_DAYS).")
 @click.option("--failed", is_flag=True, help="Purge failed and cancelled records too.")
 def purge_command(days: int | None, failed: bool) -> None:
-    """Delete old completed transfer records."""
+    """Delete old completed transfer records. Purging a failed or cancelled
+    record never lets its source be deleted: a file whose records are purged
+    before all its transfers completed keeps its source."""
     click.echo(f"purged {_ctx().engine().purge(older_than_days=days, failed=failed)} record(s)")
 
 
@@ -394,6 +411,29 @@ def purge_command(days: int | None, failed: bool) -> None:
 def expire_command() -> None:
     """Delete files from destinations past their keep_days."""
     click.echo(f"expired {_ctx().engine().expire()} file(s)")
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """The ledger database (OCS_TRANSFER_LEDGER_URL)."""
+
+
+@ledger_group.command("upgrade")
+def ledger_upgrade() -> None:
+    """Bring the ledger's schema to this version's (every command does so on
+    start; this does only that, e.g. before starting many workers)."""
+    from .ledger import Ledger
+
+    ledger = Ledger.from_settings(_ctx().settings, migrate=False)
+    try:
+        before = ledger.schema_revision()
+        after = ledger.migrate()
+    finally:
+        ledger.close()
+    if before == after:
+        click.echo(f"ledger schema is up to date ({after})")
+    else:
+        click.echo(f"ledger schema upgraded from {before or 'none'} to {after}")
 
 
 @click.group("keys")
@@ -432,6 +472,6 @@ def keys_status() -> None:
 
 
 COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, keys_group]  # fmt: skip
+            purge_command, expire_command, ledger_group, keys_group]  # fmt: skip
 
 

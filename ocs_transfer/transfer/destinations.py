@@ -62,6 +62,7 @@ class Destination:
     their field names)."""
 
     id: int
+    uuid: str  #: never reused: a transfer runs only against the destination with its snapshot's uuid
     name: str
     display_name: str
     provider: str
@@ -90,13 +91,14 @@ class Destination:
 
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
     def from_row(cls, row: DestinationRow) -> Destination:
         return cls(
-            id=row.id, name=row.name, display_name=row.display_name, provider=row.provider, path=row.path,
+            id=row.id, uuid=row.uuid, name=row.name, display_name=row.display_name, provider=row.provider,
+            path=row.path,
             layout=row.layout, comment=row.comment, description=row.description, enabled=row.enabled,
             active=row.active, delete_source=row.delete_source, keep_days=row.keep_days, scope=row.scope,
             owner_id=row.owner_id, options=json.loads(row.options or "{}"),
@@ -351,10 +353,17 @@ class Destinations:
             for field, blob in stored.items()
         }
 
-    def credentials(self, ref: str | int) -> dict[str, Secret]:
-        """The decrypted credentials, for handing to a store."""
+    def credentials(self, ref: str | int, *, uuid: str | None = None) -> dict[str, Secret]:
+        """The decrypted credentials, for handing to a store. With ``uuid``,
+        only if the destination ``ref`` still is the one with that uuid (a
+        removed destination's id must never lend another's credentials)."""
         with self.ledger.session() as session:
-            return self._decrypt_row(self._row(session, ref))
+            row = self._row(session, ref)
+            if uuid is not None and row.uuid != uuid:
+                raise DestinationNotFoundError(
+                    f"destination {ref!r} is not the one this was made for (it was removed and replaced)"
+                )
+            return self._decrypt_row(row)
 
     def save_credentials(self, ref: str | int, credentials: Mapping[str, Secret | str]) -> None:
         """Store credentials a provider rotated (e.g. a new refresh token),

@@ -48,7 +48,7 @@ from typing import Any
 
 import attrs
 from sqlalchemy import and_, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..exceptions import (
     ConfigurationError,
@@ -512,16 +512,30 @@ class Engine:
         pairs. Pass each to :meth:`execute` (a claim not executed stays
         ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
         now = self.clock()
+        running = aliased(TransferRow)
+        # never two attempts at one remote path of one destination at once: each
+        # removes the partial uploads it finds there, and only one may write
+        busy = (
+            exists()
+            .where(running.state == IN_PROGRESS, running.destination_id == TransferRow.destination_id,
+                   running.remote_path == TransferRow.remote_path)
+            .correlate(TransferRow)
+        )  # fmt: skip
         with self.ledger.session() as session:
             query = (
-                select(TransferRow.id)
-                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now)
+                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path)
+                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now, ~busy)
                 .order_by(TransferRow.next_attempt_at, TransferRow.id)
-                .limit(limit)
+                .limit(limit * 4)
             )
             if self.ledger.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
+                query = query.with_for_update(of=TransferRow, skip_locked=True)
+            ids: list[int] = []
+            targets: set[tuple[int, str]] = set()
+            for transfer_id, dest_id, remote in session.execute(query):
+                if (dest_id, remote) not in targets and len(ids) < limit:
+                    targets.add((dest_id, remote))
+                    ids.append(transfer_id)
             claimed: list[tuple[int, str]] = []
             for transfer_id in ids:
                 lease = uuid.uuid4().hex

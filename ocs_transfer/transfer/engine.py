@@ -950,24 +950,14 @@ class Engine:
                 _check_unchanged(path, store.info(path), size, mtime, "after its transfers read it")
             except SourceChangedError as exc:
                 log.warning("not deleting: %s", exc)
-                with self.ledger.session() as session:
-                    session.execute(
-                        update(SourceFileRow)
-                        .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
-                        .values(delete_state="kept", deleted_at=None)
-                    )
+                self._undo_deleting(file_id, "kept")
                 return False
             store.delete_file(path)
         except ObjectNotFoundError:
             log.info("source %s was already gone", path)
         except Exception as exc:
             log.warning("deleting source %s failed (will retry): %s", path, type(exc).__name__)
-            with self.ledger.session() as session:
-                session.execute(
-                    update(SourceFileRow)
-                    .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
-                    .values(delete_state="pending", deleted_at=None)
-                )
+            self._undo_deleting(file_id, "pending")
             return False
         with self.ledger.session() as session:
             session.execute(
@@ -977,6 +967,14 @@ class Engine:
             )
         log.info("source %s deleted: every transfer completed", path)
         return True
+
+    def _undo_deleting(self, file_id: int, state: str) -> None:
+        with self.ledger.session() as session:
+            session.execute(
+                update(SourceFileRow)
+                .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
+                .values(delete_state=state, deleted_at=None)
+            )
 
     def finish_source_deletions(self) -> int:
         """Finish deletions a crashed worker left half-done, and those whose

@@ -7,7 +7,6 @@ cleaned. Each test ends with the nothing-lost check."""
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -233,12 +232,11 @@ def test_source_replaced_after_scheduling_fails_the_attempt_and_is_kept(rig: Rig
 def test_source_changed_while_read_publishes_nothing_and_is_kept(rig: Rig, change: str) -> None:
     store = rig.add_dest("backup", delete_source=True)
     rig.add_source("big.fits", 1024 * 1024)
-    gated = get_store(rig.source_url)
-    gated.__class__ = GatedSource
-    assert isinstance(gated, GatedSource)
-    gated.reached, gated.release = threading.Event(), threading.Event()
+    gated = GatedSource.over(rig.source_url)
     engine = rig.make_engine(source_resolver=lambda ref: gated)
     [queued] = engine.schedule(rig.source_url, "big.fits", ["backup"])
+    import threading
+
     runner = threading.Thread(target=engine.run_due, kwargs={"limit": 1})
     runner.start()
     assert gated.reached.wait(10)
@@ -274,34 +272,31 @@ def test_a_source_changed_between_its_transfers_is_never_deleted(rig: Rig) -> No
 
 def test_a_source_changed_after_its_transfers_is_not_deleted(rig: Rig) -> None:
     """The check right before deleting: the copies hold the bytes that were
-    scheduled; if the source is different now, it stays."""
+    scheduled; if the source is different by the time it would go, it stays."""
     store = rig.add_dest("a", delete_source=True)
     old = rig.add_source("h.fits", 50_000)
+    new = data_for("edited later", 50_000)
 
     class ChangingSource(MemoryStore):
+        """The first deletion fails (so the periodic pass finishes it later)."""
+
+        failed = False
+
         def delete_file(self, path: str, version_id: str | None = None) -> None:
-            raise AssertionError("a changed source must not be deleted")
+            if not ChangingSource.failed:
+                ChangingSource.failed = True
+                raise TransientStorageError("delete failed: 503")
+            super().delete_file(path, version_id)
 
     source = get_store(rig.source_url)
     source.__class__ = ChangingSource
     engine = rig.make_engine(source_resolver=lambda ref: source)
     [queued] = engine.schedule(rig.source_url, "h.fits", ["a"])
-    with rig.ledger.session() as session:  # the transfers ran; the deletion was left for the periodic pass
-        session.execute(update(TransferRow).values(state="completed"))
-    engine.finish_source_deletions()  # no sha256 recorded yet: nothing is deleted
-    assert source.exists("h.fits")
-    with rig.ledger.session() as session:
-        session.execute(update(TransferRow).values(state="pending"))
     engine.run_due()
-    new = data_for("edited later", 50_000)
-    # the transfer completed; change the source before the (re-tried) deletion
-    with rig.ledger.session() as session:
-        from ocs_transfer.transfer.models import SourceFileRow
-
-        session.execute(update(SourceFileRow).values(delete_state="pending"))
-    rig.source.put(io.BytesIO(new), "h.fits")
-    engine.finish_source_deletions()
-    assert engine.source_file(queued.file_id)["delete_state"] in ("kept", "deleted")
+    assert engine.get(queued.id).state == "completed" and source.exists("h.fits")
+    rig.source.put(io.BytesIO(new), "h.fits")  # edited before the deletion is retried
+    assert engine.finish_source_deletions() == 0
+    assert engine.source_file(queued.file_id)["delete_state"] == "kept"
     assert_sources_safe(rig.source, {"h.fits": new}, {})
     assert_nothing_lost(engine, {"a": {"h.fits": old}}, {"a": store})
 

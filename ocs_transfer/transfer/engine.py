@@ -273,11 +273,13 @@ class _Work:
     size: int | None
     mtime: float | None
     deletes_source: bool
+    #: an earlier attempt of this transfer ran (and may have left a partial upload)
+    tried_before: bool
 
     @classmethod
-    def of(cls, row: TransferRow, file: SourceFileRow) -> _Work:
+    def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
         return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending")  # fmt: skip
+                   file.mtime, file.delete_state == "pending", tried_before)  # fmt: skip
 
 
 class Engine:
@@ -523,7 +525,7 @@ class Engine:
         )  # fmt: skip
         with self.ledger.session() as session:
             query = (
-                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path)
+                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path, TransferRow.started_at)
                 .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now, ~busy)
                 .order_by(TransferRow.next_attempt_at, TransferRow.id)
                 .limit(limit * 4)
@@ -532,10 +534,12 @@ class Engine:
                 query = query.with_for_update(of=TransferRow, skip_locked=True)
             ids: list[int] = []
             targets: set[tuple[int, str]] = set()
-            for transfer_id, dest_id, remote in session.execute(query):
+            tried: dict[int, bool] = {}
+            for transfer_id, dest_id, remote, started_at in session.execute(query):
                 if (dest_id, remote) not in targets and len(ids) < limit:
                     targets.add((dest_id, remote))
                     ids.append(transfer_id)
+                    tried[transfer_id] = started_at is not None
             claimed: list[tuple[int, str]] = []
             for transfer_id in ids:
                 lease = uuid.uuid4().hex
@@ -558,7 +562,7 @@ class Engine:
                 ).all()
                 with self._lock:
                     for row, file in rows:
-                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file)
+                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file, tried[row.id])
         return claimed
 
     def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
@@ -603,7 +607,7 @@ class Engine:
                 row = session.get(TransferRow, transfer_id)
                 file = session.get(SourceFileRow, row.file_id) if row is not None else None
                 assert row is not None and file is not None
-                work = _Work.of(row, file)
+                work = _Work.of(row, file, tried_before=True)
         snap, remote_path = work.snapshot, work.remote_path
         running.deletes_source = work.deletes_source
         secrets: list[Secret] = []
@@ -612,7 +616,8 @@ class Engine:
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
             try:
-                _discard_stale_partials(store, remote_path)  # on every attempt: a killed one may have left one
+                if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
+                    _discard_stale_partials(store, remote_path)
                 stored = self._copy(store, work, running)
                 link = self._link(store, stored)
             finally:

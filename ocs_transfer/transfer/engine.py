@@ -138,10 +138,15 @@ class _GuardedReader:
         self._check = check
         self._checked = False
 
+    @property
+    def checked(self) -> bool:
+        """Whether the read reached the end and the check ran (and passed)."""
+        return self._checked
+
     def _at_end(self) -> None:
         if not self._checked:
-            self._checked = True
             self._check()
+            self._checked = True
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(size)
@@ -659,6 +664,8 @@ class Engine:
                 reader, work.remote_path, size=before.size,  # type: ignore[arg-type]
                 progress=lambda n: self._progress(running, n), cancel=running.cancel, extension=_extension(path),
             )  # fmt: skip
+        if reader.checked:
+            return stored
         try:  # a store that stopped reading before the end: check now, and take back what it published
             unchanged_at_end()
         except SourceChangedError:

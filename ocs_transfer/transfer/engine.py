@@ -457,8 +457,8 @@ class Engine:
                     if mine is not None and (store, path) != (source, mine):
                         raise RemotePathTakenError(
                             f"{remote!r} on destination {names[dest_id]!r} is already the target of transfer"
-                            f" {transfer_id} ({path} from {store}); {mine} was not scheduled. Use a layout that"
-                            " keeps them apart, or send it to another destination"
+                            f" {transfer_id} ({path} from {store}); {mine} from {source} was not scheduled. Use a"
+                            " layout that keeps them apart, or send it to another destination"
                         )
 
     # -- reading -----------------------------------------------------------------------

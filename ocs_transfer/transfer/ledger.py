@@ -201,11 +201,13 @@ class Ledger:
             try:
                 with conn.begin():
                     revision = self._migrate(conn)
-                if self.dialect == "sqlite":
-                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                    conn.rollback()
-                    if broken:
-                        raise LedgerError(f"the ledger upgrade left {len(broken)} row(s) with a broken reference")
+                    if self.dialect == "sqlite":  # checked before committing: a bad upgrade rolls back
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise LedgerError(
+                                f"the ledger upgrade would leave {len(broken)} row(s) with a broken reference;"
+                                " nothing was changed"
+                            )
             finally:
                 if self.dialect == "sqlite":
                     _driver(conn).execute("PRAGMA foreign_keys = ON")

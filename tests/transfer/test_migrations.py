@@ -174,3 +174,25 @@ def test_database_errors_are_clear_messages(tmp_path: Path) -> None:
         assert "INSERT" not in str(err.value)
     finally:
         ledger.close()
+
+
+def test_an_upgrade_that_would_break_references_changes_nothing(tmp_path: Path) -> None:
+    """A pre-Alembic SQLite ledger with a transfer whose file row is missing
+    (possible where foreign keys were off): the upgrade refuses and rolls back."""
+    db = tmp_path / "broken.sqlite3"
+    raw = sqlite3.connect(db)  # Python's sqlite3 leaves foreign keys off
+    raw.executescript(V1_DDL.read_text())
+    _v1_rows(raw.execute)
+    raw.execute("DELETE FROM ocs_source_files")
+    raw.commit()
+    raw.close()
+    ledger = Ledger(f"sqlite:///{db}")
+    try:
+        with pytest.raises(LedgerError, match="broken reference; nothing was changed"):
+            ledger.migrate()
+        assert ledger.schema_revision() is None
+        with ledger.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM ocs_transfers")).scalar() == 2
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        ledger.close()

@@ -896,23 +896,35 @@ class Engine:
 
     def check_credentials(self) -> None:
         """Decrypt the credentials of every destination that pending transfers
-        will use, and raise the first :class:`CredentialError`: a worker with a
-        wrong key must stop before it claims anything, instead of failing every
-        queued transfer one after another."""
+        will use. When none of those that store credentials decrypts, the key
+        ring is wrong (a wrong key under the right kid, a missing kid): raise
+        the :class:`CredentialError`, so that a worker stops before it claims
+        anything instead of failing every queued transfer one after another.
+        When only some fail (one damaged row), log them and go on: their
+        transfers fail one by one with the same clear message, and the others
+        run."""
         with self.ledger.session() as session:
             snaps = list(session.scalars(
                 select(TransferRow.snapshot).where(TransferRow.state.in_([PENDING, IN_PROGRESS])).distinct()
             ))  # fmt: skip
         seen: set[int] = set()
+        failures: list[CredentialError] = []
+        decrypted = 0
         for text in snaps:
             snap = json.loads(text)
             if snap["id"] in seen:
                 continue
             seen.add(snap["id"])
             try:
-                self.destinations.credentials(snap["id"], uuid=snap.get("uuid"))
+                decrypted += bool(self.destinations.credentials(snap["id"], uuid=snap.get("uuid")))
             except DestinationNotFoundError:
                 continue  # those transfers fail one by one, with their own clear message
+            except CredentialError as exc:
+                failures.append(exc)
+        if failures and not decrypted:
+            raise failures[0]
+        for failure in failures:
+            log.error("%s; its transfers will fail", failure)
 
     # -- source deletion, purge, expiry ------------------------------------------------
 

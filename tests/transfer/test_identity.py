@@ -85,6 +85,23 @@ def test_wrong_key_stops_the_worker_before_it_claims_anything(rig: Rig) -> None:
     assert [(rig.engine.get(t.id).state, rig.engine.get(t.id).attempts) for t in transfers] == [("pending", 0)] * 2
 
 
+def test_one_damaged_credential_does_not_stop_the_worker(rig: Rig) -> None:
+    stores = {name: rig.add_dest(name) for name in ("good", "damaged")}
+    data = rig.add_source("k.fits")
+    transfers = {t.destination_name: t for t in rig.engine.schedule(rig.source_url, "k.fits", ["good", "damaged"])}
+    with rig.ledger.session() as session:  # one row's ciphertext altered
+        row = session.execute(text("SELECT credentials FROM ocs_destinations WHERE name = 'damaged'")).scalar()
+        blob = json.loads(row)
+        blob["token"] = blob["token"][:-6] + ("AAAAAA" if not blob["token"].endswith("AAAAAA") else "BBBBBB")
+        session.execute(text("UPDATE ocs_destinations SET credentials = :c WHERE name = 'damaged'"),
+                        {"c": json.dumps(blob)})
+    assert Worker(rig.engine, threads=2, poll_interval=0.01).run(until_idle=True) == 2
+    assert rig.engine.get(transfers["good"].id).state == "completed"
+    damaged = rig.engine.get(transfers["damaged"].id)
+    assert damaged.state == "failed" and "could not be decrypted" in damaged.last_error
+    assert_nothing_lost(rig.engine, {"good": {"k.fits": data}, "damaged": {}}, stores)
+
+
 def test_wrong_key_via_the_cli_and_retry_all_failed(tmp_path: Path, faulty_provider: None) -> None:
     cli = Cli(tmp_path)
     roots = {}

@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import socket
 import threading
 import time
@@ -108,6 +109,9 @@ class RemotePathTakenError(DoNotRetryError):
     path. Nothing was overwritten; the source is kept."""
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _mtime(info: ObjectInfo) -> float | None:
     return info.modified.timestamp() if info.modified is not None else None
 
@@ -125,6 +129,15 @@ def _check_unchanged(path: str, info: ObjectInfo, size: int | None, mtime: float
         raise SourceChangedError(
             f"source {path!r} changed {when} ({', '.join(changes)}); it is kept, and nothing was published."
             " The attempt is retried; if the new content is meant to be sent, schedule it again"
+        )
+
+
+def _check_bytes(path: str, stored: StoredObject, expected: str) -> None:
+    if expected and stored.sha256 != expected:
+        raise SourceChangedError(
+            f"source {path!r} no longer holds the bytes this file was scheduled with or first copied as"
+            f" (sha256 {stored.sha256[:16]}..., expected {expected[:16]}...); it is kept, and nothing of it was"
+            " left at the destination. If the new content is meant to be sent, schedule it again"
         )
 
 
@@ -280,11 +293,14 @@ class _Work:
     deletes_source: bool
     #: an earlier attempt of this transfer ran (and may have left a partial upload)
     tried_before: bool
+    #: the sha256 the source must have ("" when not known yet): given at
+    #: scheduling, or read by the file's first completed transfer
+    sha256: str
 
     @classmethod
     def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
         return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending", tried_before)  # fmt: skip
+                   file.mtime, file.delete_state == "pending", tried_before, file.sha256)  # fmt: skip
 
 
 class Engine:
@@ -351,6 +367,7 @@ class Engine:
         destinations: Iterable[str | int],
         *,
         context: Mapping[str, str] | None = None,
+        sha256: Mapping[str, str] | None = None,
     ) -> list[Transfer]:
         """Queue ``paths`` (in the store ``source``) for every destination: one
         ``pending`` transfer per file and destination, each keeping a snapshot
@@ -358,6 +375,9 @@ class Engine:
 
         Each source must exist; its size and modification time are recorded
         (an attempt that finds them changed fails and keeps the source). A
+        ``sha256`` may give the sources' hashes where the caller knows them
+        (``{path: hex}``); a transfer that reads other bytes then fails
+        (retryable) instead of completing. A
         remote path that a pending, running or completed (unexpired) transfer
         of another source already targets on the same destination, or that two
         of ``paths`` would share, is refused (:class:`RemotePathTakenError`)."""
@@ -372,6 +392,12 @@ class Engine:
         if len({d.id for d in dests}) != len(dests):
             raise ConfigurationError("a destination is named twice")
         ctx = dict(context or {})
+        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
+        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
+        if bad:
+            raise ConfigurationError(
+                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
+            )
         now = self.clock()
         asked = any(d.delete_source for d in dests)
         snaps = [(d, d.snapshot()) for d in dests]
@@ -387,7 +413,7 @@ class Engine:
                     [
                         {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
                          "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now,
-                         "size": stats[path].size, "mtime": _mtime(stats[path]), "sha256": "",
+                         "size": stats[path].size, "mtime": _mtime(stats[path]), "sha256": hashes.get(path, ""),
                          "transfer_count": len(dests)}
                         for path in batch
                     ],
@@ -659,15 +685,17 @@ class Engine:
         with source.get_fileobj(path) as raw:
             reader = _GuardedReader(raw, unchanged_at_end)
             if existing is not None:
-                return _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
+                adopted = _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
+                _check_bytes(path, adopted, work.sha256)
+                return adopted
             stored = store.put(
                 reader, work.remote_path, size=before.size,  # type: ignore[arg-type]
                 progress=lambda n: self._progress(running, n), cancel=running.cancel, extension=_extension(path),
             )  # fmt: skip
-        if reader.checked:
-            return stored
-        try:  # a store that stopped reading before the end: check now, and take back what it published
-            unchanged_at_end()
+        try:  # take back what was published of other bytes than the file's
+            if not reader.checked:  # a store that stopped reading before the end
+                unchanged_at_end()
+            _check_bytes(path, stored, work.sha256)
         except SourceChangedError:
             with contextlib.suppress(OcsTransferError):
                 store.delete_file(stored.path, stored.version_id)

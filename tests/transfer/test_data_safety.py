@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from ocs_transfer.exceptions import TransientStorageError
+from ocs_transfer.exceptions import ConfigurationError, TransientStorageError
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import TEMP_MARKER
 from ocs_transfer.storage.memory import MemoryStore
@@ -299,6 +299,49 @@ def test_a_source_changed_after_its_transfers_is_not_deleted(rig: Rig) -> None:
     assert engine.source_file(queued.file_id)["delete_state"] == "kept"
     assert_sources_safe(rig.source, {"h.fits": new}, {})
     assert_nothing_lost(engine, {"a": {"h.fits": old}}, {"a": store})
+
+
+def test_a_sha256_given_at_scheduling_is_enforced(rig: Rig) -> None:
+    import hashlib
+
+    store = rig.add_dest("a", delete_source=True)
+    data = rig.add_source("s.fits", 30_000)
+    with pytest.raises(ConfigurationError, match="64 hex digits"):
+        rig.engine.schedule(rig.source_url, "s.fits", ["a"], sha256={"s.fits": "nothex"})
+    [wrong] = rig.engine.schedule(rig.source_url, "s.fits", ["a"], sha256={"s.fits": "0" * 64})
+    rig.engine.run_due()
+    failed = rig.engine.get(wrong.id)
+    assert failed.state == "pending" and "no longer holds the bytes" in failed.last_error
+    assert list(store.list()) == [] and rig.source.exists("s.fits")
+    rig.engine.cancel(wrong.id)
+    [right] = rig.engine.schedule(rig.source_url, "s.fits", ["a"], sha256={"s.fits": hashlib.sha256(data).hexdigest()})
+    rig.engine.run_due()
+    assert rig.engine.get(right.id).state == "completed"
+    assert rig.source.exists("s.fits")  # the cancelled schedule of the same source keeps it
+    assert_nothing_lost(rig.engine, {"a": {"s.fits": data}}, {"a": store})
+
+
+def test_a_change_that_keeps_size_and_time_is_caught_by_the_hash(rig: Rig) -> None:
+    """The source is rewritten with other bytes of the same size and its time
+    put back: the second transfer reads other bytes than the first copied, so
+    it fails and takes back its upload, and the source is never deleted."""
+    stores = {"a": rig.add_dest("a", delete_source=True), "b": rig.add_dest("b")}
+    old = rig.add_source("t.fits", 30_000)
+    transfers = rig.engine.schedule(rig.source_url, "t.fits", ["a", "b"])
+    rig.engine.run_due(limit=1)
+    fs = rig.source.fs  # type: ignore[attr-defined]
+    full = rig.source._full("t.fits")  # type: ignore[attr-defined]
+    created = fs.store[full].created
+    new = data_for("same size, same time", 30_000)
+    rig.source.put(io.BytesIO(new), "t.fits")
+    fs.store[full].created = created
+    rig.engine.run_due()
+    second = rig.engine.get(transfers[1].id)
+    assert second.state == "pending" and "no longer holds the bytes" in second.last_error
+    rig.engine.cancel(second.id)
+    rig.engine.periodic()
+    assert_sources_safe(rig.source, {"t.fits": new}, {})
+    assert_nothing_lost(rig.engine, {"a": {"t.fits": old}, "b": {}}, stores)
 
 
 # -- point 4: partial uploads of killed attempts ---------------------------------------------

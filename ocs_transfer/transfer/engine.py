@@ -689,7 +689,7 @@ class Engine:
                 _check_bytes(path, adopted, work.sha256)
                 return adopted
             stored = store.put(
-                reader, work.remote_path, size=before.size,  # type: ignore[arg-type]
+                reader, work.remote_path, size=before.size,  # type: ignore[arg-type]  # duck-typed reader
                 progress=lambda n: self._progress(running, n), cancel=running.cancel, extension=_extension(path),
             )  # fmt: skip
         try:  # take back what was published of other bytes than the file's

@@ -405,11 +405,17 @@ def worker_command(threads: int | None, until_idle: bool, poll: float, live: boo
         with _LiveLine(worker.engine):
             ran = worker.run(until_idle=until_idle)
     else:
-        engine_log = logging.getLogger("ocs_transfer.transfer.engine")
-        if engine_log.getEffectiveLevel() > logging.INFO:
-            engine_log.setLevel(logging.INFO)  # one plain line per outcome
+        worker.engine.on_finished = _outcome_line  # one plain line per outcome
         ran = worker.run(until_idle=until_idle)
     click.echo(f"worker stopped after {ran} attempt(s)", err=True)
+
+
+def _outcome_line(t: Any) -> None:
+    where = f"{t.destination_name}:{t.remote_path}"
+    if t.state == "completed":
+        click.echo(f"transfer {t.id} completed: {t.source_path} -> {where}", err=True)
+    else:
+        click.echo(f"transfer {t.id} {t.state}: {t.source_path} -> {where}: {t.last_error}", err=True)
 
 
 class _LiveLine:
@@ -439,7 +445,8 @@ class _LiveLine:
         from rich.console import Console
         from rich.live import Live
 
-        self.live = Live(self._line(), console=Console(file=sys.stderr, force_terminal=True), auto_refresh=False)
+        self.live = Live(self._line(), console=Console(file=sys.stderr, force_terminal=True, highlight=False),
+                         auto_refresh=False)  # fmt: skip
         self.live.__enter__()
         self.thread.start()
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from ocs_transfer.cli import main
+from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.transfer.crypto import KeyRing
 from ocs_transfer.transfer.destinations import Destinations
 from ocs_transfer.transfer.engine import Engine
 from ocs_transfer.transfer.ledger import Ledger
-from ocs_transfer.settings import Settings
 
 from .conftest import FAULTS, data_for, unique_root
 from .test_cli import Cli
@@ -202,8 +203,8 @@ def test_schedule_reads_each_files_metadata_for_the_layouts(local_cli: Cli, tmp_
     data = tmp_path / "data"
     shutil.copytree(EXAMPLES, data)
     roots = {name: tmp_path / name for name in ("bt", "bpt", "arch", "tpl")}
-    for (name, root), layout in zip(roots.items(), ["by_target", "by_project_and_target", "archive",
-                                                     "{site}/{instrument}/{target}/{filename}"], strict=True):  # fmt: skip
+    layouts = ["by_target", "by_project_and_target", "archive", "{site}/{instrument}/{target}/{filename}"]
+    for (name, root), layout in zip(roots.items(), layouts, strict=True):
         cli("dest", "add", name, "--provider", "local", "--option", f"root={root}", "--layout", layout)
     out = cli("schedule", str(data), "--include", "*.fits*", "--to", "bt", "--to", "bpt", "--to", "arch",
               "--to", "tpl").output  # fmt: skip
@@ -255,3 +256,54 @@ def test_worker_logs_plain_lines_when_not_on_a_terminal(cli: Cli) -> None:
     result = CliRunner().invoke(main, ["worker", "--until-idle", "--poll", "0.01"], env=cli.env)
     assert "transfer 1 completed: p.fits -> d:p.fits" in result.stderr
     assert "\x1b[" not in result.stderr
+
+
+# -- send ----------------------------------------------------------------------------------------
+
+
+def test_send_pdf_and_jpeg_with_metadata_and_directories(local_cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    thumb = ["-m", "frame_basename=tfn0m419-sq32-20240426-0097-e91", "-m", "size=small", "-m", "DAY-OBS=20240426"]
+    r1 = local_cli("send", str(EXAMPLES / "cptnrs03-fa13-20150219-0001-e92-summary.pdf"), "--to", str(out),
+                   "--layout", "flat", *PDF_META, "--json")  # fmt: skip
+    r2 = local_cli("send", str(EXAMPLES / "tfn0m419-sq32-20240426-0097-e91-small.jpg"), "--to", str(out),
+                   "--layout", "flat", *PDF_META, *thumb, "--json", ok=False)  # fmt: skip
+    assert json.loads(r1.output)[0]["ok"], r1.output
+    assert r2.exit_code == 0, local_cli.outputs[-1]
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    for i, path in enumerate(FITS):
+        shutil.copy(path, tree / ("a/b" if i % 2 else "a") / path.name)
+    (tree / "a" / "notes.txt").write_text("not data")
+    dirs = local_cli("send", str(tree), "--include", "*.fits*", "--exclude", "*e00*", "--to", str(tmp_path / "d"),
+                     "--layout", "flat", "--json")  # fmt: skip
+    sent = sorted(Path(r["file"]).name for r in json.loads(dirs.output))
+    assert sent == sorted(p.name for p in FITS if "e00" not in p.name)
+
+
+def test_send_to_a_ledger_destination_uses_its_layout_path_and_credentials(cli: Cli) -> None:
+    root = unique_root("ledger-send")
+    cli("dest", "add", "team", "--provider", "faulty-memory", "--option", f"root={root}", "--path", "/obs",
+        "--layout", "flat", "--credentials-file", "-", input=json.dumps({"token": "tok-123"}))  # fmt: skip
+    [r] = json.loads(cli("send", str(FITS[0]), "--to", "team", "--json").output)
+    assert r["ok"] and r["path"] == f"obs/{FITS[0].name}"
+    assert get_store("memory", root=root).get_file_size(r["path"]) == FITS[0].stat().st_size
+
+
+def test_send_json_matches_the_docs(local_cli: Cli, tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text()
+    bullet = " ".join(docs[docs.index("- `--json` prints"):].split("\n- ")[0].split())
+    keys = [k for k in re.findall(r"`([a-z0-9_]+)`", bullet) if k != "json"]
+    out = local_cli("send", str(FITS[0]), "--to", str(tmp_path / "j"), "--json").output
+    results = json.loads(out)
+    assert "a JSON list" in bullet and isinstance(results, list)
+    assert set(results[0]) | {"error"} == set(keys)
+
+
+def test_send_progress_shows_bytes_rate_and_eta(local_cli: Cli, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["send", *map(str, FITS), "--to", str(tmp_path / "p"), "--progress"],
+                                env=local_cli.env)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
+    assert (f"all {len(FITS)} file(s)" in err and "kB" in err and "/s" in err) or "?" in err
+    assert "0:00:00" in err  # the ETA column

@@ -10,11 +10,11 @@ from ocs_transfer import plugins
 from ocs_transfer.exceptions import ObjectNotFoundError
 from ocs_transfer.hookspecs import hookimpl
 from ocs_transfer.storage.base import StoredObject
+from ocs_transfer.storage.memory import MemoryStore
 from ocs_transfer.transfer.engine import Worker
 from ocs_transfer.transfer.models import TransferRow
 
 from .conftest import FakeClock, Rig, data_for, unique_root
-from ocs_transfer.storage.memory import MemoryStore
 
 
 def test_periodic_pass_expires_then_purges(sqlite_rig: Rig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -307,3 +308,18 @@ def test_send_progress_shows_bytes_rate_and_eta(local_cli: Cli, tmp_path: Path) 
     err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
     assert (f"all {len(FITS)} file(s)" in err and "kB" in err and "/s" in err) or "?" in err
     assert "0:00:00" in err  # the ETA column
+
+
+def test_a_server_that_is_down_gives_one_error_and_no_clean_up_warning(
+    local_cli: Cli, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ocs_transfer.testing.servers import free_port
+
+    creds = tmp_path / "creds.json"
+    creds.write_text(json.dumps({"token": "t"}))
+    result = CliRunner().invoke(main, ["send", str(FITS[0]), "--to", f"webdav+http://127.0.0.1:{free_port()}/dav",
+                                       "--credentials-file", str(creds), "--no-progress"], env=local_cli.env)  # fmt: skip
+    assert result.exit_code == 1
+    assert "Connection refused" in result.stderr
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [w for w in warnings if "could not remove" in w], warnings

@@ -317,8 +317,9 @@ def test_a_server_that_is_down_gives_one_error_and_no_clean_up_warning(
 
     creds = tmp_path / "creds.json"
     creds.write_text(json.dumps({"token": "t"}))
-    result = CliRunner().invoke(main, ["send", str(FITS[0]), "--to", f"webdav+http://127.0.0.1:{free_port()}/dav",
-                                       "--credentials-file", str(creds), "--no-progress"], env=local_cli.env)  # fmt: skip
+    down = f"webdav+http://127.0.0.1:{free_port()}/dav"
+    args = ["send", str(FITS[0]), "--to", down, "--credentials-file", str(creds), "--no-progress"]
+    result = CliRunner().invoke(main, args, env=local_cli.env)
     assert result.exit_code == 1
     assert "Connection refused" in result.stderr
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

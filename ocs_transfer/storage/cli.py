@@ -198,27 +198,12 @@ def open_target(
     destination from the ledger (with its stored credentials, layout and
     path), or a provider name (configured from the settings, as ocs_archive's
     ``FILESTORE_TYPE`` variables, and ``options``)."""
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
-
     from . import _URL, get_store
 
     opts = dict(options)
     creds = dict(credentials) or None
-    match = _URL.match(dest)
-    if match:
-        parts = urlsplit(dest)
-        query = {k: _decode(v) for k, v in parse_qsl(parts.query, keep_blank_values=True)}
-        url = urlunsplit(parts._replace(query=""))
-        opts = {**query, **opts}
-        scheme = match.group("scheme").lower()
-        if scheme == "s3" and settings.s3_endpoint_url:
-            opts.setdefault("endpoint_url", settings.s3_endpoint_url)
-        if scheme in ("gs", "gcs") and settings.storage_emulator_host:
-            host = settings.storage_emulator_host
-            opts.setdefault("endpoint_url", host if "://" in host else f"http://{host}")
-            if not creds:
-                opts.setdefault("anonymous", True)
-        return Target(get_store(url, credentials=creds, settings=settings, **opts), dest)
+    if _URL.match(dest):
+        return Target(_url_store(dest, settings, opts, creds), dest)
     if "/" in dest or dest.startswith((".", "~")):
         return Target(get_store(dest, credentials=creds, settings=settings, **opts), dest)
     found = _ledger_destination(dest, settings)
@@ -243,6 +228,38 @@ def open_target(
                 f" --option KEY=VALUE ({exc})"
             ) from None
     return Target(cls.from_config(config, creds, settings=settings), dest)
+
+
+def _url_store(
+    url: str, settings: Settings, options: Mapping[str, Any], credentials: Mapping[str, Any] | None
+) -> FileStore:
+    """The store of a URL whose query string gives provider options; ``s3://``
+    uses ``S3_ENDPOINT_URL`` and ``gs://`` ``STORAGE_EMULATOR_HOST`` when the
+    options name no endpoint."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    from . import get_store
+
+    parts = urlsplit(url)
+    opts = {**{k: _decode(v) for k, v in parse_qsl(parts.query, keep_blank_values=True)}, **options}
+    scheme = parts.scheme.lower()
+    if scheme == "s3" and settings.s3_endpoint_url:
+        opts.setdefault("endpoint_url", settings.s3_endpoint_url)
+    if scheme in ("gs", "gcs") and settings.storage_emulator_host:
+        host = settings.storage_emulator_host
+        opts.setdefault("endpoint_url", host if "://" in host else f"http://{host}")
+        if not credentials:
+            opts.setdefault("anonymous", True)
+    return get_store(urlunsplit(parts._replace(query="")), credentials=credentials, settings=settings, **opts)
+
+
+def open_source(ref: str, settings: Settings) -> FileStore:
+    """A scheduled file's source store (``schedule --source``): a URL as
+    ``send --to`` reads it (query options, ``S3_ENDPOINT_URL``,
+    ``STORAGE_EMULATOR_HOST``), else what :func:`get_store` makes of it."""
+    from . import _URL, get_store
+
+    return _url_store(ref, settings, {}, None) if _URL.match(ref) else get_store(ref, settings=settings)
 
 
 def _ledger_destination(name: str, settings: Settings) -> Target | None:

@@ -65,7 +65,11 @@ class _Context:
         destinations = self.destinations()
         if not self.settings.transfer_keys and destinations.kids_in_use():
             KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
-        return Engine(self.ledger, destinations, settings=self.settings)
+        from ..storage.cli import open_source
+
+        settings = self.settings
+        return Engine(self.ledger, destinations, settings=settings,
+                      source_resolver=lambda ref: open_source(ref, settings))  # fmt: skip
 
 
 def _ctx() -> _Context:

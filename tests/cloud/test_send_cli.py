@@ -64,3 +64,24 @@ def test_gs_url_honours_storage_emulator_host(gcs_url: str, gcs_bucket: str, mak
     [r] = _send("--to", f"gs://{gcs_bucket}/emu", env={"STORAGE_EMULATOR_HOST": gcs_url})
     with make_gcs_store(prefix="emu") as store:
         assert store.get_file_size(r["path"]) == FITS.stat().st_size == r["size"]
+
+
+def test_schedule_from_an_s3_source_url_with_query_options(moto_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    bucket = make_bucket(moto_endpoint)
+    body = FITS.read_bytes()
+    admin_client(moto_endpoint).put_object(Bucket=bucket, Key=f"raw/{FITS.name}", Body=body)
+    env = {**_aws(moto_endpoint), "OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'l.sqlite3'}"}
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, list(args), env=env)
+        assert result.exit_code == 0, result.output + result.stderr
+        return result.stdout
+
+    run("dest", "add", "disk", "--provider", "local", "--option", f"root={tmp_path / 'disk'}", "--layout", "flat")
+    run("schedule", FITS.name, "--to", "disk", "--source",
+        f"s3://{bucket}/raw?endpoint_url={moto_endpoint.url}&addressing_style=path")  # fmt: skip
+    run("worker", "--until-idle", "--poll", "0.01")
+    assert json.loads(run("status", "--json"))["counts"]["disk"] == {"completed": 1}
+    assert (tmp_path / "disk" / FITS.name).read_bytes() == body
+    assert _held(moto_endpoint, bucket, f"raw/{FITS.name}") == hashlib.md5(body, usedforsecurity=False).hexdigest()

@@ -431,10 +431,15 @@ class _LiveLine:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ocs-transfer-live", daemon=True)
         self.live: Any = None
+        self.finished = 0
+        engine.on_finished = self._count  # outcomes are counted, not read back from the whole ledger
+
+    def _count(self, transfer: Any) -> None:
+        self.finished += 1
 
     def _line(self) -> str:
         mine = [t for t in self.engine.transfers(state="in_progress") if t.worker == self.engine.worker_id]
-        finished = sum(1 for t in self.engine.transfers() if t.worker == self.engine.worker_id and t.final)
+        finished = self.finished
         parts = [f"{Path(t.source_path).name} {_size(t.bytes_done)}/{_size(t.size)}" for t in mine]
         return f"worker: {len(mine)} running, {finished} finished" + (": " + ", ".join(parts) if parts else "")
 

@@ -89,6 +89,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Seconds between writes of a running transfer's ``bytes_done`` (between heartbeats).
+PROGRESS_SAVE_INTERVAL = 1.0
 #: Resolves a source file's store reference (a provider name or URL) to a store.
 SourceResolver = Callable[[str], FileStore]
 Outcome = Callable[["Transfer"], None]
@@ -218,6 +220,7 @@ class Transfer:
     started_at: float | None
     finished_at: float | None
     expired_at: float | None
+    heartbeat_at: float | None = None
 
     @property
     def final(self) -> bool:
@@ -234,7 +237,7 @@ class Transfer:
             size=row.size, md5=row.md5, sha256=row.sha256, provider_checksum=row.provider_checksum,
             remote_path=row.remote_path, remote_version=row.remote_version, link=row.link, worker=row.worker,
             created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
-            finished_at=row.finished_at, expired_at=row.expired_at,
+            finished_at=row.finished_at, expired_at=row.expired_at, heartbeat_at=row.heartbeat_at,
         )  # fmt: skip
 
 
@@ -277,6 +280,7 @@ class _Running:
     cancel: threading.Event
     bytes_done: int = 0
     deletes_source: bool = True
+    saved_at: float = 0.0  #: when bytes_done was last written to the ledger
 
 
 @attrs.frozen
@@ -649,7 +653,7 @@ class Engine:
             try:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
-                stored = self._copy(store, work, running)
+                stored = self._copy(store, work, transfer_id, running)
                 link = self._link(store, stored)
             finally:
                 self.destinations.save_rotated(snap["id"], store)
@@ -670,7 +674,7 @@ class Engine:
                 " the source is kept: schedule the file again for an existing destination"
             ) from None
 
-    def _copy(self, store: FileStore, work: _Work, running: _Running) -> StoredObject:
+    def _copy(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
         """Copy the source to ``work.remote_path``, or adopt the identical object
         already there; refuse (and leave alone) any other object there."""
         source = self.source_store(work.source_ref)
@@ -690,7 +694,8 @@ class Engine:
                 return adopted
             stored = store.put(
                 reader, work.remote_path, size=before.size,  # type: ignore[arg-type]  # duck-typed reader
-                progress=lambda n: self._progress(running, n), cancel=running.cancel, extension=_extension(path),
+                progress=lambda n: self._progress(transfer_id, running, n), cancel=running.cancel,
+                extension=_extension(path),
             )  # fmt: skip
         try:  # take back what was published of other bytes than the file's
             if not reader.checked:  # a store that stopped reading before the end
@@ -710,10 +715,15 @@ class Engine:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)
             return ""
 
-    def _progress(self, running: _Running, n: int) -> None:
+    def _progress(self, transfer_id: int, running: _Running, n: int) -> None:
         running.bytes_done += n
-        if self.clock() - self._last_beat >= self.settings.heartbeat_interval:
+        now = self.clock()
+        if now - self._last_beat >= self.settings.heartbeat_interval:
             self.beat()
+        elif now - running.saved_at >= PROGRESS_SAVE_INTERVAL:  # `status` shows progress at least every second
+            running.saved_at = now
+            with self.ledger.session() as session:
+                self._lease_update(session, transfer_id, running.lease, bytes_done=running.bytes_done)
 
     def _record_success(self, transfer_id: int, running: _Running, stored: StoredObject, link: str) -> Transfer:
         now = self.clock()
@@ -754,6 +764,10 @@ class Engine:
             values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
+            values["last_error"] = (
+                f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
+                f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
+            )
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:
@@ -852,6 +866,32 @@ class Engine:
                 )
             row.state, row.attempts, row.next_attempt_at, row.updated_at = PENDING, 0, now, now
             row.finished_at, row.cancel_requested, row.lease = None, False, None
+        return self.get(transfer_id)
+
+    def refresh(self, transfer_id: int) -> Transfer:
+        """Replace a failed or cancelled transfer's destination snapshot (and
+        so its remote path) with the destination as it is now, e.g. after
+        `dest edit` fixed it. Call :meth:`retry` to queue it."""
+        current = self.get(transfer_id)
+        dest = self.destinations.find(current.destination_id)
+        if dest is None:
+            raise ConfigurationError(
+                f"destination {current.destination_name!r} (id {current.destination_id}) no longer exists;"
+                " schedule the file again for an existing destination"
+            )
+        snap = dest.snapshot()
+        with self.ledger.session() as session:
+            row = session.scalars(select(TransferRow).where(TransferRow.id == transfer_id).with_for_update()).first()
+            file = session.get(SourceFileRow, current.file_id)
+            if row is None or file is None:
+                raise TransferNotFoundError(f"no transfer with id {transfer_id}")
+            if row.state not in (FAILED, CANCELLED):
+                raise ConfigurationError(
+                    f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
+                )
+            row.snapshot = json.dumps(snap, sort_keys=True)
+            row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
+            row.destination_name, row.updated_at = dest.name, self.clock()
         return self.get(transfer_id)
 
     def reclaim(self) -> int:
@@ -1116,9 +1156,15 @@ class Engine:
         return done
 
     def periodic(self) -> None:
-        """The periodic pass: reclaim stale transfers, finish source deletions."""
-        self.reclaim()
-        self.finish_source_deletions()
+        """The periodic pass: reclaim stale transfers, finish source deletions,
+        purge old completed records (``purge_after_days``) and expire files
+        past their destination's ``keep_days``. One step failing does not stop
+        the others."""
+        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire):
+            try:
+                step()
+            except Exception as exc:
+                log.warning("periodic pass: %s failed: %s: %s", step.__name__, type(exc).__name__, exc)
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

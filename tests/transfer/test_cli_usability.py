@@ -25,8 +25,9 @@ from .test_cli import Cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 FITS = sorted(EXAMPLES.glob("*.fits*"))
-PDF_META = ["-m", "PROPID=LCO2015", "-m", "DATE-OBS=2015-02-19T13:56:05", "-m", "INSTRUME=fa13", "-m", "SITEID=cpt",
-            "-m", "TELID=1m0a", "-m", "OBSTYPE=EXPOSE", "-m", "BLKUID=1", "-m", "OBJECT=NGC 2070"]  # fmt: skip
+PDF_META = ["-m", "PROPID=LCO2015", "-m", "DATE-OBS=2015-02-19T13:56:05", "-m", "DAY-OBS=20150219",
+            "-m", "INSTRUME=fa13", "-m", "SITEID=cpt", "-m", "TELID=1m0a", "-m", "OBSTYPE=EXPOSE", "-m", "BLKUID=1",
+            "-m", "OBJECT=NGC 2070"]  # fmt: skip
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+"""The conformance suite (``ocs_transfer.testing.StoreTests``) on ``gdrive``
+against the fake Drive, in My Drive and in a shared drive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import make_store
+from fake_drive import FakeDrive
+from ocs_transfer_gdrive.store import GdriveStore
+
+from ocs_transfer.testing import StoreTests
+
+
+class TestGdriveMyDrive(StoreTests):
+    @pytest.fixture
+    def store(self, drive: FakeDrive) -> Iterator[GdriveStore]:
+        with make_store(drive, root="archive/fits") as store:
+            yield store
+
+    @pytest.fixture
+    def raw_listing(self, drive: FakeDrive) -> Callable[[], list[str]]:
+        """Every file Drive holds anywhere (trashed ones too), by name under the store's root."""
+        def listing() -> list[str]:
+            return [p.removeprefix("archive/fits/") for p in drive.paths()]
+
+        return listing
+
+    @pytest.fixture
+    def large_file_size(self) -> int:
+        return 48 * (1 << 20)
+
+
+class TestGdriveSharedDrive(TestGdriveMyDrive):
+    @pytest.fixture
+    def store(self, drive: FakeDrive) -> Iterator[GdriveStore]:
+        drive_id = drive.add_shared_drive("Observatory")
+        self._drive_id = drive_id
+        with make_store(drive, root="archive/fits", drive_id=drive_id) as store:
+            yield store
+
+    @pytest.fixture
+    def raw_listing(self, drive: FakeDrive, store: GdriveStore) -> Callable[[], list[str]]:
+        def listing() -> list[str]:
+            return [p.removeprefix("archive/fits/") for p in drive.paths(store.config.drive_id or "")]
+
+        return listing

@@ -314,7 +314,7 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 return cached[0]
             log.info("cached Drive folder id of %r is stale (renamed, moved or removed); resolving again", key)
             self._forget(key)
-        parent = self._folder_id(parts[:-1], create=create, validate=validate and cached is not None)
+        parent = self._folder_id(parts[:-1], create=create, validate=validate)
         if parent is None:
             return None
         found = self._children(parent, parts[-1], folders=True)
@@ -366,7 +366,7 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if not parts:
             return {"id": self.root_id, "name": "", "mimeType": FOLDER}
         for attempt in (0, 1):
-            parent = self._folder_id(parts[:-1])
+            parent = self._folder_id(parts[:-1], validate=True)
             if parent is None:
                 break
             try:
@@ -378,9 +378,6 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 # a folder and a file may share a name: prefer the file, the oldest one
                 files = [f for f in found if f.get("mimeType") != FOLDER]
                 return (files or found)[0]
-            if attempt == 0 and parts[:-1] and "/".join(parts[:-1]) in self._folders:
-                self._forget("/".join(parts[:-1]))  # maybe a stale cached parent: check once more, fresh
-                continue
             break
         raise ObjectNotFoundError(f"{self._strip_protocol(path)!r} is not in the Drive")
 

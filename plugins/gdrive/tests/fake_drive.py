@@ -187,6 +187,7 @@ class FakeDrive:
         self.faults: list[Fault] = []
         self.requests: list[Request] = []
         self.quota: int | None = None
+        self.corrupt_uploads = 0  #: the next N stored uploads get a flipped byte (storage corruption)
         self.token_requests = 0
         self._seq = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -318,6 +319,12 @@ class FakeDrive:
         if self.quota is not None and self.used() - old + size > self.quota:
             os.unlink(blob)
             raise ApiError(403, "storageQuotaExceeded", "The user's Drive storage quota has been exceeded.")
+        if self.corrupt_uploads and size:
+            self.corrupt_uploads -= 1
+            with open(blob, "r+b") as damaged:
+                first = damaged.read(1)
+                damaged.seek(0)
+                damaged.write(bytes([first[0] ^ 0xFF]))
         md5 = hashlib.md5()
         with open(blob, "rb") as src:
             while data := src.read(1 << 20):

@@ -171,6 +171,8 @@ def exchange_code(
     (``about.get``) which account it belongs to."""
     import requests
 
+    token_url = check_endpoint("token_url", token_url, full_url=True)
+    api_url = check_endpoint("api_url", api_url, full_url=False)
     secret = client_secret.reveal() if isinstance(client_secret, Secret) else client_secret
     try:
         response = requests.post(token_url, data={

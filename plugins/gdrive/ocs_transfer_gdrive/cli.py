@@ -11,7 +11,7 @@ import click
 from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.redact import Secret
 
-from .auth import DEFAULT_API_URL, DEFAULT_TOKEN_URL, SCOPE, authorize_url, exchange_code, parse_code
+from .auth import AUTHORIZE_URL, DEFAULT_API_URL, DEFAULT_TOKEN_URL, SCOPE, authorize_url, exchange_code, parse_code
 
 __all__ = ["gdrive"]
 
@@ -42,8 +42,9 @@ def _destinations() -> Any:
 @click.option("--scope", default=SCOPE, show_default=True)
 @click.option("--token-url", default=None, help=f"Token endpoint (default: the destination's, else {DEFAULT_TOKEN_URL}).")
 @click.option("--api-url", default=None, help=f"Drive API base (default: the destination's, else {DEFAULT_API_URL}).")
+@click.option("--auth-url", default=AUTHORIZE_URL, show_default=True, help="Google's consent page (for proxies).")
 def authorize(dest_name: str | None, client_id: str | None, redirect_uri: str, scope: str, token_url: str | None,
-              api_url: str | None) -> None:  # fmt: skip
+              api_url: str | None, auth_url: str) -> None:  # fmt: skip
     """Print the consent URL, read the code, and store (or print) the refresh token.
 
     The client secret comes from the destination, from the environment
@@ -67,7 +68,7 @@ def authorize(dest_name: str | None, client_id: str | None, redirect_uri: str, s
         secret = click.prompt("OAuth client secret", hide_input=True, err=True)
     token_url = token_url or options.get("token_url") or DEFAULT_TOKEN_URL
     api_url = api_url or options.get("api_url") or DEFAULT_API_URL
-    request = authorize_url(client_id, redirect_uri, scope=scope)
+    request = authorize_url(client_id, redirect_uri, scope=scope, auth_url=auth_url)
     click.echo("Open this URL, sign in and allow access:\n", err=True)
     click.echo(request.url)
     pasted = click.prompt("\nPaste the code (or the whole URL you were sent to)", err=True)

@@ -411,6 +411,8 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return DriveReadFile(self, path, mode, block_size=block_size or self.chunk_size, cache_options=cache_options)
         if "a" in mode:
             raise NotImplementedError("Drive files cannot be appended to; write a new file")
+        if "x" in mode and self.exists(path):
+            raise FileExistsError(f"{self._strip_protocol(path)!r} exists already")
         return DriveWriteFile(self, path, mode, block_size=block_size or self.chunk_size)
 
     def fetch_range(self, file_id: str, start: int, end: int) -> bytes:
@@ -498,13 +500,16 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         import io
 
-        self.upload(io.BytesIO(value), path, size=len(value))
+        self.upload(io.BytesIO(value), path, size=len(value), exclusive=mode == "create")
 
     def upload(self, source: IO[bytes] | Any, path: str, *, size: int | None = None,
-               content_type: str = "application/octet-stream", verify: bool = True) -> dict[str, Any]:  # fmt: skip
+               content_type: str = "application/octet-stream", verify: bool = True,
+               exclusive: bool = False) -> dict[str, Any]:  # fmt: skip
         """Stream ``source`` (anything with ``read(n)``) to ``path``; returns
-        the file resource (``id``, ``size``, ``md5Checksum``, ...)."""
-        upload = Upload(self, path, size=size, content_type=content_type, verify=verify)
+        the file resource (``id``, ``size``, ``md5Checksum``, ...). ``verify``
+        compares Drive's md5Checksum with the md5 of what was sent (a mismatch
+        removes the file); ``exclusive`` refuses an existing name."""
+        upload = Upload(self, path, size=size, content_type=content_type, verify=verify, exclusive=exclusive)
         try:
             while data := source.read(self.chunk_size):
                 upload.write(data)
@@ -571,7 +576,8 @@ class Upload:
     :meth:`finish` (or given up with :meth:`abort`). Memory: one chunk plus
     the last write."""
 
-    def __init__(self, fs: DriveFileSystem, path: str, *, size: int | None, content_type: str, verify: bool) -> None:
+    def __init__(self, fs: DriveFileSystem, path: str, *, size: int | None, content_type: str, verify: bool,
+                 exclusive: bool = False) -> None:
         parts = fs._parts(path)
         if not parts:
             raise IsADirectoryError("cannot upload to the root folder")
@@ -581,6 +587,8 @@ class Upload:
         existing = fs._children(self.parent, self.name)
         if any(e.get("mimeType") == FOLDER for e in existing):
             raise IsADirectoryError(f"{self.path!r} is a folder in the Drive")
+        if existing and exclusive:
+            raise FileExistsError(f"{self.path!r} exists already")
         self.existing = existing
         self.target = existing[0]["id"] if existing else fs._generated_id()
         self.buf = bytearray()
@@ -785,7 +793,8 @@ class DriveWriteFile(AbstractBufferedFile):  # type: ignore[misc]
     """``fs.open(path, "wb")``: a resumable upload fed from the buffer."""
 
     def _initiate_upload(self) -> None:
-        self._upload = Upload(self.fs, self.path, size=None, content_type="application/octet-stream", verify=True)
+        self._upload = Upload(self.fs, self.path, size=None, content_type="application/octet-stream", verify=True,
+                              exclusive="x" in self.mode)
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self._upload.write(self.buffer.getvalue())

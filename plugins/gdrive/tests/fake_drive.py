@@ -445,6 +445,8 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
             p, m, q = req.path, req.method, req.query
             if p == "/token" and m == "POST":
                 return self._token()
+            if p == "/o/oauth2/v2/auth" and m == "GET":
+                return self._consent(q)
             self._auth(req)
             with drive.lock:
                 if p == "/drive/v3/about" and m == "GET":
@@ -470,6 +472,18 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
             if match:
                 return self._upload(req, match.group(1))
             raise ApiError(404, "notFound", f"Not Found: {p}")
+
+        def _consent(self, q: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+            """The consent page, already agreed to: redirect back with a code."""
+            if q.get("client_id") not in drive.clients or q.get("response_type") != "code":
+                return 400, b"invalid_request", {}
+            if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+                return 400, b"invalid_request: PKCE S256 expected", {}
+            code = drive.issue_code(q["client_id"], q.get("redirect_uri", ""), q["code_challenge"])
+            if q.get("access_type") != "offline":
+                drive.codes[code]["online"] = "1"
+            sep = "&" if "?" in q.get("redirect_uri", "") else "?"
+            return 302, None, {"Location": f"{q.get('redirect_uri')}{sep}code={code}&state={q.get('state', '')}"}
 
         def _token(self) -> tuple[int, Any, dict[str, str]]:
             form = {k: v[-1] for k, v in parse_qs(self._read_all().decode()).items()}
@@ -508,7 +522,7 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                 drive.access_tokens[token] = time.time() + drive.token_lifetime
             body: dict[str, Any] = {"access_token": token, "expires_in": drive.token_lifetime, "token_type": "Bearer",
                                     "scope": "https://www.googleapis.com/auth/drive"}  # fmt: skip
-            if grant == "authorization_code":
+            if grant == "authorization_code" and not code.get("online"):
                 body["refresh_token"] = drive.new_refresh_token(form["client_id"])
             return 200, body, {}
 

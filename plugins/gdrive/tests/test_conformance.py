@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import make_store
+from gdrive_helpers import make_store
 from fake_drive import FakeDrive
 from ocs_transfer_gdrive.store import GdriveStore
 

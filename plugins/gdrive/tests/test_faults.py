@@ -9,7 +9,7 @@ import hashlib
 import io
 
 import pytest
-from conftest import MiB, Sleeps, make_fs, make_store
+from gdrive_helpers import MiB, Sleeps, make_fs, make_store
 from fake_drive import FOLDER, QUANTUM, FakeDrive, Fault, Request
 from ocs_transfer_gdrive.drivefs import DriveFileSystem
 

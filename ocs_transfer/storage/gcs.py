@@ -215,6 +215,7 @@ class GCSStore(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         out = self.fs.open(
             path,

@@ -104,6 +104,18 @@ def _check_stored(obj: StoredObject, path: str, data: bytes) -> None:
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def _raised_from(exc: BaseException, kind: type[BaseException]) -> bool:
+    """``exc`` is a ``kind`` or was raised from (or while handling) one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _paths(store: FileStore, prefix: str = "") -> set[str]:
     return {o.path for o in store.list(prefix)}
 
@@ -356,8 +368,10 @@ class RobustnessTests(ProviderFixtures):
         self, store: FileStore, raw_listing: Callable[[], list[str]], fail_after: int
     ) -> None:
         source = PatternReader(MEDIUM, fail_after=fail_after)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises((SourceReadError, OcsTransferError)) as raised:
             store.put(source, "broken/upload.bin", size=MEDIUM)
+        # the source's own error, never one from cleaning up after it
+        assert _raised_from(raised.value, SourceReadError), f"the source's error was replaced by {raised.value!r}"
         assert not store.exists("broken/upload.bin")
         assert _paths(store) == set()
         assert _settles_to(raw_listing, []) == []
@@ -367,8 +381,9 @@ class RobustnessTests(ProviderFixtures):
     ) -> None:
         old = pattern_bytes(1000)
         _put_bytes(store, "keep.bin", old)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises((SourceReadError, OcsTransferError)) as raised:
             store.put(PatternReader(MEDIUM, fail_after=2 * MiB), "keep.bin", size=MEDIUM)
+        assert _raised_from(raised.value, SourceReadError), f"the source's error was replaced by {raised.value!r}"
         assert _read(store, "keep.bin") == old
         assert _settles_to(raw_listing, ["keep.bin"]) == ["keep.bin"]
 

@@ -199,6 +199,7 @@ class LocalStore(FsspecStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         fd = _open_new(path)
         try:

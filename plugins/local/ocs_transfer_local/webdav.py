@@ -282,11 +282,12 @@ class WebdavStore(FsspecStore):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         try:
             return super().put(
                 source, path, size=size, content_type=content_type, metadata=metadata, progress=progress,
-                cancel=cancel, extension=extension,
+                cancel=cancel, extension=extension, options=options,
             )
         finally:
             self._local.received = None
@@ -331,6 +332,7 @@ class WebdavStore(FsspecStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if size is not None:

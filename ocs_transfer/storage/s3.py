@@ -70,6 +70,7 @@ class S3Store(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
     translator = staticmethod(translate_s3_error)
 
     @attrs.frozen(kw_only=True)

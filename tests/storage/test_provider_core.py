@@ -16,6 +16,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
 from ocs_transfer import exceptions as E
+from ocs_transfer import hookimpl
 from ocs_transfer.redact import Secret
 from ocs_transfer.retry import Decision, Kind, classify, register_classifier, translate
 from ocs_transfer.storage.fsspec_store import TEMP_MARKER, FsspecStore
@@ -279,3 +280,82 @@ def test_memory_store_is_unchanged_by_the_core(fs: MemoryFileSystem) -> None:
     MemoryFile(fs, f"/mem/.a.{TEMP_MARKER}-000000000000", b"x").commit()
     assert list(store.list()) == []
     assert threading.active_count() >= 1
+
+
+# -- per-thread clients ---------------------------------------------------------------------
+
+
+class Session:
+    """A client that is not thread-safe and whose server may drop it."""
+
+    made = 0
+
+    def __init__(self) -> None:
+        Session.made += 1
+        self.number = Session.made
+        self.dropped = False
+        self.closed = False
+        self.owner = threading.get_ident()
+
+    def noop(self) -> None:
+        if self.dropped:
+            raise EOFError("the server closed the session")
+
+
+def test_per_thread_client_one_per_thread_checked_after_idling_and_replaced() -> None:
+    from ocs_transfer.storage.clients import PerThreadClient
+
+    now = [0.0]
+    clients: PerThreadClient[Session] = PerThreadClient(
+        Session, check=Session.noop, close=lambda s: setattr(s, "closed", True), idle_check=30, clock=lambda: now[0]
+    )
+    first = clients.get()
+    assert clients.get() is first
+    others: list[Session] = []
+    workers = [threading.Thread(target=lambda: others.append(clients.get())) for _ in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert len({id(s) for s in [first, *others]}) == 5 and all(s.owner != first.owner for s in others)
+    first.dropped = True
+    now[0] = 10.0
+    assert clients.get() is first  # not idle long enough to be checked
+    now[0] = 45.0
+    second = clients.get()
+    assert second is not first and first.closed
+    with pytest.raises(ConnectionResetError), clients.using():
+        raise ConnectionResetError(104, "reset")
+    assert second.closed and clients.get() is not second
+    clients.close()
+    assert all(s.closed for s in others)
+
+
+# -- endpoint options ----------------------------------------------------------------------
+
+
+def test_allow_list_checks_the_options_a_provider_declares() -> None:
+    from ocs_transfer import plugins
+    from ocs_transfer.settings import Settings
+    from ocs_transfer.transfer.destinations import check_endpoints
+
+    allow = Settings(endpoint_allowlist=("files.example.org",))
+
+    class FtpLike(PlainStore):
+        name: ClassVar[str] = "ftp-like-test"
+        endpoint_options: ClassVar[tuple[str, ...]] = ("server",)
+
+    class Plugin:
+        @hookimpl
+        def ocs_transfer_register_providers(self, register: Any) -> None:
+            register(FtpLike)
+
+    with plugins.temporary_plugin(Plugin(), "ftp-like-test"):
+        with pytest.raises(E.ConfigurationError, match="ENDPOINT_ALLOWLIST"):
+            check_endpoints({"server": "ftp://169.254.169.254"}, allow, "ftp-like-test")
+        check_endpoints({"server": "ftp://files.example.org:21"}, allow, "ftp-like-test")
+    # S3 declares endpoint_url only; a provider that declares nothing gets the usual names, "host" among them
+    with pytest.raises(E.ConfigurationError, match="ENDPOINT_ALLOWLIST"):
+        check_endpoints({"endpoint_url": "http://127.0.0.1:9000"}, allow, "s3")
+    with pytest.raises(E.ConfigurationError, match="ENDPOINT_ALLOWLIST"):
+        check_endpoints({"host": "10.0.0.1"}, allow)

@@ -70,6 +70,7 @@ class LocalStore(FsspecStore):
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file",)
     credential_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
+    endpoint_options: ClassVar[tuple[str, ...]] = ("server_url", "server")
 
     @attrs.frozen(kw_only=True)
     class Config:

@@ -163,6 +163,7 @@ class WebdavStore(FsspecStore):
     name: ClassVar[str] = "webdav"
     schemes: ClassVar[tuple[str, ...]] = ("webdav+https", "webdav+http")
     credential_fields: ClassVar[tuple[str, ...]] = ("password", "token", "signing_key")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("url", "link_server_url")
     reread_to_verify: ClassVar[bool] = True
 
     @attrs.frozen(kw_only=True)

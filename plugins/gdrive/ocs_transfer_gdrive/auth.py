@@ -44,10 +44,11 @@ SCOPE = "https://www.googleapis.com/auth/drive"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def check_endpoint(name: str, url: str, *, full_url: bool, allowlist: tuple[str, ...] = ()) -> str:
+def check_endpoint(name: str, url: str, *, full_url: bool) -> str:
     """Check an endpoint option: ``https://`` (``http://`` only for loopback
-    hosts), a host, no path unless ``full_url``; inside ``allowlist`` when one
-    is set. Returns the URL without a trailing slash."""
+    hosts), a host, no path unless ``full_url``. Returns the URL without a
+    trailing slash. (``OCS_TRANSFER_ENDPOINT_ALLOWLIST`` is checked by the core
+    for the provider's ``endpoint_options``.)"""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
@@ -58,16 +59,6 @@ def check_endpoint(name: str, url: str, *, full_url: bool, allowlist: tuple[str,
         raise ConfigurationError(f"option {name}={url!r} must be a scheme and host only, with no path")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(f"option {name}={url!r} must not carry a query, fragment or user name")
-    if allowlist:
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigurationError(f"option {name}={url!r} has an invalid port") from None
-        if host not in allowlist and (port is None or f"{host}:{port}" not in allowlist):
-            raise ConfigurationError(
-                f"option {name}={url!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
-                f" (allowed: {', '.join(sorted(allowlist))})"
-            )
     return url.rstrip("/")
 
 

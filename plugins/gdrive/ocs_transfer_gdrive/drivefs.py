@@ -49,6 +49,7 @@ from ocs_transfer.exceptions import (
     TransientStorageError,
 )
 from ocs_transfer.retry import parse_retry_after
+from ocs_transfer.storage.clients import PerThreadClient
 
 from .auth import DEFAULT_API_URL, DEFAULT_TOKEN_URL, check_endpoint, make_credentials, reauthorize_error
 
@@ -153,12 +154,11 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         rate_limit_waits: int = 4,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
-        endpoint_allowlist: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.api_url = check_endpoint("api_url", api_url, full_url=False, allowlist=endpoint_allowlist)
-        self.token_url = check_endpoint("token_url", token_url, full_url=True, allowlist=endpoint_allowlist)
+        self.api_url = check_endpoint("api_url", api_url, full_url=False)
+        self.token_url = check_endpoint("token_url", token_url, full_url=True)
         if credentials is None:
             credentials = make_credentials(
                 {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token,
@@ -175,7 +175,7 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.max_wait = float(max_wait)
         self._sleep = sleep
         self._credentials = credentials
-        self._local = threading.local()
+        self._sessions: PerThreadClient[Any] = PerThreadClient(self._new_session, close=lambda s: s.close())
         self._lock = threading.Lock()
         self._folders: dict[str, tuple[str, str, float]] = {}  # path -> (id, parent id, resolved at)
         self._ids: collections.deque[str] = collections.deque()
@@ -188,23 +188,19 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
     @property
     def session(self) -> Any:
         """This thread's authorized session (requests sessions are not thread-safe)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            import requests
-            from google.auth.transport.requests import AuthorizedSession
+        return self._sessions.get()
 
-            token_session = requests.Session()
-            timeout = self.timeout
-            session = AuthorizedSession(self._credentials, auth_request=_TimedRequest(token_session, timeout),
-                                        refresh_timeout=sum(timeout))  # fmt: skip
-            self._local.session = session
-        return session
+    def _new_session(self) -> Any:
+        import requests
+        from google.auth.transport.requests import AuthorizedSession
+
+        return AuthorizedSession(self._credentials, auth_request=_TimedRequest(requests.Session(), self.timeout),
+                                 refresh_timeout=sum(self.timeout))  # fmt: skip
 
     def close(self) -> None:
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+        """Close every thread's session; the filesystem makes new ones if used again."""
+        self._sessions.close()
+        self._sessions = PerThreadClient(self._new_session, close=lambda s: s.close())
 
     def request(
         self,

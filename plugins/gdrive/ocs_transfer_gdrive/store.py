@@ -10,7 +10,6 @@ says.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -21,7 +20,6 @@ import attrs
 from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.redact import Secret
 from ocs_transfer.settings import Settings
-from ocs_transfer.storage.base import ConnectionTestResult
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import HashingReader
 
@@ -29,8 +27,6 @@ from .auth import DEFAULT_API_URL, DEFAULT_TOKEN_URL
 from .drivefs import SHARE_MODES, DriveFileSystem
 
 __all__ = ["GdriveStore"]
-
-log = logging.getLogger(__name__)
 
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "refresh_token", "service_account_json")
 
@@ -81,10 +77,10 @@ class GdriveStore(FsspecStore):
     ) -> Self:
         if not isinstance(config, cls.Config):
             raise ConfigurationError(f"the gdrive store needs a GdriveStore.Config, got {type(config).__name__}")
-        creds = {k: v if isinstance(v, Secret) or v is None else Secret(str(v)) for k, v in (credentials or {}).items()}
-        unknown = set(creds) - set(CREDENTIAL_FIELDS)
-        if unknown:
-            raise ConfigurationError(f"unknown gdrive credential(s) {sorted(unknown)}; use {', '.join(CREDENTIAL_FIELDS)}")
+        creds = cls.parse_credentials(
+            credentials, config=config, one_of=(("refresh_token", "service_account_json"),),
+            needs={"refresh_token": "client_secret", "client_secret": "client_id"},
+        )  # fmt: skip
         defaults = settings or Settings()
         fs = DriveFileSystem(
             **creds, subject=config.subject, root_folder_id=config.root_folder_id, drive_id=config.drive_id,
@@ -92,7 +88,7 @@ class GdriveStore(FsspecStore):
             connect_timeout=config.connect_timeout or defaults.connect_timeout,
             read_timeout=config.read_timeout or defaults.read_timeout, chunk_size=defaults.chunk_size,
             multipart_threshold=config.multipart_threshold, folder_cache_seconds=config.folder_cache_seconds,
-            endpoint_allowlist=tuple(defaults.endpoint_allowlist), skip_instance_cache=True,
+            skip_instance_cache=True,
         )  # fmt: skip
         return cls(fs, config, secrets=tuple(creds.values()))
 
@@ -114,7 +110,7 @@ class GdriveStore(FsspecStore):
 
     def _upload(
         self, reader: HashingReader, path: str, *, size: int | None, content_type: str | None,
-        metadata: Mapping[str, str] | None,
+        metadata: Mapping[str, str] | None, options: Mapping[str, Any] | None = None,
     ) -> None:  # fmt: skip
         self._local.uploaded = None
         result = self.fs.upload(reader, path, size=size, content_type=content_type or "application/octet-stream",
@@ -134,15 +130,3 @@ class GdriveStore(FsspecStore):
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return self.fs.share_link(path, self.config.share, self.config.share_domain)
-
-    def test_connection(self) -> ConnectionTestResult:
-        """The probe (credentials, folder reachable, write + remove), then its
-        empty probe folder removed."""
-        from ocs_transfer.storage.probe import PROBE_PREFIX
-
-        result = super().test_connection()
-        try:
-            self.fs.rmdir(self._full(PROBE_PREFIX))
-        except Exception as exc:  # nothing to remove, or someone else's probe is running
-            log.debug("probe folder not removed: %s", type(exc).__name__)
-        return result

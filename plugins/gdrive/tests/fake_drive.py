@@ -187,6 +187,7 @@ class FakeDrive:
         self.faults: list[Fault] = []
         self.requests: list[Request] = []
         self.quota: int | None = None
+        self.connections: set[socket.socket] = set()
         self.corrupt_uploads = 0  #: the next N stored uploads get a flipped byte (storage corruption)
         self.token_requests = 0
         self._seq = itertools.count(1)
@@ -222,6 +223,15 @@ class FakeDrive:
     def expire_tokens(self) -> None:
         with self.lock:
             self.access_tokens.clear()
+
+    def drop_connections(self) -> None:
+        """Cut every open client connection (as a restarting front end would)."""
+        with self.lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def add_fault(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -353,6 +363,13 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
         def setup(self) -> None:
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with drive.lock:
+                drive.connections.add(self.connection)
+
+        def finish(self) -> None:
+            with drive.lock:
+                drive.connections.discard(self.connection)
+            super().finish()
 
         def _go(self) -> None:
             parts = urlsplit(self.path)

@@ -24,6 +24,7 @@ from ocs_transfer_gdrive.auth import authorize_url, exchange_code, parse_code
 from ocs_transfer.cli import main
 from ocs_transfer.exceptions import ConfigurationError, CredentialError
 from ocs_transfer.settings import Settings
+from ocs_transfer.transfer.destinations import check_endpoints
 from ocs_transfer_gdrive.store import GdriveStore
 
 
@@ -87,10 +88,10 @@ def test_endpoint_options_are_checked(drive: FakeDrive) -> None:
         with pytest.raises(ConfigurationError, match=why):
             GdriveStore.from_config(GdriveStore.Config(api_url=bad), creds)
     listed = Settings(endpoint_allowlist=("www.googleapis.com", "oauth2.googleapis.com"))
-    GdriveStore.from_config(GdriveStore.Config(), creds, settings=listed)  # the defaults are allowed
-    with pytest.raises(ConfigurationError, match="OCS_TRANSFER_ENDPOINT_ALLOWLIST"):
-        GdriveStore.from_config(GdriveStore.Config(api_url=drive.url, token_url=drive.token_url), creds,
-                                settings=listed)  # fmt: skip
+    check_endpoints({}, listed, "gdrive")  # the defaults are allowed
+    for option in ("api_url", "token_url"):
+        with pytest.raises(ConfigurationError, match="OCS_TRANSFER_ENDPOINT_ALLOWLIST"):
+            check_endpoints({option: drive.url}, listed, "gdrive")
     with pytest.raises(ConfigurationError, match="share_domain"):
         GdriveStore.Config(share="domain_reader")
 

@@ -31,6 +31,17 @@ class TestGdriveMyDrive(StoreTests):
     def large_file_size(self) -> int:
         return 48 * (1 << 20)
 
+    @pytest.fixture
+    def bad_credentials_store(self, drive: FakeDrive) -> Iterator[GdriveStore]:
+        creds = drive.credentials()
+        drive.revoke(creds["refresh_token"])
+        with make_store(drive, creds, root="archive/fits") as store:
+            yield store
+
+    @pytest.fixture
+    def drop_connections(self, drive: FakeDrive) -> Callable[[], None]:
+        return drive.drop_connections
+
 
 class TestGdriveSharedDrive(TestGdriveMyDrive):
     @pytest.fixture

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_API_URL = "https://www.googleapis.com"
-DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
+DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 #: Full Drive access: the destination folder may be one the user made (``drive.file`` would not see it).
 SCOPE = "https://www.googleapis.com/auth/drive"
@@ -91,10 +91,12 @@ def make_credentials(creds: Mapping[str, Any], *, token_url: str, subject: str |
         except json.JSONDecodeError:
             raise ConfigurationError("service_account_json is not valid JSON (give the key file's content)") from None
         if not isinstance(info, dict) or info.get("type") != "service_account":
-            raise ConfigurationError("service_account_json must be a service account key (\"type\": \"service_account\")")
+            raise ConfigurationError('service_account_json must be a service account key ("type": "service_account")')
         info["token_uri"] = token_url
         try:
-            sa_creds = service_account.Credentials.from_service_account_info(info, scopes=[SCOPE])
+            sa_creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=[SCOPE]
+            )
         except (ValueError, KeyError) as exc:
             raise ConfigurationError(f"service_account_json is not a usable key: {type(exc).__name__}") from None
         return sa_creds.with_subject(subject) if subject else sa_creds
@@ -108,7 +110,7 @@ def make_credentials(creds: Mapping[str, Any], *, token_url: str, subject: str |
         )
     from google.oauth2.credentials import Credentials
 
-    return Credentials(
+    return Credentials(  # type: ignore[no-untyped-call]
         token=None, refresh_token=refresh, client_id=client_id, client_secret=client_secret, token_uri=token_url,
         scopes=[SCOPE],
     )  # fmt: skip

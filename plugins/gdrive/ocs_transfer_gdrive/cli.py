@@ -15,7 +15,7 @@ from .auth import AUTHORIZE_URL, DEFAULT_API_URL, DEFAULT_TOKEN_URL, SCOPE, auth
 
 __all__ = ["gdrive"]
 
-SECRET_ENV = "OCS_TRANSFER_GDRIVE_CLIENT_SECRET"
+SECRET_ENV = "OCS_TRANSFER_GDRIVE_CLIENT_SECRET"  # noqa: S105 - a variable name
 
 
 @click.group("gdrive")
@@ -40,7 +40,8 @@ def _destinations() -> Any:
               help="A redirect URI registered for the client; after consent, copy the code (or the whole URL"
                    " the browser shows) from it.")
 @click.option("--scope", default=SCOPE, show_default=True)
-@click.option("--token-url", default=None, help=f"Token endpoint (default: the destination's, else {DEFAULT_TOKEN_URL}).")
+@click.option("--token-url", default=None,
+              help=f"Token endpoint (default: the destination's, else {DEFAULT_TOKEN_URL}).")
 @click.option("--api-url", default=None, help=f"Drive API base (default: the destination's, else {DEFAULT_API_URL}).")
 @click.option("--auth-url", default=AUTHORIZE_URL, show_default=True, help="Google's consent page (for proxies).")
 def authorize(dest_name: str | None, client_id: str | None, redirect_uri: str, scope: str, token_url: str | None,

@@ -102,7 +102,7 @@ def _mapped(response: Any, what: str) -> OcsTransferError:
     text = f"{what}: Drive answered {status} {reason or ''} {message}".rstrip()
     if reason.lower() in _RATE_REASONS or status == 429:
         return RateLimitError(text, retry_after=parse_retry_after(response.headers.get("Retry-After")))
-    if reason == "storageQuotaExceeded" or reason == "quotaExceeded" and status == 403:
+    if reason == "storageQuotaExceeded" or (reason == "quotaExceeded" and status == 403):
         return QuotaExceededError(
             f"{what}: the Google Drive storage quota is exhausted; free up space in the Drive account"
             " (empty its trash) or buy more storage, then retry the transfer"
@@ -194,8 +194,10 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         import requests
         from google.auth.transport.requests import AuthorizedSession
 
-        return AuthorizedSession(self._credentials, auth_request=_TimedRequest(requests.Session(), self.timeout),
-                                 refresh_timeout=sum(self.timeout))  # fmt: skip
+        return AuthorizedSession(  # type: ignore[no-untyped-call]
+            self._credentials, auth_request=_TimedRequest(requests.Session(), self.timeout),
+            refresh_timeout=sum(self.timeout),
+        )
 
     def close(self) -> None:
         """Close every thread's session; the filesystem makes new ones if used again."""
@@ -239,7 +241,8 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 waits += 1
                 self._sleep(min(self.max_wait, error.retry_after if error.retry_after is not None else 2.0**waits))
                 continue
-            if isinstance(error, TransientStorageError) and not isinstance(error, RateLimitError) and retry and transient < 2:
+            rate = isinstance(error, RateLimitError)
+            if isinstance(error, TransientStorageError) and not rate and retry and transient < 2:
                 transient += 1
                 self._sleep(min(self.max_wait, 0.5 * 2**transient))
                 continue
@@ -361,7 +364,7 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         parts = self._parts(path)
         if not parts:
             return {"id": self.root_id, "name": "", "mimeType": FOLDER}
-        for attempt in (0, 1):
+        for _ in (0, 1):
             parent = self._folder_id(parts[:-1], validate=True)
             if parent is None:
                 break
@@ -404,7 +407,8 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def _open(self, path: str, mode: str = "rb", block_size: Any = None, autocommit: bool = True,
               cache_options: Any = None, **kwargs: Any) -> Any:  # fmt: skip
         if "r" in mode:
-            return DriveReadFile(self, path, mode, block_size=block_size or self.chunk_size, cache_options=cache_options)
+            block = block_size or self.chunk_size
+            return DriveReadFile(self, path, mode, block_size=block, cache_options=cache_options)
         if "a" in mode:
             raise NotImplementedError("Drive files cannot be appended to; write a new file")
         if "x" in mode and self.exists(path):
@@ -561,7 +565,9 @@ def _refresh_error(exc: Exception) -> OcsTransferError:
     if "invalid_grant" in code:
         return reauthorize_error()
     if any(c in code for c in ("invalid_client", "unauthorized_client", "invalid_scope")):
-        return CredentialError(f"Google refused the OAuth client ({code.split(':')[0]}); check client_id and client_secret")
+        return CredentialError(
+            f"Google refused the OAuth client ({code.split(':')[0]}); check client_id and client_secret"
+        )
     if getattr(exc, "retryable", False):
         return TransientStorageError("Google's token endpoint failed transiently")
     return CredentialError(f"Google refused to issue an access token ({code.split(':')[0][:80]})")
@@ -618,12 +624,12 @@ class Upload:
     def finish(self) -> dict[str, Any]:
         if self.size is not None and self.total != self.size:
             raise IntegrityError(f"{self._what()}: the source gave {self.total} bytes, expected {self.size}")
+        result: dict[str, Any] | None = None
         if self.session is None and self.total <= self.fs.multipart_threshold:
             result = self._multipart()
         else:
             if self.session is None:
                 self._start()
-            result: dict[str, Any] | None = None
             while result is None:
                 result = self._send(len(self.buf), final=True)
         self._check(result)
@@ -658,7 +664,8 @@ class Upload:
         boundary = uuid.uuid4().hex
         body = b"".join([
             f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-            json.dumps(self._metadata()).encode(), f"\r\n--{boundary}\r\nContent-Type: {self.content_type}\r\n\r\n".encode(),
+            json.dumps(self._metadata()).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {self.content_type}\r\n\r\n".encode(),
             bytes(self.buf), f"\r\n--{boundary}--".encode(),
         ])  # fmt: skip
         method, url = self._url()

@@ -61,9 +61,11 @@ class GdriveStore(FsspecStore):
             if self.share not in SHARE_MODES:
                 raise ConfigurationError(f"option share={self.share!r} must be one of {', '.join(SHARE_MODES)}")
             if self.share == "domain_reader" and not self.share_domain:
-                raise ConfigurationError("option share=domain_reader needs share_domain (e.g. share_domain=example.org)")
+                raise ConfigurationError("option share=domain_reader needs share_domain, e.g. share_domain=example.org")
 
-    def __init__(self, fs: DriveFileSystem, config: GdriveStore.Config, *, secrets: tuple[Secret | None, ...] = ()) -> None:
+    def __init__(
+        self, fs: DriveFileSystem, config: GdriveStore.Config, *, secrets: tuple[Secret | None, ...] = ()
+    ) -> None:
         super().__init__(fs, config.root.strip("/"), chunk_size=fs.chunk_size, secrets=secrets)
         self.config = config
         self._local = threading.local()  # .uploaded = (path, Drive's file resource) during this thread's put
@@ -83,7 +85,8 @@ class GdriveStore(FsspecStore):
         )  # fmt: skip
         defaults = settings or Settings()
         fs = DriveFileSystem(
-            **creds, subject=config.subject, root_folder_id=config.root_folder_id, drive_id=config.drive_id,
+            **creds,  # type: ignore[arg-type]  # the credential fields, all Secret
+            subject=config.subject, root_folder_id=config.root_folder_id, drive_id=config.drive_id,
             api_url=config.api_url, token_url=config.token_url,
             connect_timeout=config.connect_timeout or defaults.connect_timeout,
             read_timeout=config.read_timeout or defaults.read_timeout, chunk_size=defaults.chunk_size,
@@ -129,4 +132,4 @@ class GdriveStore(FsspecStore):
         return ("md5", str(value)) if value else None
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
-        return self.fs.share_link(path, self.config.share, self.config.share_domain)
+        return str(self.fs.share_link(path, self.config.share, self.config.share_domain))

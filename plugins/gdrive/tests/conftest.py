@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_drive import FakeDrive  # noqa: E402
-from gdrive_helpers import Sleeps, make_fs  # noqa: E402
-from ocs_transfer_gdrive.drivefs import DriveFileSystem  # noqa: E402
+from fake_drive import FakeDrive
+from gdrive_helpers import Sleeps, make_fs
+from ocs_transfer_gdrive.drivefs import DriveFileSystem
 
 
 @pytest.fixture(autouse=True)

@@ -215,7 +215,8 @@ class FakeDrive:
 
     def credentials(self) -> dict[str, str]:
         client = next(iter(self.clients))
-        return {"client_id": client, "client_secret": self.clients[client], "refresh_token": self.new_refresh_token(client)}
+        refresh = self.new_refresh_token(client)
+        return {"client_id": client, "client_secret": self.clients[client], "refresh_token": refresh}
 
     def revoke(self, refresh_token: str) -> None:
         self.refresh_tokens.pop(refresh_token, None)
@@ -467,8 +468,8 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
             self._auth(req)
             with drive.lock:
                 if p == "/drive/v3/about" and m == "GET":
-                    return 200, _select({"kind": "drive#about", "user": {"emailAddress": drive.email,
-                                                                         "kind": "drive#user"}}, q.get("fields"), ("kind",)), {}  # fmt: skip
+                    about = {"kind": "drive#about", "user": {"emailAddress": drive.email, "kind": "drive#user"}}
+                    return 200, _select(about, q.get("fields"), ("kind",)), {}
                 if p == "/drive/v3/files/generateIds" and m == "GET":
                     ids = [secrets.token_urlsafe(24) for _ in range(int(q.get("count", "10")))]
                     drive.issued_ids.update(ids)
@@ -527,7 +528,8 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                 elif grant == "authorization_code":
                     code = drive.codes.pop(form.get("code", ""), None)
                     verifier = form.get("code_verifier", "")
-                    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+                    digest = hashlib.sha256(verifier.encode()).digest()
+                    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
                     if code is None or code["client_id"] != client or code["redirect_uri"] != form.get("redirect_uri"):
                         return bad("invalid_grant", "Malformed auth code.")
                     if code["challenge"] != challenge:
@@ -584,7 +586,8 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                 return 200, perm, {}
             if sub == "/copy":
                 meta = json.loads(self._read_all() or b"{}")
-                new = drive._new_file({"name": meta.get("name", f["name"]), "parents": meta.get("parents") or f["parents"],
+                new = drive._new_file({"name": meta.get("name", f["name"]),
+                                       "parents": meta.get("parents") or f["parents"],
                                        "mimeType": f["mimeType"]}, q)  # fmt: skip
                 blob = os.path.join(drive.blobs, "copy-" + new["id"])
                 shutil.copyfile(os.path.join(drive.blobs, file_id), blob)
@@ -656,7 +659,7 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                     raise ApiError(400, "badContent", "Malformed multipart body")
                 parts = []
                 for piece in pieces[1:-1]:
-                    head, _, content = piece.partition(b"\r\n\r\n")
+                    _, _, content = piece.partition(b"\r\n\r\n")
                     if not content.endswith(b"\r\n"):
                         raise ApiError(400, "badContent", "Malformed multipart body")
                     parts.append(content[:-2])

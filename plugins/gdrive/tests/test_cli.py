@@ -20,12 +20,12 @@ from click.testing import CliRunner, Result
 from fake_drive import FakeDrive
 from gdrive_helpers import make_store
 from ocs_transfer_gdrive.auth import authorize_url, exchange_code, parse_code
+from ocs_transfer_gdrive.store import GdriveStore
 
 from ocs_transfer.cli import main
 from ocs_transfer.exceptions import ConfigurationError, CredentialError
 from ocs_transfer.settings import Settings
 from ocs_transfer.transfer.destinations import check_endpoints
-from ocs_transfer_gdrive.store import GdriveStore
 
 
 class Cli:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from gdrive_helpers import make_store
 from fake_drive import FakeDrive
+from gdrive_helpers import make_store
 from ocs_transfer_gdrive.store import GdriveStore
 
 from ocs_transfer.testing import StoreTests

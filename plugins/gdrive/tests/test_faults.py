@@ -9,8 +9,8 @@ import hashlib
 import io
 
 import pytest
-from gdrive_helpers import MiB, Sleeps, make_fs, make_store
 from fake_drive import FOLDER, QUANTUM, FakeDrive, Fault, Request
+from gdrive_helpers import MiB, Sleeps, make_fs, make_store
 from ocs_transfer_gdrive.drivefs import DriveFileSystem
 
 from ocs_transfer.exceptions import CredentialError, IntegrityError, QuotaExceededError, RateLimitError
@@ -104,7 +104,8 @@ def test_connection_cut_mid_chunk_resumes_from_the_servers_offset(drive: FakeDri
 
 def test_lost_response_after_final_chunk_makes_no_duplicate(drive: FakeDrive, fs: DriveFileSystem) -> None:
     data = pattern_bytes(2 * MiB + 3)
-    drive.add_fault(Fault(when=lambda r: chunk_put()(r) and r.headers.get("content-range", "").endswith(f"/{len(data)}"),
+    final = chunk_put()
+    drive.add_fault(Fault(when=lambda r: final(r) and r.headers.get("content-range", "").endswith(f"/{len(data)}"),
                           drop_response=True))  # fmt: skip
     result = fs.upload(io.BytesIO(data), "once.bin", size=len(data))
     assert result["md5Checksum"] == hashlib.md5(data).hexdigest()

@@ -8,10 +8,16 @@ from collections.abc import Iterator
 
 import fsspec
 import pytest
-from gdrive_helpers import make_fs
 from fake_drive import FakeDrive
-from fsspec.tests.abstract import AbstractCopyTests, AbstractFixtures, AbstractGetTests, AbstractOpenTests
-from fsspec.tests.abstract import AbstractPipeTests, AbstractPutTests
+from fsspec.tests.abstract import (
+    AbstractCopyTests,
+    AbstractFixtures,
+    AbstractGetTests,
+    AbstractOpenTests,
+    AbstractPipeTests,
+    AbstractPutTests,
+)
+from gdrive_helpers import make_fs
 from ocs_transfer_gdrive.drivefs import DriveFileSystem
 
 

@@ -254,7 +254,7 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         try:
             return self.session.request(method, url, timeout=self.timeout, **kwargs)
         except RefreshError as exc:
-            raise _refresh_error(exc) from None
+            raise _refresh_error(exc, service_account=not hasattr(self._credentials, "refresh_token")) from None
         except TransportError as exc:
             raise TransientStorageError(f"could not reach Google's token endpoint: {type(exc).__name__}") from None
 
@@ -558,10 +558,15 @@ class _TimedRequest:
         return self._request(*args, **kwargs)
 
 
-def _refresh_error(exc: Exception) -> OcsTransferError:
+def _refresh_error(exc: Exception, *, service_account: bool = False) -> OcsTransferError:
     """A google-auth RefreshError as ours: ``invalid_grant`` means re-authorize."""
     data = exc.args[1] if len(exc.args) > 1 else None
     code = str(data.get("error") if isinstance(data, dict) else "") or str(exc.args[0] if exc.args else "")
+    if "invalid_grant" in code and service_account:
+        return CredentialError(
+            "Google refused the service account key (invalid_grant: deleted or disabled key or account, or a"
+            " clock far off); give the destination a current service_account_json"
+        )
     if "invalid_grant" in code:
         return reauthorize_error()
     if any(c in code for c in ("invalid_client", "unauthorized_client", "invalid_scope")):

@@ -181,7 +181,7 @@ class FakeDrive:
         self.refresh_tokens: dict[str, str] = {}  # token -> client id
         self.access_tokens: dict[str, float] = {}  # token -> expiry (time.time)
         self.codes: dict[str, dict[str, str]] = {}
-        self.service_accounts: set[str] = set()
+        self.service_accounts: dict[str, Any] = {}  # e-mail -> public key
         self.issued_ids: set[str] = set()
         self.permissions: dict[str, list[dict[str, Any]]] = {}
         self.faults: list[Fault] = []
@@ -217,6 +217,19 @@ class FakeDrive:
         client = next(iter(self.clients))
         refresh = self.new_refresh_token(client)
         return {"client_id": client, "client_secret": self.clients[client], "refresh_token": refresh}
+
+    def service_account(self, email: str = "uploader@project.iam.gserviceaccount.com") -> str:
+        """A new service account's key file (JSON text), known to the token endpoint."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.service_accounts[email] = key.public_key()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+        return json.dumps({"type": "service_account", "project_id": "project", "private_key_id": "k1",
+                           "private_key": pem, "client_email": email, "client_id": "1",
+                           "token_uri": "https://oauth2.googleapis.com/token"})  # fmt: skip
 
     def revoke(self, refresh_token: str) -> None:
         self.refresh_tokens.pop(refresh_token, None)
@@ -516,8 +529,21 @@ def _handler(drive: FakeDrive) -> type[BaseHTTPRequestHandler]:
                     payload = json.loads(base64.urlsafe_b64decode(form["assertion"].split(".")[1] + "=="))
                 except (KeyError, ValueError, IndexError):
                     return bad("invalid_grant", "Invalid JWT Signature.")
-                if payload.get("iss") not in drive.service_accounts:
+                key = drive.service_accounts.get(str(payload.get("iss")))
+                if key is None:
                     return bad("invalid_grant", "Invalid grant: account not found")
+                from cryptography.exceptions import InvalidSignature
+                from cryptography.hazmat.primitives import hashes
+                from cryptography.hazmat.primitives.asymmetric import padding
+
+                head, body, sig = form["assertion"].split(".")
+                try:
+                    key.verify(base64.urlsafe_b64decode(sig + "=="), f"{head}.{body}".encode(), padding.PKCS1v15(),
+                               hashes.SHA256())  # fmt: skip
+                except InvalidSignature:
+                    return bad("invalid_grant", "Invalid JWT Signature.")
+                if payload.get("aud") != "https://oauth2.googleapis.com/token" or payload.get("exp", 0) < time.time():
+                    return bad("invalid_grant", "Invalid JWT: audience or expiry")
             else:
                 client = form.get("client_id", "")
                 if drive.clients.get(client) != form.get("client_secret"):

@@ -13,7 +13,7 @@ from fake_drive import FOLDER, QUANTUM, FakeDrive, Fault, Request
 from gdrive_helpers import MiB, Sleeps, make_fs, make_store
 from ocs_transfer_gdrive.drivefs import DriveFileSystem
 
-from ocs_transfer.exceptions import CredentialError, IntegrityError, QuotaExceededError, RateLimitError
+from ocs_transfer.exceptions import ConfigurationError, CredentialError, IntegrityError, QuotaExceededError, RateLimitError
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.testing import pattern_bytes
 
@@ -222,3 +222,16 @@ def test_stale_folder_ids_are_detected(drive: FakeDrive, fs: DriveFileSystem) ->
     drive._delete(folder["id"])  # and someone deletes the new one
     fs.upload(io.BytesIO(b"c"), "M31/c.fits")
     assert drive.paths() == ["M31-renamed/a.fits", "M31/c.fits"]
+
+
+def test_service_account_json(drive: FakeDrive) -> None:
+    store = make_store(drive, {"service_account_json": drive.service_account()})
+    store.put(io.BytesIO(b"from a robot"), "sa.fits")
+    assert stored(drive, "sa.fits") == b"from a robot"
+    stranger = FakeDrive().service_account()  # a key the token endpoint does not know
+    with pytest.raises(CredentialError):
+        make_store(drive, {"service_account_json": stranger}).put(io.BytesIO(b"x"), "no.fits")
+    with pytest.raises(ConfigurationError, match="not valid JSON"):
+        make_store(drive, {"service_account_json": "{nope"})
+    with pytest.raises(ConfigurationError, match="one of"):
+        make_store(drive, {**drive.credentials(), "service_account_json": drive.service_account()})

@@ -27,12 +27,17 @@ def module_drive() -> Iterator[FakeDrive]:
         yield fake
 
 
+@pytest.fixture(scope="module")
+def module_fs(module_drive: FakeDrive) -> Iterator[DriveFileSystem]:
+    filesystem = make_fs(module_drive)
+    yield filesystem
+    filesystem.close()
+
+
 class DriveFixtures(AbstractFixtures):
     @pytest.fixture
-    def fs(self, module_drive: FakeDrive) -> Iterator[DriveFileSystem]:
-        filesystem = make_fs(module_drive)
-        yield filesystem
-        filesystem.close()
+    def fs(self, module_fs: DriveFileSystem) -> DriveFileSystem:
+        return module_fs
 
     @pytest.fixture
     def fs_join(self):  # type: ignore[no-untyped-def]

@@ -13,7 +13,13 @@ from fake_drive import FOLDER, QUANTUM, FakeDrive, Fault, Request
 from gdrive_helpers import MiB, Sleeps, make_fs, make_store
 from ocs_transfer_gdrive.drivefs import DriveFileSystem
 
-from ocs_transfer.exceptions import ConfigurationError, CredentialError, IntegrityError, QuotaExceededError, RateLimitError
+from ocs_transfer.exceptions import (
+    ConfigurationError,
+    CredentialError,
+    IntegrityError,
+    QuotaExceededError,
+    RateLimitError,
+)
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.testing import pattern_bytes
 

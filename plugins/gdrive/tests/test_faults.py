@@ -19,6 +19,7 @@ from ocs_transfer.exceptions import (
     IntegrityError,
     QuotaExceededError,
     RateLimitError,
+    TransientStorageError,
 )
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.testing import pattern_bytes
@@ -241,3 +242,10 @@ def test_service_account_json(drive: FakeDrive) -> None:
         make_store(drive, {"service_account_json": "{nope"})
     with pytest.raises(ConfigurationError, match="one of"):
         make_store(drive, {**drive.credentials(), "service_account_json": drive.service_account()})
+
+
+def test_expired_session_fails_retryably_and_leaves_nothing(drive: FakeDrive, fs: DriveFileSystem) -> None:
+    drive.add_fault(Fault(when=chunk_put(2), status=404, reason="notFound"))  # the session is gone
+    with pytest.raises(TransientStorageError, match="starts over"):
+        fs.upload(io.BytesIO(pattern_bytes(3 * MiB)), "gone.bin", size=3 * MiB)
+    assert drive.paths() == []

@@ -61,7 +61,7 @@ FOLDER = "application/vnd.google-apps.folder"
 QUANTUM = 256 * 1024  #: non-final resumable chunks are multiples of this
 SHARE_MODES = ("none", "anyone_reader", "domain_reader")
 _FIELDS = "id,name,mimeType,size,md5Checksum,modifiedTime,createdTime,parents,trashed,webViewLink,driveId"
-_RATE_REASONS = frozenset({"ratelimitexceeded", "userratelimitexceeded"})
+_RATE_REASONS = frozenset({"ratelimitexceeded", "userratelimitexceeded", "sharingratelimitexceeded"})
 _TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 
 
@@ -679,6 +679,8 @@ class Upload:
             try:
                 return dict(self.fs.request(method, url, what=self._what(), retry=False, data=body, headers=headers,
                                             params={"uploadType": "multipart", "fields": _FIELDS}).json())  # fmt: skip
+            except RateLimitError:
+                raise  # already waited out as far as the bound allows: the engine schedules the retry
             except TransientStorageError:
                 if attempt == 3:
                     raise

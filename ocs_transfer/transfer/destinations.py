@@ -126,21 +126,31 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
-#: Provider options that name a server the service will connect to.
-ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+#: Provider options that name a server the service will connect to, for a
+#: provider that does not declare its own (``FileStore.endpoint_options``).
+ENDPOINT_OPTIONS = FileStore.endpoint_options
 
 
-def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
+def _endpoint_names(provider: str | None) -> tuple[str, ...]:
+    if provider is None:
+        return ENDPOINT_OPTIONS
+    from .. import plugins
+
+    return tuple(plugins.get_provider(provider).endpoint_options)
+
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
     """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
     a user-supplied endpoint makes the service connect where the user says
     (server-side request forgery), so services that let users create
-    destinations should allow-list where they may point."""
+    destinations should allow-list where they may point. The options checked
+    are exactly the ``endpoint_options`` the provider declares."""
     allowed = set(settings.endpoint_allowlist) if settings is not None else set()
     if not allowed:
         return
     from urllib.parse import urlsplit
 
-    for key in ENDPOINT_OPTIONS:
+    for key in _endpoint_names(provider):
         value = options.get(key)
         if not value:
             continue
@@ -165,7 +175,7 @@ def open_store(
     decrypted ``credentials``)."""
     from ..storage import get_store
 
-    check_endpoints(options, settings)
+    check_endpoints(options, settings, provider)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -358,7 +368,7 @@ class Destinations:
 
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_endpoints(fields.get("options") or {}, self.settings)
+        check_endpoints(fields.get("options") or {}, self.settings, provider)
         check_options(cls, fields.get("options") or {})
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
@@ -396,7 +406,7 @@ class Destinations:
             row = self._row(session, ref, lock=True)
             if "options" in fields or unset:
                 fields["options"] = _merge_options(row, fields.get("options") or {}, unset)
-            check_endpoints(fields.get("options") or {}, self.settings)
+            check_endpoints(fields.get("options") or {}, self.settings, row.provider)
             if "options" in fields:
                 from .. import plugins
 

@@ -43,6 +43,12 @@ TRAVERSAL = [
     "   ",
     "x\ud800y",
     "%25252525252e/x",
+    # control characters that appear only after percent-decoding (some servers decode)
+    "a%00b",
+    "x%0ay",
+    "d/x%0Dy",
+    "tab%09here",
+    "x%2500y",
 ]
 
 
@@ -63,7 +69,7 @@ def test_key_traversal_rejected_join_under(bad: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "bad",
     ["../x", "/etc/x", "a/../../b", "..\\x", "C:\\x", "%2e%2e/", "%2e%2e", "x\x00", "a\x1bb", "..", ".", "", " ",
-     "a" * 256, "\\\\server", "%252e%252e"],
+     "a" * 256, "\\\\server", "%252e%252e", "a%00b", "x%0ay", "x%257fy"],
     ids=repr,
 )
 def test_key_traversal_rejected_safe_component(bad: str) -> None:

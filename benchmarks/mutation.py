@@ -185,7 +185,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.list:
         for name, t in TARGETS.items():
-            print(f"{name:11} {t.module}  <- {', '.join(t.tests)}" + (f"  [deferred: {t.deferred}]" if t.deferred else ""))
+            deferred = f"  [deferred: {t.deferred}]" if t.deferred else ""
+            print(f"{name:11} {t.module}  <- {', '.join(t.tests)}{deferred}")
         return 0
     if shutil.which("cosmic-ray", path=str(PY.parent)) is None:
         print("cosmic-ray is not installed: .venv/bin/pip install cosmic-ray==8.7.0", file=sys.stderr)

@@ -28,7 +28,7 @@ from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage.gcs import GCSStore
 from ocs_transfer.testing.servers import S3Endpoint
 
-from .conftest import MiB, make_bucket, pattern, s3_store_for
+from .conftest import make_bucket, pattern, s3_store_for
 from .test_gcs import emulator_client
 
 #: (method, path, headers, body) -> (headers, body): what the proxy changes in a response

@@ -231,7 +231,7 @@ def test_the_length_limits_are_exact() -> None:
     assert safe_path("é" * 127 + "a") == "é" * 127 + "a"  # 255 bytes of UTF-8
     with pytest.raises(UnsafePathError, match="256 bytes of UTF-8; the limit is 255"):
         safe_component("a" * 256)
-    longest = "/".join(["b" * 255] * 4) + "/c"  # 1024 bytes
+    longest = "/".join(["b" * 255] * 3 + ["b" * 254]) + "/c"  # 1024 bytes
     assert len(longest) == MAX_PATH_BYTES and safe_path(longest) == longest
     with pytest.raises(UnsafePathError, match="1025 bytes of UTF-8; the limit is 1024"):
         safe_path(longest + "c")
@@ -250,7 +250,7 @@ def test_percent_decoding_is_followed_exactly_three_levels_deep() -> None:
 def test_messages_name_the_rule_and_show_a_bounded_name() -> None:
     with pytest.raises(UnsafePathError, match="contains a NUL character"):
         safe_path("x\x00")
-    with pytest.raises(UnsafePathError, match="control character U[+]001B"):
+    with pytest.raises(UnsafePathError, match=r"control character U\+001B"):
         safe_path("a\x1bb")
     with pytest.raises(UnsafePathError) as info:
         safe_path("a" * 300 + "\x00")

@@ -143,7 +143,10 @@ def test_stall_deadline(s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultPro
     with pytest.raises(TransientStorageError) as info:
         store.put(io.BytesIO(pattern(MiB)), "stall.fits")
     assert classify(info.value).kind is Kind.RETRY
-    assert time.monotonic() - started < 30  # a stall is an error, not a hang
+    waited = time.monotonic() - started
+    # At least the configured read timeout (the stall, not some other error, ended
+    # it) and less than the 10 s every other test uses: the 1 s setting was applied.
+    assert 1.0 <= waited < 10.0, waited
     proxy.heal()
     nothing_left(s3_client, s3_bucket, "stall.fits")
 

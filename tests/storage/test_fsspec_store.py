@@ -372,3 +372,13 @@ def test_atomic_store_failed_source_never_commits_and_keeps_old_object() -> None
     gc.collect()  # a half-written handle must not commit when collected
     with store.open("obs/x.fits") as f:
         assert f.read() == old
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_every_test_has_its_own_memory_file_system(run: int) -> None:
+    """The same root in two tests: the second must not see the first one's
+    object (tests/conftest.py gives every test its own memory store)."""
+    store = get_store("memory://the-same-root-in-every-run")
+    assert list(store.list()) == []
+    store.put(io.BytesIO(b"run %d" % run), "left-behind.bin")
+    assert [o.path for o in store.list()] == ["left-behind.bin"]

@@ -224,3 +224,33 @@ def test_policy_waits_the_retry_after_of_a_500() -> None:
 
     assert retrying(attempts=3, base_delay=1, max_delay=60, sleep=slept.append)(flaky) == "ok"
     assert slept == [11.0]
+
+
+def test_a_negative_retry_after_number_is_no_wait() -> None:
+    assert parse_retry_after(-5) == 0.0 and parse_retry_after(-2.5) == 0.0
+    assert parse_retry_after(3) == 3.0 and isinstance(parse_retry_after(3), float)
+
+
+def test_a_numeric_botocore_code_without_a_status_is_read_as_the_status() -> None:
+    """botocore reports some errors (a HEAD's 503) with the status as the code
+    and no HTTP metadata."""
+
+    class Bare(Exception):
+        response = {"Error": {"Code": "503", "Message": "Service Unavailable"}}
+
+    decision = classify(Bare())
+    assert decision.kind is Kind.BACKOFF and decision.status == 503
+
+
+def test_the_default_policy_caps_a_long_retry_after_at_60_seconds() -> None:
+    slept: list[float] = []
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise HTTPStatusError(429, {"Retry-After": "3600"})
+        return "ok"
+
+    assert retrying(sleep=slept.append)(flaky) == "ok"
+    assert slept == [60.0]

@@ -175,7 +175,7 @@ def test_s3_reporting_another_crc32c_fails_the_upload_and_removes_the_object(
     assert right.provider_checksum == f"crc32c:{crc}"  # the right report is accepted and recorded
     s3_proxy.rewrite = _s3_reports(_flip(crc))
     error = assert_integrity_error(lambda: store.put(io.BytesIO(data), "x.fits", size=len(data)))
-    assert "crc32c" in str(error)
+    assert f"the destination's crc32c is {_flip(crc)}, the source's is {crc}" in str(error)  # both values shown
     client = moto_endpoint.boto3_client()
     assert client.list_objects_v2(Bucket=bucket, Prefix="x.fits").get("KeyCount", 0) == 0
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

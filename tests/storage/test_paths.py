@@ -256,3 +256,8 @@ def test_messages_name_the_rule_and_show_a_bounded_name() -> None:
         safe_path("a" * 300 + "\x00")
     shown = str(info.value)
     assert "a" * 77 + "..." in shown and "a" * 78 not in shown
+    for length, whole in ((80, True), (81, False)):  # names up to 80 characters are shown whole
+        name = "a" * (length - 1) + "\x00"
+        with pytest.raises(UnsafePathError) as info:
+            safe_path(name)
+        assert (repr(name) in str(info.value)) is whole, (length, str(info.value))

@@ -74,8 +74,9 @@ TARGETS: dict[str, Target] = {
     ),
     "engine": Target(
         "ocs_transfer/transfer/engine.py",
-        ("tests/transfer/test_engine.py", "tests/transfer/test_lifecycle_statemachine.py"),
-        functions=("_complete", "_delete_source", "_finish"),
+        ("tests/transfer/test_engine.py", "tests/transfer/test_data_safety.py",
+         "tests/transfer/test_lifecycle_statemachine.py"),
+        functions=("_finished", "delete_source_if_done", "_delete_source", "_undo_deleting", "finish_source_deletions"),
         deferred="the engine's completion and deletion logic is being rewritten; run after that rework",
     ),
 }

@@ -248,8 +248,9 @@ def test_percent_decoding_is_followed_exactly_three_levels_deep() -> None:
 
 
 def test_messages_name_the_rule_and_show_a_bounded_name() -> None:
-    with pytest.raises(UnsafePathError, match="contains a NUL character"):
+    with pytest.raises(UnsafePathError) as short:
         safe_path("x\x00")
+    assert str(short.value) == "path 'x\\x00' contains a NUL character"  # a short name shown as it is
     with pytest.raises(UnsafePathError, match=r"control character U\+001B"):
         safe_path("a\x1bb")
     with pytest.raises(UnsafePathError) as info:

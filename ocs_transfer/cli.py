@@ -40,6 +40,8 @@ class _PluginGroup(click.Group):
             self.add_command(command)
         self._added = tuple(c.name for c in commands if c.name)
         self._loaded_from = state
+        for name, why in plugins.broken_plugins().items():
+            click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
@@ -67,7 +69,8 @@ def plugins_command(as_json: bool) -> None:
 
     infos = plugins.list_plugins()
     if as_json:
-        click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        broken = [{"name": n, "broken": why} for n, why in sorted(plugins.broken_plugins().items())]
+        click.echo(json.dumps([attrs.asdict(i) for i in infos] + broken, indent=2))
         return
     rows = [("plugin", "package", "version", "registers")]
     for info in infos:
@@ -79,6 +82,8 @@ def plugins_command(as_json: bool) -> None:
         if info.commands:
             what.append("commands: " + ", ".join(info.commands))
         rows.append((info.name, info.package or "-", info.version or "-", "; ".join(what) or "-"))
+    for name, why in sorted(plugins.broken_plugins().items()):
+        rows.append((name, "-", "-", f"BROKEN, not loaded: {why}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

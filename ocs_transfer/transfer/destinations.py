@@ -385,8 +385,9 @@ class Destinations:
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
         check_endpoints(fields.get("options") or {}, self.settings, provider)
+        typed = check_options(cls, fields.get("options") or {})
         if "options" in fields:
-            fields["options"] = check_options(cls, fields["options"] or {})
+            fields["options"] = typed
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:

@@ -1170,7 +1170,8 @@ class Engine:
             try:
                 step()
             except Exception as exc:
-                log.warning("periodic pass: %s failed: %s: %s", step.__name__, type(exc).__name__, exc)
+                name = getattr(step, "__name__", "sweep")
+                log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

@@ -1,4 +1,4 @@
-"""The fake Dropbox API, and stores talking to it through the real SDK."""
+"""The fake Dropbox API, and a store talking to it through the real SDK."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from dropbox_helpers import MiB, make_store
 from fake_dropbox import FakeDropbox
-
-from ocs_transfer.storage import get_store
-
-MiB = 1 << 20
 
 
 @pytest.fixture
@@ -25,19 +22,6 @@ def fake() -> Iterator[FakeDropbox]:
         yield server
     finally:
         server.stop()
-
-
-def credentials(fake: FakeDropbox, **override: str) -> dict[str, str]:
-    creds = {"app_key": fake.app_key, "app_secret": fake.app_secret, "refresh_token": fake.refresh_token}
-    creds.update(override)
-    return creds
-
-
-def make_store(fake: FakeDropbox, root: str = "/fits-data", **options: Any) -> Any:
-    creds = options.pop("credentials", None) or credentials(fake)
-    store = get_store("dropbox", credentials=creds, root=root, api_url=fake.url, content_url=fake.url, **options)
-    store.sleep = lambda seconds: None  # Retry-After waits are not the subject of these tests
-    return store
 
 
 @pytest.fixture

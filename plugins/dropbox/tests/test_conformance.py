@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import credentials, make_store
+from dropbox_helpers import credentials, make_store
 from fake_dropbox import FakeDropbox
 
 from ocs_transfer.testing import StoreTests

@@ -10,7 +10,7 @@ import io
 from typing import Any
 
 import pytest
-from conftest import make_store
+from dropbox_helpers import make_store
 from fake_dropbox import FakeDropbox, content_hash_of
 
 from ocs_transfer import exceptions as E

@@ -28,6 +28,11 @@ prefix or bucket). The capability fixtures, and their defaults:
 ``links_fetchable`` (False)
     The link is an ``http(s)`` URL this machine can download without
     credentials; the suite fetches it with urllib and compares the bytes.
+``open_link`` (None)
+    For links that name an object by an id rather than by its path (Drive's
+    ``webViewLink``) and cannot be fetched here: a callable that takes the link
+    and returns the bytes of the object it names (e.g. through the provider's
+    test server); the suite compares them with what it stored.
 ``raw_listing`` (``store.list()``)
     A callable returning every name the provider really holds under the
     store's root, including hidden temporary files (for a directory:
@@ -167,6 +172,10 @@ class ProviderFixtures:
     @pytest.fixture
     def links_fetchable(self) -> bool:
         return False
+
+    @pytest.fixture
+    def open_link(self) -> Callable[[str], bytes] | None:
+        return None
 
     @pytest.fixture
     def raw_listing(self, store: FileStore) -> Callable[[], list[str]]:
@@ -352,7 +361,9 @@ class NameTests(ProviderFixtures):
 
 
 class LinkTests(ProviderFixtures):
-    def test_get_url(self, store: FileStore, supports_links: bool, links_fetchable: bool) -> None:
+    def test_get_url(
+        self, store: FileStore, supports_links: bool, links_fetchable: bool, open_link: Callable[[str], bytes] | None
+    ) -> None:
         name = 'link me/Hello, 世界 " & ? + #.bin'
         data = pattern_bytes(MiB + 17)
         _put_bytes(store, name, data)
@@ -367,6 +378,8 @@ class LinkTests(ProviderFixtures):
             assert parts.scheme in ("http", "https")
             with urllib.request.urlopen(url, timeout=30) as response:
                 assert response.read() == data
+        elif open_link is not None:  # a link by id: it must name exactly this object
+            assert open_link(url) == data
         elif parts.scheme in ("http", "https"):
             # a link under a configured base URL that this test cannot reach: it must name this object there
             assert parts.netloc and urllib.parse.unquote(parts.path).endswith("/" + name), url

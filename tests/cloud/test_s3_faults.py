@@ -14,6 +14,7 @@ import pytest
 
 from ocs_transfer.exceptions import (
     CredentialError,
+    FinalStorageError,
     IntegrityError,
     ObjectNotFoundError,
     PermissionDeniedError,
@@ -219,7 +220,7 @@ def test_abort_is_retried(s3_endpoint: S3Endpoint, s3_bucket: str, proxy: FaultP
     store = through(proxy, s3_endpoint, s3_bucket, max_attempts=1)
     with pytest.raises(StorageError) as info:
         store.put(FailingSource(), "aborted.fits")  # type: ignore[arg-type]
-    assert type(info.value) is StorageError and "source disk" in str(info.value)
+    assert type(info.value) is FinalStorageError and "source disk" in str(info.value)
     assert classify(info.value).kind is Kind.NEVER  # the source failed: not a destination fault to retry
     assert proxy.faults.http_errors == []  # the 503 was met...
     nothing_left(s3_client, s3_bucket, "aborted.fits")  # ...and the retried abort went through

@@ -3,6 +3,7 @@ against the fake Drive, in My Drive and in a shared drive."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -26,6 +27,19 @@ class TestGdriveMyDrive(StoreTests):
             return [p.removeprefix("archive/fits/") for p in drive.paths()]
 
         return listing
+
+    @pytest.fixture
+    def open_link(self, drive: FakeDrive) -> Callable[[str], bytes]:
+        """A webViewLink names its file by id (``/file/d/<id>/view``): the
+        bytes of the file with that id."""
+        def content(url: str) -> bytes:
+            parts = urllib.parse.urlsplit(url)
+            assert parts.netloc == "drive.google.com", url
+            prefix, file_id, view = parts.path.rsplit("/", 2)
+            assert prefix == "/file/d" and view == "view", url
+            return drive.content(file_id)
+
+        return content
 
     @pytest.fixture
     def large_file_size(self) -> int:

@@ -100,6 +100,21 @@ class FileStore(abc.ABC):
     supports_versioning: ClassVar[bool] = False
     #: Names of credential fields this provider accepts (for prompts and docs).
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    #: Config options that name a server the store connects to: checked by
+    #: :func:`ocs_transfer.transfer.guards.check_endpoints` (well-formed, allow-listed).
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url", "url", "server", "server_url", "base_url")
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        """What ambient identity of the service (environment keys, instance
+        role, a key file on the server...) a store with these options and
+        credentials would run as, or None when it brings its own."""
+        return None
+
+    @classmethod
+    def local_paths(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The folders on this machine a store with these options reads and writes."""
+        return ()
 
     # -- construction --------------------------------------------------------------
 

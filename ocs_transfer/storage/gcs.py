@@ -113,6 +113,14 @@ class GCSStore(BucketStore):
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
     translator = staticmethod(translate_gcs_error)
 
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        if credentials.get("service_account_json") or options.get("anonymous") is True:
+            return None
+        if credentials.get("service_account_file"):
+            return "a key file on this server (service_account_file); paste the key as service_account_json"
+        return "Google Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server"
+
     @attrs.frozen(kw_only=True)
     class Config:
         bucket: str = attrs.field()

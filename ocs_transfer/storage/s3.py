@@ -76,6 +76,14 @@ class S3Store(BucketStore):
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
     translator = staticmethod(translate_s3_error)
 
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        if _secret_value(credentials, "key", "aws_access_key_id"):
+            return None
+        if options.get("profile"):
+            return f"the AWS profile {options['profile']!r} of this machine"
+        return "the AWS credential chain: environment keys, profiles, the instance role"
+
     @attrs.frozen(kw_only=True)
     class Config:
         bucket: str = attrs.field()

@@ -26,6 +26,7 @@ from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
+from .guards import ENDPOINT_OPTIONS, check_ambient_credentials, check_endpoints, check_local_roots
 from .ledger import Ledger
 from .models import DestinationRow
 
@@ -35,6 +36,8 @@ __all__ = [
     "Destinations",
     "LAYOUTS",
     "SCOPES",
+    "check_destination",
+    "check_endpoints",
     "open_store",
 ]
 
@@ -90,7 +93,7 @@ class Destination:
 
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        keep = ("id", "name", "provider", "path", "layout", "delete_source", "keep_days", "options", "scope")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
@@ -124,46 +127,38 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
-#: Provider options that name a server the service will connect to.
-ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+def check_destination(
+    provider: str | type[FileStore],
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    *,
+    scope: str | None,
+    settings: Settings | None,
+) -> None:
+    """Every check of :mod:`.guards` for a destination: its endpoints (all
+    scopes), and for user-made scopes its identity and local folders.
+    ``scope=None`` (a store built outside a destination) checks endpoints only."""
+    from .. import plugins
 
-
-def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
-    """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
-    a user-supplied endpoint makes the service connect where the user says
-    (server-side request forgery), so services that let users create
-    destinations should allow-list where they may point."""
-    allowed = set(settings.endpoint_allowlist) if settings is not None else set()
-    if not allowed:
-        return
-    from urllib.parse import urlsplit
-
-    for key in ENDPOINT_OPTIONS:
-        value = options.get(key)
-        if not value:
-            continue
-        text = str(value)
-        parts = urlsplit(text if "://" in text else f"//{text}")
-        host = (parts.hostname or "").lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-            raise ConfigurationError(
-                f"option {key}={text!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
-                f" (allowed: {', '.join(sorted(allowed))})"
-            )
+    cls = plugins.get_provider(provider) if isinstance(provider, str) else provider
+    check_endpoints(options, settings, getattr(cls, "endpoint_options", ENDPOINT_OPTIONS))
+    check_ambient_credentials(cls, options, credentials, scope, settings)
+    check_local_roots(cls, options, scope, settings)
 
 
 def open_store(
-    provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
+    provider: str,
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Secret],
+    *,
+    settings: Settings | None = None,
+    scope: str | None = None,
 ) -> FileStore:
     """Build the store for a destination (``provider`` with ``options`` and
-    decrypted ``credentials``)."""
+    decrypted ``credentials``), after :func:`check_destination` for ``scope``."""
     from ..storage import get_store
 
-    check_endpoints(options, settings)
+    check_destination(provider, options, credentials, scope=scope, settings=settings)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -282,10 +277,12 @@ class Destinations:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
         from .. import plugins
 
-        plugins.get_provider(provider)  # a clear error now rather than at the first transfer
+        cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
+        given = {k: v for k, v in (credentials or {}).items() if v}
+        check_destination(cls, fields.get("options") or {}, given, scope=values.get("scope", "personal"),
+                          settings=self.settings)  # fmt: skip
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
             if session.scalars(select(DestinationRow.id).where(DestinationRow.name == name)).first() is not None:
@@ -313,7 +310,6 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
-        check_endpoints(fields.get("options") or {}, self.settings)
         values = {k: _check(k, v) for k, v in fields.items()}
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
@@ -321,8 +317,15 @@ class Destinations:
                 setattr(row, key, value)
             if credentials:
                 self._encrypt_into(row, credentials)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
+
+    def _recheck(self, row: DestinationRow) -> None:
+        """:func:`check_destination` on a changed row (only credential names are needed)."""
+        present = dict.fromkeys(json.loads(row.credentials or "{}"), True)
+        check_destination(row.provider, json.loads(row.options or "{}"), present, scope=row.scope,
+                          settings=self.settings)  # fmt: skip
 
     def set_enabled(self, ref: str | int, enabled: bool) -> Destination:
         return self.edit(ref, enabled=enabled)
@@ -339,6 +342,7 @@ class Destinations:
             for field in fields:
                 stored.pop(field, None)
             row.credentials = json.dumps(stored, sort_keys=True)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
 
@@ -429,7 +433,18 @@ class Destinations:
         with self.ledger.session() as session:
             row = self._row(session, ref)
             provider, options, creds = row.provider, json.loads(row.options or "{}"), self._decrypt_row(row)
-        return open_store(provider, options, creds, settings=self.settings)
+            scope = row.scope
+        return open_store(provider, options, creds, settings=self.settings, scope=scope)
+
+    def scope_for(self, snapshot: Mapping[str, Any]) -> str:
+        """The scope a queued transfer's store is checked for: its snapshot's,
+        or (snapshots from before scopes were kept) the destination's now, or
+        ``personal`` (the strictest) when it was removed."""
+        scope = snapshot.get("scope")
+        if isinstance(scope, str) and scope:
+            return scope
+        found = self.find(snapshot["id"])
+        return found.scope if found is not None else "personal"
 
     def test(self, ref: str | int) -> ConnectionTestResult:
         """Run the store's connection test and record the result and time."""

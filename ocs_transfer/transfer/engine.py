@@ -443,7 +443,8 @@ class Engine:
                     " schedule the file again for an existing destination"
                 ) from None
             secrets = list(creds.values())
-            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
+            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                               scope=self.destinations.scope_for(snap))
             try:
                 if attempts > 1:
                     _discard_stale_partials(store, remote_path)
@@ -755,7 +756,8 @@ class Engine:
                 continue
             try:
                 creds = self.destinations.credentials(snap["id"])
-                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                                scope=self.destinations.scope_for(snap)) as store:
                     try:
                         store.delete_file(path, version or None)
                     except ObjectNotFoundError:

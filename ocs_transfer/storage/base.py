@@ -100,6 +100,10 @@ class FileStore(abc.ABC):
     supports_versioning: ClassVar[bool] = False
     #: Names of credential fields this provider accepts (for prompts and docs).
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``get_url`` links carry credentials (an access key id, a session
+    #: token, a signature made with them): such links are made when asked for,
+    #: never stored in the ledger or shown in transfer records.
+    links_hold_credentials: ClassVar[bool] = False
     #: Config options that name a server the store connects to: checked by
     #: :func:`ocs_transfer.transfer.guards.check_endpoints` (well-formed, allow-listed).
     endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url", "url", "server", "server_url", "base_url")

@@ -111,6 +111,7 @@ class GCSStore(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
+    links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_gcs_error)
 
     @classmethod

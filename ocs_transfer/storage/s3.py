@@ -74,6 +74,7 @@ class S3Store(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
+    links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_s3_error)
 
     @classmethod

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -435,6 +436,18 @@ class Destinations:
             provider, options, creds = row.provider, json.loads(row.options or "{}"), self._decrypt_row(row)
             scope = row.scope
         return open_store(provider, options, creds, settings=self.settings, scope=scope)
+
+    def link(
+        self, ref: str | int, path: str, version_id: str | None = None, expiration: timedelta | None = None
+    ) -> str:
+        """A fresh download link for ``path`` (e.g. a completed transfer's
+        ``remote_path`` and ``remote_version``) in destination ``ref``. Links
+        signed with credentials (S3, GCS) are never stored: ask for one when a
+        user needs it."""
+        from ..storage.base import DEFAULT_LINK_EXPIRATION
+
+        with self.open_store(ref) as store:
+            return store.get_url(path, version_id or None, expiration or DEFAULT_LINK_EXPIRATION)
 
     def scope_for(self, snapshot: Mapping[str, Any]) -> str:
         """The scope a queued transfer's store is checked for: its snapshot's,

@@ -464,6 +464,8 @@ class Engine:
 
     @staticmethod
     def _link(store: FileStore, stored: StoredObject) -> str:
+        if store.links_hold_credentials:
+            return ""  # made when asked for (Destinations.link), never stored
         try:
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:

@@ -37,6 +37,8 @@ The top-level names ``_signed`` and ``_health`` are reserved.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -55,7 +57,7 @@ from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import attrs
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 
@@ -81,6 +83,8 @@ _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+#: The longest file or folder name most file systems take (ext4, XFS, btrfs).
+_MAX_NAME_BYTES = 255
 
 
 # -- the filesystem provider with atomic writes ------------------------------------------
@@ -104,13 +108,23 @@ class _AtomicUpload:
         self.file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> int:
-        self.file.write(data)
+        with _disk_errors():
+            self.file.write(data)
         self.sha256.update(data)
         self.count += len(data)
         return len(data)
 
     def writelines(self, chunks: Iterable[bytes]) -> None:
-        for chunk in chunks:
+        received = iter(chunks)
+        while True:
+            try:
+                chunk = next(received)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:  # cheroot: a chunked body cut short or malformed
+                raise DAVError(
+                    HTTP_BAD_REQUEST, f"the request body was cut short or is malformed ({type(exc).__name__})"
+                ) from None
             self.write(chunk)
 
     def close(self) -> None:
@@ -120,13 +134,15 @@ class _AtomicUpload:
             raise DAVError(
                 HTTP_BAD_REQUEST, f"the body had {self.count} bytes but Content-Length said {self.expected}"
             )
-        os.fsync(self.file.fileno())
-        self.file.close()
+        with _disk_errors():
+            os.fsync(self.file.fileno())
+            self.file.close()
 
     def commit(self) -> None:
         try:
             self.close()
-            os.replace(self.temp, self.final)
+            with _disk_errors():
+                os.replace(self.temp, self.final)
         except BaseException:
             self.abort()
             raise
@@ -140,6 +156,20 @@ class _AtomicUpload:
                 os.unlink(self.temp)
             except FileNotFoundError:
                 pass
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    """A full disk or quota as 507 Insufficient Storage (clients class it as
+    quota, not as a server fault to retry)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, "no space left on the server's disk") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise DAVError(HTTP_BAD_REQUEST, f"a name is longer than {_MAX_NAME_BYTES} bytes") from None
+        raise
 
 
 def _content_length(environ: WSGIEnvironment) -> int | None:
@@ -341,6 +371,9 @@ class _App:
         parts = self._path_parts(environ)
         if parts is None or self._inside_root(parts or []) is None:
             return self._respond(start_response, "403 Forbidden", {"error": "path refused"})
+        if any(len(p.encode("utf-8")) > _MAX_NAME_BYTES for p in parts):
+            too_long = f"a file or folder name is longer than {_MAX_NAME_BYTES} bytes"
+            return self._respond(start_response, "400 Bad Request", {"error": too_long})
         # Credentials never travel further than this function.
         environ.pop("HTTP_AUTHORIZATION", None)
         if parts == ["_health"] and method in ("GET", "HEAD"):
@@ -364,6 +397,9 @@ class _App:
             )
         if parts and parts[0] in ("_signed", "_health"):
             return self._respond(start_response, "403 Forbidden", {"error": "reserved name"})
+        if not parts and method in ("DELETE", "MOVE", "PUT"):
+            return self._respond(start_response, "403 Forbidden", {"error": "the server's root cannot be replaced,"
+                                 " moved or deleted"})  # fmt: skip
         if method == "PUT" and not self.config.readonly and len(parts) > 1:
             self._make_parents(parts)
         if method in ("MOVE", "COPY"):

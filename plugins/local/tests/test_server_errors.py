@@ -41,14 +41,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MiB file system (tmpfs): writing more fails with ENOSPC."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],  # noqa: S607
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
                           capture_output=True, check=False)  # fmt: skip
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # noqa: S607
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_disk_is_507_and_quota_on_the_client(small_disk: Path) -> None:

@@ -22,7 +22,7 @@ import attrs
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..exceptions import ConfigurationError, CredentialError
+from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
 from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
@@ -117,6 +117,17 @@ def _check(field: str, value: Any) -> Any:
         from ..storage.layouts import get_layout
 
         get_layout(value, context_fields=("target", "project"))  # a clear error for a bad name or template
+    if field == "path" and value:
+        from ..storage.paths import safe_path
+
+        parts = [p for p in str(value).split("/") if p]  # as the engine joins it: leading, doubled '/' ignored
+        try:
+            safe_path("/".join(parts), allow_root=True)
+        except OcsTransferError as exc:
+            raise ConfigurationError(
+                f"destination path {str(value)[:200]!r} must be a folder inside the destination, such as"
+                f" /observatory/fits: {exc}"
+            ) from None
     if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
         raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
     if field == "options":

@@ -306,3 +306,44 @@ def test_local_roots_checked_by_the_worker(
     done = engine.get(queued.id)
     assert done.state == "failed" and "OCS_TRANSFER_LOCAL_ROOTS" in done.last_error
     assert not (outside / "a.fits").exists()
+
+
+# -- redirects ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redirector(listener: Listener) -> Iterator[str]:
+    """An HTTP server answering every request with a 307 to the listener."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{listener.port}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_gcs_follows_no_redirect_elsewhere(redirector: str, listener: Listener) -> None:
+    from ocs_transfer.exceptions import OcsTransferError
+    from ocs_transfer.storage.gcs import GCSStore
+
+    config = GCSStore.Config(bucket="b", endpoint_url=redirector, anonymous=True, project="p", timeout=5)
+    store = GCSStore.from_config(config)
+    with pytest.raises(OcsTransferError):
+        store.info("night/a.fits")
+    with pytest.raises(OcsTransferError):
+        store.put(io.BytesIO(b"x" * 1000), "night/a.fits")
+    assert not listener.connected.is_set()

@@ -24,6 +24,7 @@ Neither s3fs nor boto3 is imported until a store is built.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import threading
@@ -65,6 +66,30 @@ def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
         if value:
             return value.reveal() if isinstance(value, Secret) else str(value)
     return None
+
+
+class _NoRedirects:
+    """An aiohttp session whose requests never follow redirects."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+@functools.cache
+def _no_redirect_session_class() -> type[Any]:
+    """aiobotocore's HTTP session (what s3fs reads and lists with) without
+    redirects: aiohttp would follow a 3xx to any host; botocore itself (our
+    uploads, heads, deletes) never does."""
+    from aiobotocore.httpsession import AIOHTTPSession
+
+    class NoRedirectSession(AIOHTTPSession):  # type: ignore[misc]
+        async def _get_session(self, proxy_url: Any) -> Any:
+            return _NoRedirects(await super()._get_session(proxy_url))
+
+    return NoRedirectSession
 
 
 class S3Store(BucketStore):
@@ -216,6 +241,7 @@ class S3Store(BucketStore):
                 default_block_size=config.part_size,  # reads (and re-reads to verify) buffer one part
                 client_kwargs={"region_name": config.region} if config.region else {},
                 config_kwargs={
+                    "http_session_cls": _no_redirect_session_class(),
                     "signature_version": config.signature_version,
                     "s3": {k: v for k, v in s3_options.items() if k == "addressing_style"},
                     "retries": retries,

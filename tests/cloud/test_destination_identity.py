@@ -347,3 +347,20 @@ def test_gcs_follows_no_redirect_elsewhere(redirector: str, listener: Listener) 
     with pytest.raises(OcsTransferError):
         store.put(io.BytesIO(b"x" * 1000), "night/a.fits")
     assert not listener.connected.is_set()
+
+
+def test_s3_follows_no_redirect_elsewhere(redirector: str, listener: Listener) -> None:
+    """Reads and listings (s3fs on aiohttp) and uploads (botocore) alike."""
+    from ocs_transfer.exceptions import OcsTransferError
+    from ocs_transfer.storage.s3 import S3Store
+
+    config = S3Store.Config(bucket="b", endpoint_url=redirector, addressing_style="path", region="us-east-1",
+                            max_attempts=1, connect_timeout=3, read_timeout=3)  # fmt: skip
+    with S3Store.from_config(config, {"key": "k", "secret": "s"}) as store:
+        with pytest.raises(OcsTransferError):
+            list(store.list("night"))
+        with pytest.raises(OcsTransferError):
+            store.open("night/a.fits").read()
+        with pytest.raises(OcsTransferError):
+            store.put(io.BytesIO(b"x" * 1000), "night/a.fits")
+    assert not listener.connected.is_set()

@@ -32,6 +32,8 @@ class _PluginGroup(click.Group):
 
         for command in plugins.commands():
             self.add_command(command)
+        for name, why in plugins.broken_plugins().items():
+            click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
         self._loaded = True
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -63,7 +65,8 @@ def plugins_command(as_json: bool) -> None:
 
     infos = plugins.list_plugins()
     if as_json:
-        click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        broken = [{"name": n, "broken": why} for n, why in sorted(plugins.broken_plugins().items())]
+        click.echo(json.dumps([attrs.asdict(i) for i in infos] + broken, indent=2))
         return
     rows = [("plugin", "package", "version", "registers")]
     for info in infos:
@@ -75,6 +78,8 @@ def plugins_command(as_json: bool) -> None:
         if info.commands:
             what.append("commands: " + ", ".join(info.commands))
         rows.append((info.name, info.package or "-", info.version or "-", "; ".join(what) or "-"))
+    for name, why in sorted(plugins.broken_plugins().items()):
+        rows.append((name, "-", "-", f"BROKEN, not loaded: {why}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

@@ -365,11 +365,11 @@ class Destinations:
 
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_options(cls, fields.get("options") or {})
         values = {k: _check(k, v) for k, v in fields.items()}
         given = {k: v for k, v in (credentials or {}).items() if v}
         check_destination(cls, fields.get("options") or {}, given, scope=values.get("scope", "personal"),
                           settings=self.settings)  # fmt: skip
+        check_options(cls, fields.get("options") or {})
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
             if session.scalars(select(DestinationRow.id).where(DestinationRow.name == name)).first() is not None:
@@ -408,7 +408,9 @@ class Destinations:
             if "options" in fields:
                 from .. import plugins
 
-                check_options(plugins.get_provider(row.provider), fields["options"])
+                provider_cls = plugins.get_provider(row.provider)
+                check_endpoints(fields["options"], self.settings, provider_cls.endpoint_options)
+                check_options(provider_cls, fields["options"])
             values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():
                 setattr(row, key, value)

@@ -90,7 +90,7 @@ def parse_endpoint(text: str, *, key: str = "endpoint") -> tuple[str, str, int |
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme not in _SCHEMES:
-        raise _refuse(key, text, f"the scheme must be http or https, not {scheme!r}")
+        raise _refuse(key, text, f"the scheme must be http:// or https://, not {scheme!r}")
     if "#" in rest:
         raise _refuse(key, text, "it contains '#' (a fragment)")
     authority = re.split(r"[/?]", rest, maxsplit=1)[0]

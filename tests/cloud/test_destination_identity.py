@@ -115,7 +115,7 @@ ACCEPTED = [
     "http://allowed.example",
     "https://allowed.example:443/some/path",
     "https://ALLOWED.example./",
-    "allowed.example:9000",
+    "http://allowed.example:9000",
 ]
 
 

@@ -118,6 +118,7 @@ class GCSStore(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
     links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_gcs_error)
 
@@ -232,6 +233,7 @@ class GCSStore(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         out = self.fs.open(
             path,

@@ -27,7 +27,8 @@ from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
-from .guards import ENDPOINT_OPTIONS, check_ambient_credentials, check_endpoints, check_local_roots
+from .guards import check_ambient_credentials, check_local_roots
+from .guards import check_endpoints as check_endpoint_names
 from .ledger import Ledger
 from .models import DestinationRow
 
@@ -155,9 +156,25 @@ def check_destination(
     from .. import plugins
 
     cls = plugins.get_provider(provider) if isinstance(provider, str) else provider
-    check_endpoints(options, settings, getattr(cls, "endpoint_options", ENDPOINT_OPTIONS))
+    check_endpoint_names(options, settings, tuple(cls.endpoint_options))
     check_ambient_credentials(cls, options, credentials, scope, settings)
     check_local_roots(cls, options, scope, settings)
+
+
+#: Provider options that name a server the service will connect to, for a
+#: provider that does not declare its own (``FileStore.endpoint_options``).
+ENDPOINT_OPTIONS = FileStore.endpoint_options
+
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
+    """:func:`.guards.check_endpoints` on exactly the ``endpoint_options``
+    the provider declares (the usual names without a provider): well formed
+    (one reading for every URL parser) and, when
+    ``OCS_TRANSFER_ENDPOINT_ALLOWLIST`` is set, naming an allowed host."""
+    from .. import plugins
+
+    names = ENDPOINT_OPTIONS if provider is None else tuple(plugins.get_provider(provider).endpoint_options)
+    check_endpoint_names(options, settings, names)
 
 
 def open_store(
@@ -409,7 +426,7 @@ class Destinations:
                 from .. import plugins
 
                 provider_cls = plugins.get_provider(row.provider)
-                check_endpoints(fields["options"], self.settings, provider_cls.endpoint_options)
+                check_endpoint_names(fields["options"], self.settings, tuple(provider_cls.endpoint_options))
                 check_options(provider_cls, fields["options"])
             values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():

@@ -1162,14 +1162,17 @@ class Engine:
 
     def periodic(self) -> None:
         """The periodic pass: reclaim stale transfers, finish source deletions,
-        purge old completed records (``purge_after_days``) and expire files
-        past their destination's ``keep_days``. One step failing does not stop
-        the others."""
-        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire):
+        purge old completed records (``purge_after_days``), expire files past
+        their destination's ``keep_days`` and sweep crashed uploads' temporaries
+        (every few hours). One step failing does not stop the others."""
+        from .sweep import sweep_if_due
+
+        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, lambda: sweep_if_due(self)):
             try:
                 step()
             except Exception as exc:
-                log.warning("periodic pass: %s failed: %s: %s", step.__name__, type(exc).__name__, exc)
+                name = getattr(step, "__name__", "sweep")
+                log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

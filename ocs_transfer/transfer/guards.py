@@ -61,7 +61,8 @@ _AUTHORITY = re.compile(
 )
 #: Hosts made only of digits, dots and hex: numbers some resolvers read as addresses.
 _NUMERIC = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]*))*\.?$", re.IGNORECASE)
-_SCHEMES = ("http", "https")
+#: Schemes that read this machine's files, not a server: never an endpoint.
+_LOCAL_SCHEMES = ("file", "local", "unix", "jar", "data")
 
 
 def _refuse(key: str, text: str, why: str) -> ConfigurationError:
@@ -72,7 +73,8 @@ def _refuse(key: str, text: str, why: str) -> ConfigurationError:
 
 
 def parse_endpoint(text: str, *, key: str = "endpoint") -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of an endpoint URL (or ``host[:port]``), host
+    """``(scheme, host, port)`` of an endpoint URL (or ``host[:port]``; the
+    scheme must name a network protocol; providers check which ones they speak), host
     lower-cased without a trailing dot. Refuses anything two URL parsers could
     read differently: user info (``@``), backslashes, whitespace and control
     characters, percent-encoding or other odd characters in the authority,
@@ -89,8 +91,8 @@ def parse_endpoint(text: str, *, key: str = "endpoint") -> tuple[str, str, int |
     url = text if "://" in text else f"http://{text}"
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
-    if scheme not in _SCHEMES:
-        raise _refuse(key, text, f"the scheme must be http:// or https://, not {scheme!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) or scheme in _LOCAL_SCHEMES:
+        raise _refuse(key, text, f"the scheme {scheme!r} names no network server (use http:// or https://)")
     if "#" in rest:
         raise _refuse(key, text, "it contains '#' (a fragment)")
     authority = re.split(r"[/?]", rest, maxsplit=1)[0]

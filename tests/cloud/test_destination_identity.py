@@ -105,7 +105,7 @@ REFUSED = [
     "http://allowed.example:99999/",  # port out of range
     "http://allowed.example:80:{port}/",
     "file:///etc/passwd",
-    "gopher://allowed.example/",
+    "gopher://127.0.0.1:{port}/",
     "http://alloweḍ.example/",  # non-ASCII look-alike
     "http://127.0.0.1:{port}/",  # plainly not allowed
     "http://localhost:{port}/",

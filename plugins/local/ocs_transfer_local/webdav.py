@@ -336,6 +336,21 @@ class WebdavStore(FsspecStore):
         """Create ``directory`` and any missing ancestors (up to and including
         the base URL's collection), cheaply: one MKCOL when the parent exists
         (405 = already there), walking up on 409."""
+        from webdav4.client import ResourceConflict
+
+        try:
+            self._mkcol_once(directory)
+        except ResourceConflict:
+            if not directory:
+                raise  # the base URL's own parent is missing: not ours to create
+            self._mkcol(posixpath.dirname(directory))
+            self._mkcol_once(directory)
+
+    def _mkcol_once(self, directory: str) -> None:
+        """One MKCOL. Another upload may create the same collection at the
+        same moment, and servers answer that race differently (405, or a 500
+        from WsgiDAV's own mkdir failing with EEXIST): "a collection is there
+        now" is success; anything else is the real error."""
         from webdav4.client import ResourceAlreadyExists, ResourceConflict
 
         try:
@@ -343,13 +358,14 @@ class WebdavStore(FsspecStore):
         except ResourceAlreadyExists:
             return
         except ResourceConflict:
-            if not directory:
-                raise  # the base URL's own parent is missing: not ours to create
-            self._mkcol(posixpath.dirname(directory))
+            raise  # a missing parent: the caller walks up
+        except Exception:
             try:
-                self.fs.client.mkdir(directory)
-            except ResourceAlreadyExists:
-                return
+                there = bool(self.fs.client.isdir(directory))
+            except Exception:
+                there = False
+            if not there:
+                raise
 
     def _upload(
         self,

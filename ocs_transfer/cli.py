@@ -59,6 +59,9 @@ def main(verbose: int) -> None:
     """Move observatory data products to where they are kept and shared."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .redact import install_log_redaction
+
+    install_log_redaction()  # HTTP libraries print session tokens and signatures at DEBUG
 
 
 @click.command("plugins")

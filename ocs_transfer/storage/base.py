@@ -102,10 +102,27 @@ class FileStore(abc.ABC):
     supports_versioning: ClassVar[bool] = False
     #: Names of credential fields this provider accepts (for prompts and docs).
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``get_url`` links carry credentials (an access key id, a session
+    #: token, a signature made with them): such links are made when asked for,
+    #: never stored in the ledger or shown in transfer records.
+    links_hold_credentials: ClassVar[bool] = False
     #: Config options that name a server the store connects to: exactly these
-    #: are checked against ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``. The default is
+    #: are checked (:func:`ocs_transfer.transfer.guards.check_endpoints`: well
+    #: formed, and allowed by ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``). The default is
     #: the usual names, for providers written before they declared theirs.
     endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url", "url", "server", "server_url", "base_url", "host")
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        """What ambient identity of the service (environment keys, instance
+        role, a key file on the server...) a store with these options and
+        credentials would run as, or None when it brings its own."""
+        return None
+
+    @classmethod
+    def local_paths(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The folders on this machine a store with these options reads and writes."""
+        return ()
 
     # -- construction --------------------------------------------------------------
 

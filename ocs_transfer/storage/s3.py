@@ -23,6 +23,7 @@ Neither s3fs nor boto3 is imported until a store is built.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -63,6 +64,30 @@ def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
+class _NoRedirects:
+    """An aiohttp session whose requests never follow redirects."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+@functools.cache
+def _no_redirect_session_class() -> type[Any]:
+    """aiobotocore's HTTP session (what s3fs reads and lists with) without
+    redirects: aiohttp would follow a 3xx to any host; botocore itself (our
+    uploads, heads, deletes) never does."""
+    from aiobotocore.httpsession import AIOHTTPSession
+
+    class NoRedirectSession(AIOHTTPSession):  # type: ignore[misc]
+        async def _get_session(self, proxy_url: Any) -> Any:
+            return _NoRedirects(await super()._get_session(proxy_url))
+
+    return NoRedirectSession
+
+
 class S3Store(BucketStore):
     """Objects in an S3 bucket, under an optional prefix."""
 
@@ -71,7 +96,16 @@ class S3Store(BucketStore):
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
     endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
+    links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_s3_error)
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        if _secret_value(credentials, "key", "aws_access_key_id"):
+            return None
+        if options.get("profile"):
+            return f"the AWS profile {options['profile']!r} of this machine"
+        return "the AWS credential chain: environment keys, profiles, the instance role"
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -204,6 +238,7 @@ class S3Store(BucketStore):
                 default_block_size=config.part_size,  # reads (and re-reads to verify) buffer one part
                 client_kwargs={"region_name": config.region} if config.region else {},
                 config_kwargs={
+                    "http_session_cls": _no_redirect_session_class(),
                     "signature_version": config.signature_version,
                     "s3": {k: v for k, v in s3_options.items() if k == "addressing_style"},
                     "retries": retries,

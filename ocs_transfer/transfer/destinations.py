@@ -15,17 +15,20 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..exceptions import ConfigurationError, CredentialError
+from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
 from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
+from .guards import check_ambient_credentials, check_local_roots
+from .guards import check_endpoints as check_endpoint_names
 from .ledger import Ledger
 from .models import DestinationRow
 
@@ -35,6 +38,8 @@ __all__ = [
     "Destinations",
     "LAYOUTS",
     "SCOPES",
+    "check_destination",
+    "check_endpoints",
     "open_store",
 ]
 
@@ -91,7 +96,7 @@ class Destination:
 
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options", "scope")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
@@ -115,6 +120,17 @@ def _check(field: str, value: Any) -> Any:
         from ..storage.layouts import get_layout
 
         get_layout(value, context_fields=("target", "project"))  # a clear error for a bad name or template
+    if field == "path" and value:
+        from ..storage.paths import safe_path
+
+        parts = [p for p in str(value).split("/") if p]  # as the engine joins it: leading, doubled '/' ignored
+        try:
+            safe_path("/".join(parts), allow_root=True)
+        except OcsTransferError as exc:
+            raise ConfigurationError(
+                f"destination path {str(value)[:200]!r} must be a folder inside the destination, such as"
+                f" /observatory/fits: {exc}"
+            ) from None
     if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
         raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
     if field == "options":
@@ -126,56 +142,54 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
+def check_destination(
+    provider: str | type[FileStore],
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    *,
+    scope: str | None,
+    settings: Settings | None,
+) -> None:
+    """Every check of :mod:`.guards` for a destination: its endpoints (all
+    scopes), and for user-made scopes its identity and local folders.
+    ``scope=None`` (a store built outside a destination) checks endpoints only."""
+    from .. import plugins
+
+    cls = plugins.get_provider(provider) if isinstance(provider, str) else provider
+    check_endpoint_names(options, settings, tuple(cls.endpoint_options))
+    check_ambient_credentials(cls, options, credentials, scope, settings)
+    check_local_roots(cls, options, scope, settings)
+
+
 #: Provider options that name a server the service will connect to, for a
 #: provider that does not declare its own (``FileStore.endpoint_options``).
 ENDPOINT_OPTIONS = FileStore.endpoint_options
 
 
-def _endpoint_names(provider: str | None) -> tuple[str, ...]:
-    if provider is None:
-        return ENDPOINT_OPTIONS
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
+    """:func:`.guards.check_endpoints` on exactly the ``endpoint_options``
+    the provider declares (the usual names without a provider): well formed
+    (one reading for every URL parser) and, when
+    ``OCS_TRANSFER_ENDPOINT_ALLOWLIST`` is set, naming an allowed host."""
     from .. import plugins
 
-    return tuple(plugins.get_provider(provider).endpoint_options)
-
-
-def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
-    """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
-    a user-supplied endpoint makes the service connect where the user says
-    (server-side request forgery), so services that let users create
-    destinations should allow-list where they may point. The options checked
-    are exactly the ``endpoint_options`` the provider declares."""
-    allowed = set(settings.endpoint_allowlist) if settings is not None else set()
-    if not allowed:
-        return
-    from urllib.parse import urlsplit
-
-    for key in _endpoint_names(provider):
-        value = options.get(key)
-        if not value:
-            continue
-        text = str(value)
-        parts = urlsplit(text if "://" in text else f"//{text}")
-        host = (parts.hostname or "").lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-            raise ConfigurationError(
-                f"option {key}={text!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
-                f" (allowed: {', '.join(sorted(allowed))})"
-            )
+    names = ENDPOINT_OPTIONS if provider is None else tuple(plugins.get_provider(provider).endpoint_options)
+    check_endpoint_names(options, settings, names)
 
 
 def open_store(
-    provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
+    provider: str,
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Secret],
+    *,
+    settings: Settings | None = None,
+    scope: str | None = None,
 ) -> FileStore:
     """Build the store for a destination (``provider`` with ``options`` and
-    decrypted ``credentials``)."""
+    decrypted ``credentials``), after :func:`check_destination` for ``scope``."""
     from ..storage import get_store
 
-    check_endpoints(options, settings, provider)
+    check_destination(provider, options, credentials, scope=scope, settings=settings)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -384,8 +398,10 @@ class Destinations:
 
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_endpoints(fields.get("options") or {}, self.settings, provider)
-        typed = check_options(cls, fields.get("options") or {})
+        options = fields.get("options") or {}
+        given = {k: v for k, v in (credentials or {}).items() if v}
+        check_destination(cls, options, given, scope=fields.get("scope", "personal"), settings=self.settings)
+        typed = check_options(cls, options)
         if "options" in fields:
             fields["options"] = typed
         values = {k: _check(k, v) for k, v in fields.items()}
@@ -424,18 +440,26 @@ class Destinations:
             row = self._row(session, ref, lock=True)
             if "options" in fields or unset:
                 fields["options"] = _merge_options(row, fields.get("options") or {}, unset)
-            check_endpoints(fields.get("options") or {}, self.settings, row.provider)
             if "options" in fields:
                 from .. import plugins
 
-                fields["options"] = check_options(plugins.get_provider(row.provider), fields["options"])
+                provider_cls = plugins.get_provider(row.provider)
+                check_endpoint_names(fields["options"], self.settings, tuple(provider_cls.endpoint_options))
+                fields["options"] = check_options(provider_cls, fields["options"])
             values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():
                 setattr(row, key, value)
             if credentials:
                 self._encrypt_into(row, credentials)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
+
+    def _recheck(self, row: DestinationRow) -> None:
+        """:func:`check_destination` on a changed row (only credential names are needed)."""
+        present = dict.fromkeys(json.loads(row.credentials or "{}"), True)
+        check_destination(row.provider, json.loads(row.options or "{}"), present, scope=row.scope,
+                          settings=self.settings)  # fmt: skip
 
     def set_enabled(self, ref: str | int, enabled: bool) -> Destination:
         return self.edit(ref, enabled=enabled)
@@ -452,6 +476,7 @@ class Destinations:
             for field in fields:
                 stored.pop(field, None)
             row.credentials = json.dumps(stored, sort_keys=True)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
 
@@ -549,7 +574,32 @@ class Destinations:
         with self.ledger.session() as session:
             row = self._row(session, ref)
             provider, options, creds = row.provider, json.loads(row.options or "{}"), self._decrypt_row(row)
-        return open_store(provider, options, creds, settings=self.settings)
+            scope = row.scope
+        return open_store(provider, options, creds, settings=self.settings, scope=scope)
+
+    def link(
+        self, ref: str | int, path: str, version_id: str | None = None, expiration: timedelta | None = None
+    ) -> str:
+        """A fresh download link for ``path`` (e.g. a completed transfer's
+        ``remote_path`` and ``remote_version``) in destination ``ref``. Links
+        signed with credentials (S3, GCS) are never stored: ask for one when a
+        user needs it."""
+        from ..storage.base import DEFAULT_LINK_EXPIRATION
+
+        with self.open_store(ref) as store:
+            return store.get_url(path, version_id or None, expiration or DEFAULT_LINK_EXPIRATION)
+
+    def scope_for(self, snapshot: Mapping[str, Any]) -> str:
+        """The scope a queued transfer's store is checked for: its snapshot's,
+        or (snapshots from before scopes were kept) the destination's now, or
+        ``personal`` (the strictest) when it was removed."""
+        scope = snapshot.get("scope")
+        if isinstance(scope, str) and scope:
+            return scope
+        found = self.find(snapshot["id"])
+        if found is None or (snapshot.get("uuid") and found.uuid != snapshot["uuid"]):
+            return "personal"
+        return found.scope
 
     def test(self, ref: str | int) -> ConnectionTestResult:
         """Run the store's connection test and record the result and time."""

@@ -649,7 +649,8 @@ class Engine:
         try:
             creds = self._destination_credentials(snap)
             secrets = list(creds.values())
-            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
+            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                               scope=self.destinations.scope_for(snap))
             try:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
@@ -709,6 +710,8 @@ class Engine:
 
     @staticmethod
     def _link(store: FileStore, stored: StoredObject) -> str:
+        if store.links_hold_credentials:
+            return ""  # made when asked for (Destinations.link), never stored
         try:
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:
@@ -940,7 +943,8 @@ class Engine:
     def _discard_partials_of(self, snap: Mapping[str, Any], remote_path: str) -> None:
         try:
             creds = self._destination_credentials(snap)
-            with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+            with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                            scope=self.destinations.scope_for(snap)) as store:
                 _discard_stale_partials(store, remote_path)
         except (OcsTransferError, CredentialError) as exc:
             log.warning("could not clean up after a stopped worker at %s: %s", remote_path, type(exc).__name__)
@@ -1142,7 +1146,8 @@ class Engine:
                 continue
             try:
                 creds = self.destinations.credentials(snap["id"])
-                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                                scope=self.destinations.scope_for(snap)) as store:
                     try:
                         store.delete_file(path, version or None)
                     except ObjectNotFoundError:

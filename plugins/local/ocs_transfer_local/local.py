@@ -72,6 +72,11 @@ class LocalStore(FsspecStore):
     credential_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
     endpoint_options: ClassVar[tuple[str, ...]] = ("server_url", "server")
 
+    @classmethod
+    def local_paths(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        root = options.get("root")
+        return (str(root),) if root else ()
+
     @attrs.frozen(kw_only=True)
     class Config:
         root: str  #: the directory (absolute, or relative to the working directory)

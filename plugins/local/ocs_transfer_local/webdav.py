@@ -98,6 +98,29 @@ def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[
         pending = following
 
 
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    import httpx
+
+    parsed = httpx.URL(str(url))
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), parsed.port or default
+
+
+def _same_origin_only(base_url: str) -> Any:
+    """An httpx request hook refusing any request (a followed redirect
+    included) to another scheme, host or port than ``base_url``'s."""
+    allowed = _origin(base_url)
+
+    def check(request: Any) -> None:
+        if _origin(request.url) != allowed:
+            raise PermissionDeniedError(
+                f"the WebDAV server redirected to another host ({request.url.scheme}://{request.url.host}); redirects"
+                " off the configured url are not followed. Give the server's final URL as the url option"
+            )
+
+    return check
+
+
 @functools.cache
 def _client_class() -> type[Any]:
     """webdav4's Client, fixed to percent-encode paths: webdav4 hands raw
@@ -241,6 +264,9 @@ class WebdavStore(FsspecStore):
             timeout=timeout,
             verify=config.verify_tls,
         )
+        # Redirects to another origin are refused on every request (webdav4 follows them for listings and
+        # reads): a server must not send the service somewhere the endpoint checks never saw.
+        client.http.event_hooks = {"request": [_same_origin_only(config.url)], "response": []}
         # The instance holds credentials: never share it through fsspec's instance cache.
         fs = WebdavFileSystem(config.url, client=client, skip_instance_cache=True)
         return cls(

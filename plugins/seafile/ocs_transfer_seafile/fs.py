@@ -358,7 +358,11 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy through this machine (download, upload), streaming."""
         path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
-        size = self.info(path1)["size"]
+        info = self.info(path1)
+        if info["type"] == "directory":
+            self.makedirs(path2, exist_ok=True)
+            return
+        size = info["size"]
         with self.open(path1, "rb") as source:
             self.upload(source, path2, size)
 

@@ -33,6 +33,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import attrs
 
 
+#: A fault "status" that expires every upload link instead of answering.
+EXPIRE = -1
+
+
 @attrs.define
 class Entry:
     kind: str  # "file" or "dir"
@@ -61,6 +65,7 @@ class Fault:
     status: int = 0
     retry_after: str | None = None
     route: str = ""  # only requests whose path contains this
+    skip: int = 0  # let this many matching requests through first
 
 
 class FakeSeafile:
@@ -81,7 +86,8 @@ class FakeSeafile:
         self.partials: dict[tuple[str, str], tuple[int, str]] = {}  # (repo, path) -> (bytes, temp file)
         self.share_links: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
-        self.cut_uploads: list[int] = []  # close the connection after this many body bytes
+        self.cut_uploads: list[tuple[int, int]] = []  # (uploads to let through, body bytes before the cut)
+        self.auth_styles: set[str] = set()  # the Authorization schemes clients used
         self.lost_answers = 0  # commit the next final upload, then close without answering
         self.log: list[tuple[str, str, str]] = []  # (server, method, path + range)
         self.lock = threading.RLock()
@@ -121,13 +127,17 @@ class FakeSeafile:
     # -- faults ----------------------------------------------------------------------------
 
     def fail_next(self, where: str, status: int, *, times: int = 1, retry_after: str | None = None,
-                  route: str = "") -> None:  # fmt: skip
+                  route: str = "", skip: int = 0) -> None:  # fmt: skip
+        """Answer matching requests with ``status`` (``EXPIRE``: expire every
+        upload link, then serve the request)."""
         with self.lock:
-            self.faults += [Fault(where, status, retry_after, route) for _ in range(times)]
+            self.faults += [Fault(where, status, retry_after, route, skip) for _ in range(times)]
 
-    def cut_next_upload(self, after_bytes: int) -> None:
+    def cut_next_upload(self, after_bytes: int, *, skip: int = 0) -> None:
+        """Cut the connection of an upload after ``after_bytes`` of its body
+        (after letting ``skip`` uploads through)."""
         with self.lock:
-            self.cut_uploads.append(after_bytes)
+            self.cut_uploads.append((skip, after_bytes))
 
     def lose_next_answer(self) -> None:
         with self.lock:
@@ -141,6 +151,9 @@ class FakeSeafile:
         with self.lock:
             for fault in self.faults:
                 if fault.where == where and fault.route in path:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     self.faults.remove(fault)
                     return fault
         return None
@@ -203,6 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeSeafile
     role: str
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -249,6 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.log.append((self.role, self.command, f"{self.route} {rng}".strip()))
         where = "api" if self.role == "seahub" else ("download" if self.route.startswith("/files/") else "upload")
         fault = self.fake.take_fault(where, self.route)
+        if fault is not None and fault.status == EXPIRE:
+            self.fake.expire_upload_links()
+            fault = None
         if fault is not None:
             if self.command == "POST":
                 self._drain()
@@ -270,6 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _user(self) -> str | None:
         header = self.headers.get("Authorization") or ""
         kind, _, token = header.partition(" ")
+        self.fake.auth_styles.add(kind)
         major = int(self.fake.version.split(".")[0])
         allowed = ("Token", "Bearer") if major >= 11 else ("Token",)
         if kind not in allowed:
@@ -498,7 +516,12 @@ class _Handler(BaseHTTPRequestHandler):
         cut = None
         with fake.lock:
             if fake.cut_uploads:
-                cut = fake.cut_uploads.pop(0)
+                skip, after = fake.cut_uploads[0]
+                if skip:
+                    fake.cut_uploads[0] = (skip - 1, after)
+                else:
+                    cut = after
+                    fake.cut_uploads.pop(0)
         fields, temp = self._multipart(cut)
         try:
             return self._store(repo, link[1], fields, temp)

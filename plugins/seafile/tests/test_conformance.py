@@ -69,9 +69,5 @@ class TestFsspecAbstractSuite(
         return SeafileFileSystem(repo.id, shared_fake.url, token_of(shared_fake))
 
     @pytest.fixture
-    def fs_join(self) -> Callable[..., str]:
-        return lambda *parts: "/".join(p.strip("/") for p in parts if p)
-
-    @pytest.fixture
     def fs_path(self) -> str:
         return f"suite-{uuid.uuid4().hex[:8]}"

@@ -465,6 +465,7 @@ class Destinations:
         name: str | None = None,
         scope: str = "organization",
         owner_id: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> Destination:
         """Create a destination from an old "storage backend" record.
 
@@ -476,6 +477,7 @@ class Destinations:
         fields (or that look secret), and the token, become encrypted
         credentials; the other config keys become options. For ``local`` the old
         token is the file server's ``host:port`` and becomes the ``server`` option.
+        ``options`` are added to the record's (e.g. a ``server_url`` it lacks).
         """
 
         def get(key: str) -> Any:
@@ -498,6 +500,7 @@ class Destinations:
             raise ConfigurationError("storage_backend_config must be a JSON object")
         from .. import plugins
 
+        extra_options = options
         secret_names = set(getattr(plugins.get_provider(provider), "credential_fields", ()))
         options: dict[str, Any] = {}
         credentials: dict[str, str | Secret | None] = {}
@@ -507,6 +510,7 @@ class Destinations:
                 credentials[key] = value if isinstance(value, str) else json.dumps(value)
             else:
                 options[key] = value
+        options.update(extra_options or {})  # given beside the record (e.g. a server_url it lacks)
         token = get("token")
         if token:
             if provider == "local":

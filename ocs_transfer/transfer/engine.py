@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -453,7 +454,7 @@ class Engine:
                         reader, remote_path, size=size_hint, progress=lambda n: self._progress(running, n),
                         cancel=running.cancel, extension=_extension(source_path),
                     )  # fmt: skip
-                link = self._link(store, stored)
+                link = self._link(store, stored, snap.get("keep_days"))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
@@ -462,8 +463,12 @@ class Engine:
         return self._record_success(transfer_id, running, stored, link)
 
     @staticmethod
-    def _link(store: FileStore, stored: StoredObject) -> str:
+    def _link(store: FileStore, stored: StoredObject, keep_days: int | None = None) -> str:
+        """The link recorded for a transfer: it lives as long as the file is
+        kept (``keep_days``), or the default link expiration."""
         try:
+            if keep_days:
+                return store.get_url(stored.path, stored.version_id, expiration=timedelta(days=int(keep_days)))
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)

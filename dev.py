@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-PLUGINS = ["local", "dropbox", "gdrive", "seafile"]
+PLUGINS = ["local", "dropbox", "gdrive", "seafile", "_template"]
 EXTRAS = "s3,gcs,postgres,test"
 
 

@@ -16,6 +16,14 @@ classes that ingester services already catch:
     Nothing to retry because nothing went wrong: e.g. the identical file is
     already stored. Callers usually log it and move on.
 
+Each class also states its intent in ``retry_intent`` (``"retry"``,
+``"backoff"``, ``"never"``, ``"done"``, or ``"cause"``: decided by the error it
+was raised ``from``, final when there is none), which
+:func:`ocs_transfer.retry.classify` reads. Provider code raises the class
+whose intent fits: :class:`TransientStorageError` (retry),
+:class:`RateLimitError` (back off), :class:`FinalStorageError` (never),
+:class:`StorageError` (``raise StorageError(...) from exc``: as its cause says).
+
 Specific errors subclass the right one of these, and also a builtin where one
 fits (``ConfigurationError`` is a ``ValueError``), so both styles of ``except``
 work. Every error is picklable (it crosses process boundaries in task queues):
@@ -28,7 +36,10 @@ output must pass it through :func:`ocs_transfer.redact.redact` first.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+#: What :func:`ocs_transfer.retry.classify` does with an error class.
+RetryIntent = Literal["retry", "backoff", "never", "done", "cause"]
 
 __all__ = [
     "AlreadyStoredError",
@@ -38,6 +49,7 @@ __all__ = [
     "DataFileError",
     "DoNotRetryError",
     "FileSpecificationError",
+    "FinalStorageError",
     "IntegrityError",
     "NonFatalDoNotRetryError",
     "ObjectNotFoundError",
@@ -48,6 +60,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RetryError",
+    "RetryIntent",
     "StorageError",
     "TransferCancelledError",
     "TransientStorageError",
@@ -57,6 +70,27 @@ __all__ = [
 
 class OcsTransferError(Exception):
     """Root of every error raised by ocs_transfer."""
+
+    #: How :func:`ocs_transfer.retry.classify` treats this class (see the module doc).
+    retry_intent: ClassVar[RetryIntent] = "cause"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A class that does not say its intent gets the one of its retry
+        # class (a QuotaExceededError is a StorageError and a DoNotRetryError:
+        # never), so the attribute always agrees with ``isinstance``.
+        super().__init_subclass__(**kwargs)
+        if "retry_intent" in cls.__dict__:
+            return
+        for name, intent in (
+            ("NonFatalDoNotRetryError", "done"),
+            ("DoNotRetryError", "never"),
+            ("BackoffRetryError", "backoff"),
+            ("RetryError", "retry"),
+        ):
+            base = globals().get(name)
+            if base is not None and issubclass(cls, base):
+                cls.retry_intent = intent  # type: ignore[assignment]
+                return
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep keyword attributes across pickling (Exception's default
@@ -74,10 +108,14 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
 class RetryError(OcsTransferError):
     """A transient failure: retrying soon is safe."""
 
+    retry_intent: ClassVar[RetryIntent] = "retry"
+
 
 class BackoffRetryError(RetryError):
     """Retry only after waiting; ``retry_after`` is the wait in seconds when the
     other side said (e.g. a ``Retry-After`` header), otherwise ``None``."""
+
+    retry_intent: ClassVar[RetryIntent] = "backoff"
 
     def __init__(self, *args: Any, retry_after: float | None = None) -> None:
         super().__init__(*args)
@@ -87,9 +125,13 @@ class BackoffRetryError(RetryError):
 class DoNotRetryError(OcsTransferError):
     """Retrying cannot help; fail for good with this reason."""
 
+    retry_intent: ClassVar[RetryIntent] = "never"
+
 
 class NonFatalDoNotRetryError(DoNotRetryError):
     """Nothing to retry and nothing wrong (e.g. already stored)."""
+
+    retry_intent: ClassVar[RetryIntent] = "done"
 
 
 # -- configuration and plugins ------------------------------------------------
@@ -128,7 +170,16 @@ DataFileError = FileSpecificationError
 
 
 class StorageError(OcsTransferError):
-    """A storage provider failed in a way that retrying will not fix."""
+    """A storage provider failed. Retried or not as the error it was raised
+    ``from`` says (``raise StorageError("upload failed") from exc``); without
+    a cause, final. Raise a subclass to say the intent outright."""
+
+    retry_intent: ClassVar[RetryIntent] = "cause"
+
+
+class FinalStorageError(StorageError, DoNotRetryError):
+    """A storage provider failed and retrying will not help, whatever the
+    cause (a refused name, an unsupported operation)."""
 
 
 class TransientStorageError(StorageError, RetryError):

@@ -111,6 +111,7 @@ class GCSStore(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
     translator = staticmethod(translate_gcs_error)
 
     @attrs.frozen(kw_only=True)
@@ -215,6 +216,7 @@ class GCSStore(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         out = self.fs.open(
             path,

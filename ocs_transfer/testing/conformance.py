@@ -39,6 +39,18 @@ prefix or bucket). The capability fixtures, and their defaults:
     objects in memory (``memory``) raise the limit by the file size; slow test
     servers may lower the size.
 
+``bad_credentials_store`` (None: skipped)
+    A store like ``store`` but built with wrong credentials. Its connection
+    test must fail with a message and its upload must raise an error that
+    :func:`ocs_transfer.retry.classify` says is final (never retried).
+``drop_connections`` (None: skipped)
+    A callable that cuts every connection the store holds (e.g. a fault
+    proxy closing its sockets, or the test server restarting). The store
+    must recover: an upload after it succeeds, at most after one failure
+    that ``classify`` says is retryable.
+``thread_count`` (8)
+    How many threads the many-thread case runs at once on one store.
+
 The tests are grouped (:class:`WriteTests`, :class:`ReadTests`,
 :class:`NameTests`, :class:`LinkTests`, :class:`RobustnessTests`,
 :class:`VersioningTests`); :class:`StoreTests` is all of them.
@@ -70,6 +82,7 @@ from ..storage.base import FileStore, StoredObject
 from .data import HOSTILE_NAMES, TRAVERSAL_PATHS, PatternReader, SourceReadError, pattern_bytes, pattern_digests
 
 __all__ = [
+    "ConnectionTests",
     "LinkTests",
     "NameTests",
     "ProviderFixtures",
@@ -102,6 +115,18 @@ def _check_stored(obj: StoredObject, path: str, data: bytes) -> None:
     assert obj.size == len(data)
     assert obj.md5 == hashlib.md5(data).hexdigest()
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def _raised_from(exc: BaseException, kind: type[BaseException]) -> bool:
+    """``exc`` is a ``kind`` or was raised from (or while handling) one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _paths(store: FileStore, prefix: str = "") -> set[str]:
@@ -146,6 +171,18 @@ class ProviderFixtures:
     @pytest.fixture
     def local_root(self) -> Path | None:
         return None
+
+    @pytest.fixture
+    def bad_credentials_store(self) -> FileStore | None:
+        return None
+
+    @pytest.fixture
+    def drop_connections(self) -> Callable[[], None] | None:
+        return None
+
+    @pytest.fixture
+    def thread_count(self) -> int:
+        return 8
 
     @pytest.fixture
     def large_file_size(self) -> int:
@@ -356,8 +393,10 @@ class RobustnessTests(ProviderFixtures):
         self, store: FileStore, raw_listing: Callable[[], list[str]], fail_after: int
     ) -> None:
         source = PatternReader(MEDIUM, fail_after=fail_after)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises((SourceReadError, OcsTransferError)) as raised:
             store.put(source, "broken/upload.bin", size=MEDIUM)
+        # the source's own error, never one from cleaning up after it
+        assert _raised_from(raised.value, SourceReadError), f"the source's error was replaced by {raised.value!r}"
         assert not store.exists("broken/upload.bin")
         assert _paths(store) == set()
         assert _settles_to(raw_listing, []) == []
@@ -367,8 +406,9 @@ class RobustnessTests(ProviderFixtures):
     ) -> None:
         old = pattern_bytes(1000)
         _put_bytes(store, "keep.bin", old)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises((SourceReadError, OcsTransferError)) as raised:
             store.put(PatternReader(MEDIUM, fail_after=2 * MiB), "keep.bin", size=MEDIUM)
+        assert _raised_from(raised.value, SourceReadError), f"the source's error was replaced by {raised.value!r}"
         assert _read(store, "keep.bin") == old
         assert _settles_to(raw_listing, ["keep.bin"]) == ["keep.bin"]
 
@@ -388,6 +428,54 @@ class RobustnessTests(ProviderFixtures):
         assert _settles_to(raw_listing, []) == []
 
 
+class ConnectionTests(ProviderFixtures):
+    """Bad credentials, dropped connections, many threads on one store."""
+
+    def test_bad_credentials_fail_for_good(self, bad_credentials_store: FileStore | None) -> None:
+        if bad_credentials_store is None:
+            pytest.skip("no bad_credentials_store fixture")
+        from ..retry import classify
+
+        result = bad_credentials_store.test_connection()
+        assert not result.ok and result.message
+        with pytest.raises(OcsTransferError) as raised:
+            _put_bytes(bad_credentials_store, "refused.bin", b"never stored")
+        assert not classify(raised.value).retryable, f"{raised.value!r} would be retried"
+
+    def test_recovers_after_dropped_connections(
+        self, store: FileStore, drop_connections: Callable[[], None] | None
+    ) -> None:
+        if drop_connections is None:
+            pytest.skip("no drop_connections fixture")
+        from ..retry import classify
+
+        _put_bytes(store, "before.bin", b"before the drop")
+        drop_connections()
+        data = pattern_bytes(MiB + 5)
+        try:
+            obj = _put_bytes(store, "after.bin", data)
+        except OcsTransferError as exc:
+            assert classify(exc).retryable, f"a dropped connection gave a final error: {exc!r}"
+            obj = _put_bytes(store, "after.bin", data)
+        _check_stored(obj, "after.bin", data)
+        assert _read(store, "after.bin") == data
+        assert _read(store, "before.bin") == b"before the drop"
+
+    def test_many_threads_on_one_store(self, store: FileStore, thread_count: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def work(i: int) -> str:
+            data = pattern_bytes(64 * 1024 + i)
+            path = f"threads/{i % 3}/file-{i}.bin"
+            _check_stored(_put_bytes(store, path, data), path, data)
+            assert _read(store, path) == data
+            return path
+
+        with ThreadPoolExecutor(thread_count) as pool:
+            written = set(pool.map(work, range(thread_count * 3)))
+        assert _paths(store, "threads") == written
+
+
 class VersioningTests(ProviderFixtures):
     def test_versions(self, store: FileStore, supports_versioning: bool) -> None:
         if not supports_versioning:
@@ -404,5 +492,5 @@ class VersioningTests(ProviderFixtures):
         assert _read(store, "v.bin") == b"two"  # deleting an old version leaves the current one
 
 
-class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, VersioningTests):
+class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, ConnectionTests, VersioningTests):
     """Every conformance test."""

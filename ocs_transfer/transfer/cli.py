@@ -286,6 +286,24 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
     click.echo(f"destination {dest.name!r} imported (id {dest.id}, provider {dest.provider})")
 
 
+@click.command("sweep")
+@click.argument("name")
+@click.option("--older-than", "hours", type=float, default=24.0, show_default=True, metavar="HOURS",
+              help="Remove only temporaries at least this old (a live upload's are young).")
+def sweep_command(name: str, hours: float) -> None:
+    """Remove the temporary names crashed uploads left in destination NAME."""
+    from datetime import timedelta
+
+    from .sweep import sweep_destination
+
+    if hours < 0:
+        raise ConfigurationError("--older-than must be zero or more hours")
+    removed = sweep_destination(_ctx().destinations(), name, timedelta(hours=hours))
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} leftover temporary name(s) removed from {name!r}")
+
+
 @click.command("schedule")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--to", "destinations", multiple=True, required=True, help="Destination name (repeat).")
@@ -436,6 +454,6 @@ def keys_status() -> None:
 
 
 COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, keys_group]  # fmt: skip
+            purge_command, expire_command, keys_group, sweep_command]  # fmt: skip
 
 

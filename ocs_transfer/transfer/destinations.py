@@ -124,21 +124,31 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
-#: Provider options that name a server the service will connect to.
-ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+#: Provider options that name a server the service will connect to, for a
+#: provider that does not declare its own (``FileStore.endpoint_options``).
+ENDPOINT_OPTIONS = FileStore.endpoint_options
 
 
-def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
+def _endpoint_names(provider: str | None) -> tuple[str, ...]:
+    if provider is None:
+        return ENDPOINT_OPTIONS
+    from .. import plugins
+
+    return tuple(plugins.get_provider(provider).endpoint_options)
+
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
     """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
     a user-supplied endpoint makes the service connect where the user says
     (server-side request forgery), so services that let users create
-    destinations should allow-list where they may point."""
+    destinations should allow-list where they may point. The options checked
+    are exactly the ``endpoint_options`` the provider declares."""
     allowed = set(settings.endpoint_allowlist) if settings is not None else set()
     if not allowed:
         return
     from urllib.parse import urlsplit
 
-    for key in ENDPOINT_OPTIONS:
+    for key in _endpoint_names(provider):
         value = options.get(key)
         if not value:
             continue
@@ -163,7 +173,7 @@ def open_store(
     decrypted ``credentials``)."""
     from ..storage import get_store
 
-    check_endpoints(options, settings)
+    check_endpoints(options, settings, provider)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -284,7 +294,7 @@ class Destinations:
 
         plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_endpoints(fields.get("options") or {}, self.settings)
+        check_endpoints(fields.get("options") or {}, self.settings, provider)
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -313,7 +323,8 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
-        check_endpoints(fields.get("options") or {}, self.settings)
+        if fields.get("options"):
+            check_endpoints(fields["options"], self.settings, self.get(ref).provider)
         values = {k: _check(k, v) for k, v in fields.items()}
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)

@@ -774,9 +774,13 @@ class Engine:
         return done
 
     def periodic(self) -> None:
-        """The periodic pass: reclaim stale transfers, finish source deletions."""
+        """The periodic pass: reclaim stale transfers, finish source deletions,
+        sweep crashed uploads' temporaries (every few hours)."""
         self.reclaim()
         self.finish_source_deletions()
+        from .sweep import sweep_if_due
+
+        sweep_if_due(self)
 
 
 def _discard_stale_partials(store: FileStore, remote_path: str) -> None:

@@ -181,7 +181,7 @@ def test_policy_is_bounded() -> None:
         (ClientError("storageQuotaExceeded", 403), E.QuotaExceededError),
         (HTTPStatusError(429, {"Retry-After": "4"}), E.RateLimitError),
         (ConnectionResetError(errno.ECONNRESET, "reset"), E.TransientStorageError),
-        (HTTPStatusError(400), E.StorageError),
+        (HTTPStatusError(400), E.FinalStorageError),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__,
 )

@@ -163,6 +163,7 @@ class WebdavStore(FsspecStore):
     name: ClassVar[str] = "webdav"
     schemes: ClassVar[tuple[str, ...]] = ("webdav+https", "webdav+http")
     credential_fields: ClassVar[tuple[str, ...]] = ("password", "token", "signing_key")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("url", "link_server_url")
     reread_to_verify: ClassVar[bool] = True
 
     @attrs.frozen(kw_only=True)
@@ -282,11 +283,12 @@ class WebdavStore(FsspecStore):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         try:
             return super().put(
                 source, path, size=size, content_type=content_type, metadata=metadata, progress=progress,
-                cancel=cancel, extension=extension,
+                cancel=cancel, extension=extension, options=options,
             )
         finally:
             self._local.received = None
@@ -331,6 +333,7 @@ class WebdavStore(FsspecStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if size is not None:

@@ -476,7 +476,7 @@ class Destinations:
         name: str | None = None,
         scope: str = "organization",
         owner_id: str = "",
-        options: Mapping[str, Any] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Destination:
         """Create a destination from an old "storage backend" record.
 
@@ -488,7 +488,7 @@ class Destinations:
         fields (or that look secret), and the token, become encrypted
         credentials; the other config keys become options. For ``local`` the old
         token is the file server's ``host:port`` and becomes the ``server`` option.
-        ``options`` are added to the record's (e.g. a ``server_url`` it lacks).
+        ``extra_options`` are added to the record's (e.g. a ``server_url`` it lacks).
         """
 
         def get(key: str) -> Any:
@@ -511,7 +511,6 @@ class Destinations:
             raise ConfigurationError("storage_backend_config must be a JSON object")
         from .. import plugins
 
-        extra_options = options
         secret_names = set(getattr(plugins.get_provider(provider), "credential_fields", ()))
         options: dict[str, Any] = {}
         credentials: dict[str, str | Secret | None] = {}

@@ -29,6 +29,7 @@ import attrs
 from ocs_transfer.exceptions import (
     ConfigurationError,
     CredentialError,
+    FinalStorageError,
     ObjectNotFoundError,
     OcsTransferError,
     PermissionDeniedError,
@@ -117,11 +118,11 @@ def error_for(response: Any, what: str, *, secrets: tuple[Any, ...] = ()) -> Ocs
         wait = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimitError(f"{what}: Seafile asks us to slow down (429){said}", retry_after=wait)
     if status == BAD_NAME:
-        return StorageError(f"{what}: Seafile refuses the file name (440){said}; rename the file")
+        return FinalStorageError(f"{what}: Seafile refuses the file name (440){said}; rename the file")
     if status == FILE_EXISTS:
-        return StorageError(f"{what}: the file exists on the Seafile server and was not replaced (441){said}")
+        return FinalStorageError(f"{what}: the file exists on the Seafile server and was not replaced (441){said}")
     if status in (TOO_LARGE, 413):
-        return StorageError(
+        return FinalStorageError(
             f"{what}: the request is too large for the server ({status}){said}; the server's"
             " max_upload_size, or a reverse proxy's body limit (client_max_body_size) is lower than the"
             " file or chunk: ask the administrator, or lower the destination's upload_chunk_mib option"
@@ -132,15 +133,7 @@ def error_for(response: Any, what: str, *, secrets: tuple[Any, ...] = ()) -> Ocs
         )
     if status >= 500 or status == 408:
         return TransientStorageError(f"{what}: the Seafile server failed ({status}){said}; retrying later may help")
-    return StorageError(f"{what}: Seafile answered {status}{said}")
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import httpx
-
-    if isinstance(exc, RateLimitError | TransientStorageError):
-        return True
-    return isinstance(exc, httpx.TransportError)
+    return FinalStorageError(f"{what}: Seafile answered {status}{said}")
 
 
 @attrs.frozen(kw_only=True)
@@ -188,7 +181,9 @@ class SeafileApi:
         self.max_wait = max_wait
         self._sleep = sleep
         if header_style not in (None, "Token", "Bearer"):
-            raise ConfigurationError(f"header_style {header_style!r} must be Token or Bearer (or unset: ask the server)")
+            raise ConfigurationError(
+                f"header_style {header_style!r} must be Token or Bearer (or unset: ask the server)"
+            )
         self._style = header_style
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
         self.http = httpx.Client(timeout=timeout, verify=verify_tls, follow_redirects=False)
@@ -300,7 +295,12 @@ class SeafileApi:
 
 
 def get_token(
-    server_url: str, username: str, password: Secret, *, otp: str | None = None, timeout: float = 30.0,
+    server_url: str,
+    username: str,
+    password: Secret,
+    *,
+    otp: str | None = None,
+    timeout: float = 30.0,
     verify_tls: bool = True,
 ) -> Secret:
     """An account token for ``username`` (``POST /api2/auth-token/``). An
@@ -317,16 +317,21 @@ def get_token(
                 headers={"Accept": "application/json", **headers},
             )  # fmt: skip
         except httpx.TransportError as exc:
-            raise TransientStorageError(f"cannot reach the Seafile server {api.server_url}: {type(exc).__name__}") from exc
+            raise TransientStorageError(
+                f"cannot reach the Seafile server {api.server_url}: {type(exc).__name__}"
+            ) from exc
         if response.headers.get("X-Seafile-OTP", "").lower() == "required":
             raise TwoFactorRequiredError(
                 "this account uses two-factor authentication: run again with --otp CODE (the current code from"
-                " your authenticator app)" if not otp else "the two-factor code was not accepted; try the next one"
+                " your authenticator app)"
+                if not otp
+                else "the two-factor code was not accepted; try the next one"
             )
         if response.status_code == 400:
             raise CredentialError(
                 f"Seafile refused the user name or password{': ' + redact(_detail(response), (password,))}"
-                if _detail(response) else "Seafile refused the user name or password"
+                if _detail(response)
+                else "Seafile refused the user name or password"
             )
         if response.status_code != 200:
             raise error_for(response, "getting a token", secrets=(password,))

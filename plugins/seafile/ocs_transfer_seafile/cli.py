@@ -14,7 +14,7 @@ from ocs_transfer.redact import Secret
 
 __all__ = ["seafile_group"]
 
-TOKEN_ENV = "SEAFILE_TOKEN"
+TOKEN_ENV = "SEAFILE_TOKEN"  # noqa: S105 - the name of an environment variable
 
 
 @click.group("seafile")

@@ -98,7 +98,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
     ) -> None:
         super().__init__(**kwargs)
         if not repo_id:
-            raise ConfigurationError("a Seafile filesystem needs repo_id (the library's id; see `ocs-transfer seafile list-repos`)")
+            raise ConfigurationError(
+                "a Seafile filesystem needs repo_id (the library's id; see `ocs-transfer seafile list-repos`)"
+            )
         if api is None:
             if server_url is None:
                 raise ConfigurationError("a Seafile filesystem needs server_url, e.g. https://seafile.example.edu")
@@ -249,7 +251,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._rm_dir(self._strip_protocol(path))
 
     def _rm_dir(self, path: str) -> None:
-        self.api.request("DELETE", self._repo_path("dir"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}")
+        self.api.request(
+            "DELETE", self._repo_path("dir"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}"
+        )
         self._known_dirs = {d for d in self._known_dirs if d != path and not d.startswith(path + "/")}
 
     def rm_file(self, path: str) -> None:
@@ -257,7 +261,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if not path:
             raise ValueError("refusing to delete the library root")
         self.library()
-        self.api.request("DELETE", self._repo_path("file"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}")
+        self.api.request(
+            "DELETE", self._repo_path("file"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}"
+        )
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -281,7 +287,10 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def download_link(self, path: str) -> str:
         response = self.api.request(
-            "GET", self._repo_path("file"), params={"p": self._p(path), "reuse": 1}, what=f"download of {self._p(path)!r}"
+            "GET",
+            self._repo_path("file"),
+            params={"p": self._p(path), "reuse": 1},
+            what=f"download of {self._p(path)!r}",
         )
         return self.api.quoted(response)
 
@@ -558,7 +567,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return None
         mtime = info.get("mtime")
         if info["type"] == "file" and info["size"] == size and (mtime is None or mtime.timestamp() >= started - 2):
-            log.info("Seafile: the answer to the last chunk of %s was lost; the file is there, verify by download", name)
+            log.info(
+                "Seafile: the answer to the last chunk of %s was lost; the file is there, verify by download", name
+            )
             return UploadResult(name=name, size=size, id=None)
         return None
 
@@ -572,7 +583,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         ).json()  # fmt: skip
         return [dict(i) for i in items if isinstance(i, Mapping) and i.get("path") == self._p(path)]
 
-    def share_link(self, path: str, *, password: Secret | None = None, expire_days: int | None = None) -> dict[str, Any]:
+    def share_link(
+        self, path: str, *, password: Secret | None = None, expire_days: int | None = None
+    ) -> dict[str, Any]:
         """A download share link to ``path`` (``POST /api/v2.1/share-links/``):
         its ``token``, ``link``, ``expire_date``. An existing link without a
         password that does not expire earlier is reused (older servers allow
@@ -586,7 +599,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if expire_days is not None:
             body["expire_days"] = int(expire_days)
         try:
-            return dict(self.api.request("POST", "/api/v2.1/share-links/", json=body, what="making a share link").json())
+            return dict(
+                self.api.request("POST", "/api/v2.1/share-links/", json=body, what="making a share link").json()
+            )
         except StorageError as exc:
             if "already exists" not in str(exc) or password is not None:
                 raise

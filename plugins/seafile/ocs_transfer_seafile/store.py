@@ -43,6 +43,7 @@ class SeafileStore(FsspecStore):
     name: ClassVar[str] = "seafile"
     schemes: ClassVar[tuple[str, ...]] = ("seafile",)
     credential_fields: ClassVar[tuple[str, ...]] = ("token", "link_password")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("server_url",)
     atomic_writes: ClassVar[bool] = True
     reread_to_verify: ClassVar[bool] = True
 
@@ -74,7 +75,8 @@ class SeafileStore(FsspecStore):
         self._link_password = link_password
 
     def __repr__(self) -> str:
-        return f"SeafileStore(server_url={self.config.server_url!r}, repo_id={self.config.library()!r}, root={self.root!r})"
+        config = self.config
+        return f"SeafileStore(server_url={config.server_url!r}, repo_id={config.library()!r}, root={self.root!r})"
 
     @classmethod
     def from_config(cls, config: Any, credentials: Mapping[str, Any] | None = None, *,
@@ -87,19 +89,13 @@ class SeafileStore(FsspecStore):
         if config.repo_id and config.repoid and config.repo_id != config.repoid:
             raise ConfigurationError("give the seafile destination repo_id or repoid, not two different ones")
         if config.verify not in VERIFY_MODES:
-            raise ConfigurationError(f"seafile option verify={config.verify!r} must be one of {', '.join(VERIFY_MODES)}")
+            raise ConfigurationError(
+                f"seafile option verify={config.verify!r} must be one of {', '.join(VERIFY_MODES)}"
+            )
         if config.upload_chunk_mib < 1:
             raise ConfigurationError("seafile option upload_chunk_mib must be at least 1")
-        creds = {k: (v if isinstance(v, Secret) or v is None else Secret(str(v))) for k, v in (credentials or {}).items()}
-        unknown = set(creds) - set(cls.credential_fields)
-        if unknown:
-            raise ConfigurationError(f"unknown seafile credential(s) {sorted(unknown)}; use {cls.credential_fields}")
-        token = creds.get("token")
-        if token is None or not token.reveal():
-            raise ConfigurationError(
-                "the seafile destination needs a token: get one with `ocs-transfer seafile get-token`"
-                " (or a library API token) and give it with --credential token"
-            )
+        creds = cls.parse_credentials(credentials, required=("token",), needs={})
+        token = creds["token"]
         defaults = settings or Settings()
         api = SeafileApi(
             config.server_url, token,
@@ -140,7 +136,8 @@ class SeafileStore(FsspecStore):
     # -- upload and verification -------------------------------------------------------------
 
     def _upload(self, reader: HashingReader, path: str, *, size: int | None, content_type: str | None,
-                metadata: Mapping[str, str] | None) -> Mapping[str, str] | None:  # fmt: skip
+                metadata: Mapping[str, str] | None,
+                options: Mapping[str, Any] | None = None) -> Mapping[str, str] | None:  # fmt: skip
         if size is None:
             # the API needs the total size before the first byte: spool to disk first
             with tempfile.TemporaryFile() as spool:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .fake_seafile import FakeSeafile, Repo
 from ocs_transfer_seafile.store import SeafileStore
+
+from .fake_seafile import FakeSeafile, Repo
 
 USER, PASSWORD = "astro@example.edu", "correct horse battery"
 

@@ -32,7 +32,6 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import attrs
 
-
 #: A fault "status" that expires every upload link instead of answering.
 EXPIRE = -1
 
@@ -88,6 +87,7 @@ class FakeSeafile:
         self.faults: list[Fault] = []
         self.cut_uploads: list[tuple[int, int]] = []  # (uploads to let through, body bytes before the cut)
         self.auth_styles: set[str] = set()  # the Authorization schemes clients used
+        self.detail_ids: dict[str, str] = {}  # path -> the id file/detail reports instead (another writer's file)
         self.lost_answers = 0  # commit the next final upload, then close without answering
         self.log: list[tuple[str, str, str]] = []  # (server, method, path + range)
         self.lock = threading.RLock()
@@ -227,7 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
               raw: bytes | None = None) -> None:  # fmt: skip
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8" if raw is None else "application/octet-stream")
+        self.send_header(
+            "Content-Type", "application/json; charset=utf-8" if raw is None else "application/octet-stream"
+        )
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -332,7 +334,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
             path = posixpath.join(q.get("parent_dir", "/"), q.get("file_name", ""))
             done = fake.partials.get((repo.id, path), (0, ""))[0]
-            return self._send(200, {"uploadedBytes": done}, headers={"Accept-Ranges": "bytes"} if fake.resumable else {})
+            return self._send(
+                200, {"uploadedBytes": done}, headers={"Accept-Ranges": "bytes"} if fake.resumable else {}
+            )
         return self._error(404, "no such route in the fake")
 
     def _auth_token(self) -> None:
@@ -359,7 +363,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"id": repo.id, "name": repo.name, "encrypted": repo.encrypted,
                                     "permission": repo.permission, "size": repo.used(), "type": "repo"})  # fmt: skip
         if repo.encrypted:
-            return self._error(440, "Library is encrypted.") if method != "POST" else (self._drain(), self._error(440, "Library is encrypted."))[1]
+            return (
+                self._error(440, "Library is encrypted.")
+                if method != "POST"
+                else (self._drain(), self._error(440, "Library is encrypted."))[1]
+            )
         entries = repo.entries
         if rest == "dir":
             if method == "GET":
@@ -369,7 +377,8 @@ class _Handler(BaseHTTPRequestHandler):
                 items = [
                     {"id": e.id or "0" * 40, "type": e.kind, "name": k[len(prefix):], "size": e.size, "mtime": e.mtime,
                      "permission": "rw"}
-                    for k, e in sorted(entries.items()) if k.startswith(prefix) and k != p and "/" not in k[len(prefix):]
+                    for k, e in sorted(entries.items())
+                    if k.startswith(prefix) and k != p and "/" not in k[len(prefix):]
                 ]  # fmt: skip
                 return self._send(200, items, headers={"oid": "0" * 40})
             if method == "POST":
@@ -385,7 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
                         target = posixpath.join(parent, f"{name} ({n})")
                         n += 1
                     entries[target] = Entry("dir", mtime=int(time.time()))
-                return self._send(201, "success", headers={"Location": f"{fake.url}/api2/repos/{repo.id}/dir/?p={quote(target)}"})
+                return self._send(
+                    201, "success", headers={"Location": f"{fake.url}/api2/repos/{repo.id}/dir/?p={quote(target)}"}
+                )
             if method == "DELETE":
                 with fake.lock:
                     for k in [k for k in entries if k == p or k.startswith(p.rstrip("/") + "/")]:
@@ -396,8 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
             entry = entries.get(p)
             if entry is None or entry.kind != "file":
                 return self._error(404, "File not found")
-            return self._send(200, {"id": entry.id, "type": "file", "name": posixpath.basename(p), "size": entry.size,
-                                    "mtime": entry.mtime, "permission": "rw", "last_modifier_email": "user@example.edu"})  # fmt: skip
+            return self._send(200, {"id": fake.detail_ids.get(p, entry.id), "type": "file",
+                                    "name": posixpath.basename(p), "size": entry.size, "mtime": entry.mtime,
+                                    "permission": "rw", "last_modifier_email": "user@example.edu"})  # fmt: skip
         if rest == "file":
             entry = entries.get(p)
             if method == "GET":
@@ -425,10 +437,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _share_links(self, route: str) -> None:
         fake, method = self.fake, self.command
-        token = route[len("/api/v2.1/share-links/"):].strip("/")
+        token = route[len("/api/v2.1/share-links/") :].strip("/")
         if method == "GET" and not token:
             found = [link for link in fake.share_links.values()
-                     if link["repo_id"] == self.query.get("repo_id") and link["path"] == self.query.get("path", link["path"])]  # fmt: skip
+                     if link["repo_id"] == self.query.get("repo_id")
+                     and link["path"] == self.query.get("path", link["path"])]  # fmt: skip
             return self._send(200, found)
         if method == "DELETE" and token:
             if fake.share_links.pop(token, None) is None:
@@ -556,7 +569,10 @@ class _Handler(BaseHTTPRequestHandler):
         limit = fake.max_upload_size
         if limit is not None and total > limit:
             return self._send(442, raw=b"File size is too large")
-        if repo.quota is not None and repo.used() - (repo.entries[path].size if path in repo.entries else 0) + total > repo.quota:
+        if (
+            repo.quota is not None
+            and repo.used() - (repo.entries[path].size if path in repo.entries else 0) + total > repo.quota
+        ):
             return self._send(443, raw=b"Out of quota")
         if crange:
             with fake.lock:

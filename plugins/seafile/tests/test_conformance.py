@@ -7,14 +7,15 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import fsspec
-import pytest
-from .conftest import token_of
-from .fake_seafile import FakeSeafile
 import fsspec.tests.abstract as abstract
+import pytest
 from ocs_transfer_seafile.fs import MiB, SeafileFileSystem
 from ocs_transfer_seafile.store import SeafileStore
 
 from ocs_transfer.testing import StoreTests
+
+from .conftest import token_of
+from .fake_seafile import FakeSeafile
 
 
 class TestSeafileStore(StoreTests):
@@ -33,7 +34,7 @@ class TestSeafileStore(StoreTests):
     @pytest.fixture
     def raw_listing(self, shared_fake: FakeSeafile, repo_id: str) -> Callable[[], list[str]]:
         def listing() -> list[str]:
-            return [p[len("archive/"):] for p in shared_fake.files(repo_id) if p.startswith("archive/")]
+            return [p[len("archive/") :] for p in shared_fake.files(repo_id) if p.startswith("archive/")]
 
         return listing
 
@@ -58,8 +59,12 @@ def test_fsspec_registry_opens_seafile_urls(shared_fake: FakeSeafile) -> None:
 
 
 class TestFsspecAbstractSuite(
-    abstract.AbstractFixtures, abstract.AbstractCopyTests, abstract.AbstractGetTests, abstract.AbstractPutTests,
-    abstract.AbstractOpenTests, abstract.AbstractPipeTests,
+    abstract.AbstractFixtures,
+    abstract.AbstractCopyTests,
+    abstract.AbstractGetTests,
+    abstract.AbstractPutTests,
+    abstract.AbstractOpenTests,
+    abstract.AbstractPipeTests,
 ):
     """fsspec's own suite for filesystems, on SeafileFileSystem."""
 

@@ -89,7 +89,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         token: Secret | str | None = None,
         *,
         api: SeafileApi | None = None,
-        upload_chunk_size: int = 64 * MiB,
+        upload_chunk_size: int = 32 * MiB,
         resumable: bool | None = None,
         direct_links: bool = False,
         connect_timeout: float = 10.0,
@@ -510,18 +510,20 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         offset = 0
         started = time.time()
         while offset < size:
-            chunk = _read_exactly(source, min(self.upload_chunk_size, size - offset))
-            if len(chunk) != min(self.upload_chunk_size, size - offset):
-                raise IntegrityError(f"upload of {name!r}: the source ended at {offset + len(chunk)} of {size} bytes")
-            end = offset + len(chunk)
+            want = min(self.upload_chunk_size, size - offset)
+            chunk = _read_pieces(source, want)
+            got = sum(len(p) for p in chunk)
+            if got != want:
+                raise IntegrityError(f"upload of {name!r}: the source ended at {offset + got} of {size} bytes")
+            end = offset + got
             done = offset  # how far the server has this chunk
             attempt = 0
             while True:
-                view = memoryview(chunk)[done - offset :]
                 try:
                     link = link or self.upload_link(parent)
                     rng = f"bytes {done}-{end - 1}/{size}"
-                    response = self._post_file(link, parent, name, _slices(view), len(view), content_range=rng)
+                    pieces = _slices(chunk, done - offset)
+                    response = self._post_file(link, parent, name, pieces, end - done, content_range=rng)
                     if response.status_code in (200, 201):
                         if end == size:
                             return self._result(response, name, size)
@@ -619,21 +621,30 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return link + ("&" if "?" in link else "?") + "dl=1" if self.direct_links else link
 
 
-def _read_exactly(source: IO[bytes], n: int) -> bytes:
+def _read_pieces(source: IO[bytes], n: int, piece: int = 8 * MiB) -> list[bytes]:
+    """Up to ``n`` bytes of ``source`` as pieces of at most ``piece`` bytes
+    (never joined: a chunk is held once)."""
     parts: list[bytes] = []
     got = 0
     while got < n:
-        piece = source.read(n - got)
-        if not piece:
+        data = source.read(min(piece, n - got))
+        if not data:
             break
-        parts.append(piece)
-        got += len(piece)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.append(data)
+        got += len(data)
+    return parts
 
 
-def _slices(view: memoryview, step: int = MiB) -> Iterator[bytes]:
-    for i in range(0, len(view), step):
-        yield bytes(view[i : i + step])
+def _slices(pieces: list[bytes], skip: int, step: int = MiB) -> Iterator[bytes]:
+    """The bytes of ``pieces`` from offset ``skip`` on, ``step`` at a time."""
+    for data in pieces:
+        if skip >= len(data):
+            skip -= len(data)
+            continue
+        view = memoryview(data)
+        for i in range(skip, len(view), step):
+            yield bytes(view[i : i + step])
+        skip = 0
 
 
 class SeafileReadFile(AbstractBufferedFile):  # type: ignore[misc]

@@ -54,7 +54,7 @@ class SeafileStore(FsspecStore):
         repoid: str = ""  #: the results service's spelling of repo_id
         root: str = ""  #: a folder in the library that holds the store
         verify: str = "id"  #: "id" (size + file id) or "download" (also download and hash-compare)
-        upload_chunk_mib: int = 64  #: chunk size of the resumable upload (the memory it takes)
+        upload_chunk_mib: int = 32  #: chunk size of the resumable upload (the memory it takes)
         resumable: bool | None = None  #: chunked uploads: None asks the server
         link_expire_days: int | None = None  #: share links expire after this (default: what the caller asks)
         direct_links: bool = False  #: links download at once (``?dl=1``) instead of showing Seafile's page

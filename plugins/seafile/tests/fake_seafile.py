@@ -87,6 +87,7 @@ class FakeSeafile:
         self.faults: list[Fault] = []
         self.cut_uploads: list[tuple[int, int]] = []  # (uploads to let through, body bytes before the cut)
         self.auth_styles: set[str] = set()  # the Authorization schemes clients used
+        self.sockets: set[socket.socket] = set()  # open client connections, for drop_connections
         self.detail_ids: dict[str, str] = {}  # path -> the id file/detail reports instead (another writer's file)
         self.lost_answers = 0  # commit the next final upload, then close without answering
         self.log: list[tuple[str, str, str]] = []  # (server, method, path + range)
@@ -142,6 +143,14 @@ class FakeSeafile:
     def lose_next_answer(self) -> None:
         with self.lock:
             self.lost_answers += 1
+
+    def drop_connections(self) -> None:
+        """Cut every client connection of both servers."""
+        with self.lock:
+            socks, self.sockets = list(self.sockets), set()
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def expire_upload_links(self) -> None:
         with self.lock:
@@ -220,6 +229,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake.lock:
+            self.fake.sockets.add(self.connection)
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -43,6 +43,16 @@ class TestSeafileStore(StoreTests):
         return True
 
     @pytest.fixture
+    def bad_credentials_store(self, shared_fake: FakeSeafile, repo_id: str) -> Iterator[SeafileStore]:
+        config = SeafileStore.Config(server_url=shared_fake.url, repo_id=repo_id, max_wait=0.01)
+        with SeafileStore.from_config(config, {"token": "f" * 40}) as store:
+            yield store
+
+    @pytest.fixture
+    def drop_connections(self, shared_fake: FakeSeafile) -> Callable[[], None]:
+        return shared_fake.drop_connections
+
+    @pytest.fixture
     def large_file_size(self) -> int:
         return 48 * MiB
 

@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_dropbox import FakeDropbox  # noqa: E402
+from fake_dropbox import FakeDropbox
 
-from ocs_transfer.storage import get_store  # noqa: E402
+from ocs_transfer.storage import get_store
 
 MiB = 1 << 20
 

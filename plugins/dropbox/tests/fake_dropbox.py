@@ -105,6 +105,7 @@ class FakeDropbox:
         self.links: dict[str, str] = {}  # token -> path_lower
         self.temp_links: dict[str, str] = {}
         self.faults: list[Fault] = []
+        self.corrupt_next = False  #: flip a byte of the next committed file (a server storing it wrong)
         self.calls: list[str] = []
         self.refreshes = 0
         self.lock = threading.RLock()
@@ -239,6 +240,13 @@ class FakeDropbox:
                     path, lower = candidate, candidate.lower()
                     break
         self._mkdirs(posixpath.dirname(path))
+        if self.corrupt_next and size:
+            self.corrupt_next = False
+            with open(disk, "r+b") as f:
+                f.seek(size // 2)
+                byte = f.read(1)
+                f.seek(size // 2)
+                f.write(bytes([byte[0] ^ 0xFF]))
         old = self.files.get(lower)
         entry = FileEntry(
             path_display=path if old is None else old.path_display,

@@ -23,16 +23,14 @@ class _PluginGroup(click.Group):
     """A group whose subcommands come from the plugin manager, loaded when
     the command line is parsed (not at import)."""
 
-    _loaded = False
-
     def _load(self) -> None:
-        if self._loaded:
-            return
+        # On every lookup, not once: the plugin manager may have been rebuilt
+        # since (plugins.reset()), with plugins the first load did not see.
         from . import plugins
 
         for command in plugins.commands():
-            self.add_command(command)
-        self._loaded = True
+            if command.name not in self.commands:
+                self.add_command(command)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()

@@ -20,6 +20,7 @@ What it adds over plain HTTP calls:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +56,29 @@ log = logging.getLogger(__name__)
 
 #: Seafile's own status codes (seahub and the file server).
 BAD_NAME, FILE_EXISTS, TOO_LARGE, OUT_OF_QUOTA = 440, 441, 442, 443
+
+
+#: The capability part of the file server's links (upload, download, share):
+#: whoever holds one may upload or download, so logs never show it.
+_LINK_TOKEN = re.compile(r"(/(?:upload-api|update-api|upload-aj|files|f|d)/)[^/?\s\"']+")
+
+
+class _LinkTokenFilter(logging.Filter):
+    """Hides link tokens in httpx's request log lines ("HTTP Request: POST
+    https://host/upload-api/<token>")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = _LINK_TOKEN.sub(r"\1***", str(record.msg))
+        return True
+
+
+def _hide_link_tokens() -> None:
+    target = logging.getLogger("httpx")
+    if not any(isinstance(f, _LinkTokenFilter) for f in target.filters):
+        target.addFilter(_LinkTokenFilter())
 
 
 class TwoFactorRequiredError(CredentialError):
@@ -187,6 +211,7 @@ class SeafileApi:
         self._style = header_style
         timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout)
         self.http = httpx.Client(timeout=timeout, verify=verify_tls, follow_redirects=False)
+        _hide_link_tokens()
 
     def __repr__(self) -> str:
         return f"SeafileApi(server_url={self.server_url!r}, token={'***' if self._token else None})"

@@ -212,3 +212,17 @@ def test_link_expire_days_option_wins(fake: FakeSeafile, make_store) -> None:
     store.get_url("dir/file.fits")
     (link,) = fake.share_links.values()
     assert link["expire_days"] == 3
+
+
+def test_logs_hold_no_token_and_no_link_token(fake: FakeSeafile, make_store, caplog) -> None:
+    import logging
+
+    store, _ = make_store(upload_chunk_mib=1)
+    with caplog.at_level(logging.DEBUG):
+        put(store, pattern_bytes(2 * MiB + 1))
+        store.get_url("dir/file.fits")
+        store.open("dir/file.fits").read()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "upload-api/***" in text  # the request lines are there, without their tokens
+    secrets = [token_of(fake), *fake.upload_tokens, *fake.download_tokens, *fake.share_links]
+    assert not [s for s in secrets if s in text]

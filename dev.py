@@ -22,6 +22,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 PLUGINS = ["local", "dropbox", "gdrive", "seafile", "_template"]
+#: Example packages under examples/, installed too so their tests run with the suite.
+EXAMPLE_PACKAGES = ["ocs-transfer-scratch"]
 EXTRAS = "s3,gcs,postgres,test"
 
 
@@ -32,7 +34,8 @@ def _run(*args: str | Path, **kw: object) -> None:
 
 def _stamp() -> str:
     h = hashlib.sha256()
-    for p in [ROOT / "pyproject.toml", *(ROOT / "plugins" / n / "pyproject.toml" for n in PLUGINS)]:
+    examples = [ROOT / "examples" / n / "pyproject.toml" for n in EXAMPLE_PACKAGES]
+    for p in [ROOT / "pyproject.toml", *(ROOT / "plugins" / n / "pyproject.toml" for n in PLUGINS), *examples]:
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -45,6 +48,7 @@ def setup() -> None:
     stamp = _stamp()
     if not marker.exists() or marker.read_text() != stamp:
         editable = [f"-e{ROOT}[{EXTRAS}]"] + [f"-e{ROOT / 'plugins' / n}" for n in PLUGINS]
+        editable += [f"-e{ROOT / 'examples' / n}" for n in EXAMPLE_PACKAGES]
         _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
         _run(PY, "-m", "pip", "install", "--quiet", *editable)
         marker.write_text(stamp)

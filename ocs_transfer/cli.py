@@ -23,6 +23,9 @@ class _PluginGroup(click.Group):
     """A group whose subcommands come from the plugin manager, loaded when
     the command line is parsed (not at import)."""
 
+    #: Broken plugins already warned about (each is named once per process).
+    _warned: frozenset[str] = frozenset()
+
     def _load(self) -> None:
         # On every lookup, not once: the plugin manager may have been rebuilt
         # since (plugins.reset()), with plugins the first load did not see.
@@ -31,6 +34,11 @@ class _PluginGroup(click.Group):
         for command in plugins.commands():
             if command.name not in self.commands:
                 self.add_command(command)
+        broken = plugins.broken_plugins()
+        for name, why in broken.items():
+            if name not in self._warned:
+                click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
+        self._warned = self._warned | set(broken)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
@@ -58,7 +66,8 @@ def plugins_command(as_json: bool) -> None:
 
     infos = plugins.list_plugins()
     if as_json:
-        click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        broken = [{"name": n, "broken": why} for n, why in sorted(plugins.broken_plugins().items())]
+        click.echo(json.dumps([attrs.asdict(i) for i in infos] + broken, indent=2))
         return
     rows = [("plugin", "package", "version", "registers")]
     for info in infos:
@@ -70,6 +79,8 @@ def plugins_command(as_json: bool) -> None:
         if info.commands:
             what.append("commands: " + ", ".join(info.commands))
         rows.append((info.name, info.package or "-", info.version or "-", "; ".join(what) or "-"))
+    for name, why in sorted(plugins.broken_plugins().items()):
+        rows.append((name, "-", "-", f"BROKEN, not loaded: {why}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])

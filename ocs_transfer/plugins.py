@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PLUGINS",
     "PluginInfo",
+    "broken_plugins",
     "commands",
     "datafile_types",
     "get_plugin_manager",
@@ -98,6 +99,8 @@ class _LazyProvider:
 class _State:
     pm: pluggy.PluginManager
     tables: dict[str, dict[str, _Entry]]  # hook name -> its registry, from its first use on
+    #: entry-point name -> why that plugin was not loaded
+    broken: dict[str, str] = attrs.Factory(dict)
 
 
 def import_object(path: str) -> Any:
@@ -186,10 +189,42 @@ def _build(load_entrypoints: bool) -> _State:
     blocked = [b.strip() for b in os.environ.get("OCS_TRANSFER_BLOCK_PLUGINS", "").split(",") if b.strip()]
     for name in blocked:
         pm.set_blocked(name)
+    broken: dict[str, str] = {}
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-    pm.check_pending()
-    return _State(pm, {})
+        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+            if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            try:
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take every command down with it
+                broken[ep.name] = f"{type(exc).__name__}: {exc}"
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:  # e.g. a misspelt hook name
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            if name in DEFAULT_PLUGINS:
+                raise
+            pm.unregister(exc.plugin)
+            broken[name] = str(exc)
+    for name, why in broken.items():
+        log.info("%s", broken_message(name, why))  # the CLI prints it; get_provider names it
+    return _State(pm, {}, broken)
+
+
+def broken_message(name: str, why: str) -> str:
+    """What to tell a user about the broken plugin ``name``."""
+    return (
+        f"plugin {name!r} is broken and was not loaded ({why}); fix or uninstall its package,"
+        f" or skip it with OCS_TRANSFER_BLOCK_PLUGINS={name}"
+    )
+
+
+def broken_plugins() -> dict[str, str]:
+    """Plugins that failed to load (entry-point name -> why): they are left
+    out, and every command still works."""
+    return dict(_get_state().broken)
 
 
 def _call(pm: pluggy.PluginManager, plugin: object, plugin_name: str, hook_name: str, table: dict[str, _Entry]) -> None:
@@ -319,9 +354,11 @@ def get_provider(name: str) -> type[FileStore]:
         return _resolve(key, table[key])
     installed = ", ".join(sorted(table)) or "none"
     package = KNOWN_PROVIDER_PACKAGES.get(key, f"ocs-transfer-{key}")
+    broken = _get_state().broken
+    also = f"; broken plugins that were not loaded: {', '.join(sorted(broken))}" if broken else ""
     raise ProviderNotFoundError(
         f"no storage provider named {name!r} is installed (installed: {installed});"
-        f" to use it, run: pip install '{package}'"
+        f" to use it, run: pip install '{package}'{also}"
     )
 
 

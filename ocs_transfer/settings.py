@@ -162,6 +162,8 @@ class Settings:
     s3_days_to_ia_storage: int = _env("S3_DAYS_TO_IA_STORAGE", 60, _parse_int)
     s3_addressing_style: str = _env("S3_ADDRESSING_STYLE", "virtual")
     aws_default_region: str = _env("AWS_DEFAULT_REGION", "")
+    #: A GCS emulator's host:port (the variable Google's own clients read); gs:// URLs on the CLI use it.
+    storage_emulator_host: str | None = _env("STORAGE_EMULATOR_HOST", None)
 
     # -- transfers (ocs_transfer's own) ------------------------------------------------
     ledger_url: str = _env("OCS_TRANSFER_LEDGER_URL", "sqlite:///ocs_transfer.sqlite3")

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import click
@@ -77,33 +77,212 @@ def send_files(
     layout: Layout,
     context: Mapping[str, str],
     settings: Settings | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    prefix: str = "",
     progress_for: Callable[[Path, int], AbstractContextManager[Progress]] | None = None,
     on_result: Callable[[SendResult], None] | None = None,
 ) -> list[SendResult]:
     """Store each of ``files`` in ``store``; one failure never stops the rest.
 
     ``settings`` decide how metadata is read (``Settings.from_env()`` when
-    omitted). ``progress_for(path, size)`` may return a context manager
-    yielding a :data:`~ocs_transfer.storage.base.Progress` callback;
-    ``on_result(result)`` is called after each file.
+    omitted); ``metadata`` is merged over each file's headers (the only
+    metadata of PDFs and JPEGs). ``prefix`` is a folder every path goes under
+    (a ledger destination's ``path``). ``progress_for(path, size)`` may return
+    a context manager yielding a :data:`~ocs_transfer.storage.base.Progress`
+    callback; ``on_result(result)`` is called after each file.
     """
     from ..input import open_datafile
+    from .paths import safe_path
+    from .store_file import destination_path
 
     settings = settings if settings is not None else Settings.from_env()
     results = []
     for path in files:
         try:
-            with open_datafile(path, settings=settings) as data_file, _progress(progress_for, path) as progress:
-                stored = store.store_file(data_file, layout=layout, context=context, progress=progress)
+            with open_datafile(path, dict(metadata or {}), settings=settings) as data_file, \
+                    _progress(progress_for, path) as progress:  # fmt: skip
+                where = destination_path(data_file, layout=layout, context=context)
+                if prefix.strip("/"):
+                    where = safe_path(f"{prefix.strip('/')}/{where}")
+                stored = store.store_file(data_file, where, progress=progress)
             result = SendResult(file=str(path), stored=stored, link=_link(store, stored.path))
         except (OcsTransferError, OSError) as exc:
             error = _one_line(exc)
             error = error.removeprefix(f"{path.name}: ")  # the file is named once, in front
+            if "missing required headers" in error or "required metadata" in error:
+                error += "; give them with -m KEY=VALUE"
             result = SendResult(file=str(path), error=error)
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+def expand_files(items: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
+    """The files named by ``items``: files as given, directories walked
+    recursively (sorted) keeping the files whose path below the directory, or
+    name, matches an ``include`` glob (all when none is given) and no
+    ``exclude`` glob. A path that does not exist is kept, for the caller to
+    report."""
+    from fnmatch import fnmatch
+
+    def wanted(rel: str) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        if include and not any(fnmatch(rel, g) or fnmatch(name, g) for g in include):
+            return False
+        return not any(fnmatch(rel, g) or fnmatch(name, g) for g in exclude)
+
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file())
+            out += [p for p in found if wanted(p.relative_to(path).as_posix())]
+        else:
+            out.append(path)
+    return out
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` provider options; a value that is JSON (numbers, true,
+    null) is decoded, anything else stays text."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--option {item!r} must look like KEY=VALUE")
+        options[key] = _decode(value)
+    return options
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def read_credentials_file(source: IO[str] | None) -> dict[str, str]:
+    """Credentials from a JSON object (``--credentials-file``; ``-`` is stdin)."""
+    creds: dict[str, str] = {}
+    if source is None:
+        return creds
+    try:
+        loaded = json.load(source)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"the credentials file is not a JSON object (line {exc.lineno})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigurationError('the credentials file must hold a JSON object such as {"token": "..."}')
+    for key, value in loaded.items():
+        creds[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return creds
+
+
+@attrs.frozen
+class Target:
+    """Where ``send`` stores: the store, how to name it, and a ledger
+    destination's layout and folder (when ``--to`` named one)."""
+
+    store: FileStore
+    label: str
+    layout: str | None = None
+    prefix: str = ""
+
+
+def open_target(
+    dest: str, *, settings: Settings, options: Mapping[str, Any], credentials: Mapping[str, Any]
+) -> Target:
+    """The store ``--to DEST`` names: a URL (its query string gives provider
+    options: ``s3://b/p?endpoint_url=http://127.0.0.1:9000``; ``s3://`` uses
+    ``S3_ENDPOINT_URL``, ``gs://`` ``STORAGE_EMULATOR_HOST``), a directory, a
+    destination from the ledger (with its stored credentials, layout and
+    path), or a provider name (configured from the settings, as ocs_archive's
+    ``FILESTORE_TYPE`` variables, and ``options``)."""
+    from . import _URL, get_store
+
+    opts = dict(options)
+    creds = dict(credentials) or None
+    if _URL.match(dest):
+        return Target(_url_store(dest, settings, opts, creds), dest)
+    if "/" in dest or dest.startswith((".", "~")):
+        return Target(get_store(dest, credentials=creds, settings=settings, **opts), dest)
+    found = _ledger_destination(dest, settings)
+    if found is not None:
+        if opts or creds:
+            raise ConfigurationError(
+                f"{dest!r} is a destination of the ledger; change its options or credentials with"
+                f" `ocs-transfer dest edit {dest}`, not on the send command line"
+            )
+        return found
+    from .. import plugins
+
+    cls = plugins.get_provider(dest)
+    try:
+        config = cls.config_from_settings(settings, **opts)
+    except (ConfigurationError, TypeError) as from_settings:
+        try:
+            config = cls.Config(**opts)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"provider {cls.name!r} is not configured: {from_settings}; or give its options with"
+                f" --option KEY=VALUE ({exc})"
+            ) from None
+    return Target(cls.from_config(config, creds, settings=settings), dest)
+
+
+def _url_store(
+    url: str, settings: Settings, options: Mapping[str, Any], credentials: Mapping[str, Any] | None
+) -> FileStore:
+    """The store of a URL whose query string gives provider options; ``s3://``
+    uses ``S3_ENDPOINT_URL`` and ``gs://`` ``STORAGE_EMULATOR_HOST`` when the
+    options name no endpoint."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    from . import get_store
+
+    parts = urlsplit(url)
+    opts = {**{k: _decode(v) for k, v in parse_qsl(parts.query, keep_blank_values=True)}, **options}
+    scheme = parts.scheme.lower()
+    if scheme == "s3" and settings.s3_endpoint_url:
+        opts.setdefault("endpoint_url", settings.s3_endpoint_url)
+    if scheme in ("gs", "gcs") and settings.storage_emulator_host:
+        host = settings.storage_emulator_host
+        opts.setdefault("endpoint_url", host if "://" in host else f"http://{host}")
+        if not credentials:
+            opts.setdefault("anonymous", True)
+    return get_store(urlunsplit(parts._replace(query="")), credentials=credentials, settings=settings, **opts)
+
+
+def open_source(ref: str, settings: Settings) -> FileStore:
+    """A scheduled file's source store (``schedule --source``): a URL as
+    ``send --to`` reads it (query options, ``S3_ENDPOINT_URL``,
+    ``STORAGE_EMULATOR_HOST``), else what :func:`get_store` makes of it."""
+    from . import _URL, get_store
+
+    return _url_store(ref, settings, {}, None) if _URL.match(ref) else get_store(ref, settings=settings)
+
+
+def _ledger_destination(name: str, settings: Settings) -> Target | None:
+    """The ledger destination ``name``, or None (no ledger, or no such
+    destination). No ledger is created."""
+    from ..transfer.cli import ledger_exists
+
+    if not ledger_exists(settings):
+        return None
+    from ..transfer.crypto import KeyRing
+    from ..transfer.destinations import Destinations
+    from ..transfer.ledger import Ledger
+
+    ledger = Ledger.from_settings(settings)
+    try:
+        keyring = KeyRing.from_settings(settings) if settings.transfer_keys else None
+        dests = Destinations(ledger, keyring, settings=settings)
+        found = dests.find(name)
+        if found is None:
+            return None
+        return Target(dests.open_store(name), name, found.layout or None, found.path)
+    finally:
+        ledger.close()
 
 
 @contextmanager
@@ -137,49 +316,65 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 
 
 @click.command("send")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--to", "destination", required=True, metavar="DEST",
               help="Where to store: a directory (./archive), a URL (memory://x, s3://bucket/prefix,"
-                   " webdav+https://host/path) or a provider name.")
-@click.option("--layout", default=DEFAULT_LAYOUT, show_default=True, metavar="LAYOUT",
+                   " s3://bucket?endpoint_url=http://host:9000, webdav+https://host/path), a destination"
+                   " name from the ledger, or a provider name.")
+@click.option("--layout", default=None, metavar="LAYOUT",
               help=f"{', '.join(BUILTIN_LAYOUTS)}, or a template such as"
-                   " '{site}/{instrument}/{day}/{target}/{filename}'.")
+                   " '{site}/{instrument}/{day}/{target}/{filename}'"
+                   f" [default: the destination's, else {DEFAULT_LAYOUT}].")
 @click.option("--target", help="Target name to use instead of the files' own (for the path).")
 @click.option("--project", help="Project (proposal) id to use instead of the files' own (for the path).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("-m", "--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
+              help="Metadata merged over every file's headers (repeat); PDFs and JPEGs have only this,"
+                   " e.g. -m DATE-OBS=2015-02-19T13:56:05.")
+@click.option("--include", multiple=True, metavar="GLOB", help="In directories, only files matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files matching (repeat).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Provider option for DEST (repeat), e.g. --option endpoint_url=http://127.0.0.1:9000.")
+@click.option("--credentials-file", type=click.File("r"), default=None,
+              help='JSON object of credentials for DEST, e.g. {"token": "..."}; "-" reads stdin.')
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars with bytes, rate and ETA on stderr [default: on a terminal].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list, one object per file) instead of a table.")
 def send_command(
-    files: tuple[Path, ...], destination: str, layout: str, target: str | None, project: str | None, as_json: bool
-) -> None:
-    """Store FILES in DEST now: read each file's metadata, stream it where the
-    layout puts it, verify it, and print where it went."""
-    from . import get_store
+    files: tuple[str, ...], destination: str, layout: str | None, target: str | None, project: str | None,
+    metadata: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...], options: tuple[str, ...],
+    credentials_file: IO[str] | None, progress: bool | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Store FILES (files or directories) in DEST now: read each file's
+    metadata, stream it where the layout puts it, verify it, and print where
+    it went."""
+    from ..input.cli import _parse_metadata
 
     settings = Settings.from_env()
+    extra = _parse_metadata(metadata)
     try:
-        chosen = get_layout(layout)
-        store = get_store(destination, settings=settings)
+        paths = expand_files(files, include, exclude)
+        opened = open_target(destination, settings=settings, options=parse_options(options),
+                             credentials=read_credentials_file(credentials_file))  # fmt: skip
+        chosen = get_layout(layout or opened.layout or DEFAULT_LAYOUT)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
+    if not paths:
+        raise click.UsageError("no files to send (the directories hold none that --include/--exclude keep)")
     context = {k: v for k, v in (("target", target), ("project", project)) if v}
-    interactive = sys.stderr.isatty() and not as_json
-
-    @contextmanager
-    def bar(path: Path, size: int) -> Iterator[Progress]:
-        with click.progressbar(length=size, label=path.name, file=sys.stderr, show_pos=False) as b:
-            yield b.update
+    show = (sys.stderr.isatty() if progress is None else progress) and not as_json
 
     def report(result: SendResult) -> None:
         if not result.ok:
             click.echo(f"error: {result.file}: {result.error}", err=True)
-        elif not interactive and not as_json:
+        elif not show and not as_json:
             assert result.stored is not None
             click.echo(f"stored {result.file} -> {result.stored.path} ({_human(result.stored.size)})", err=True)
 
-    with store:
+    with opened.store as store, _bars(paths if show else None) as bar:
         results = send_files(
-            store, files, layout=chosen, context=context, settings=settings,
-            progress_for=bar if interactive else None, on_result=report,
-        )
+            store, paths, layout=chosen, context=context, settings=settings, metadata=extra,
+            prefix=opened.prefix, progress_for=bar, on_result=report,
+        )  # fmt: skip
     if as_json:
         click.echo(json.dumps([r.as_dict(destination) for r in results], indent=2, ensure_ascii=False))
     else:
@@ -195,3 +390,36 @@ def send_command(
     if failed:
         click.echo(f"{failed} of {len(results)} file(s) failed", err=True)
         sys.exit(1)
+
+
+@contextmanager
+def _bars(
+    paths: Sequence[Path] | None,
+) -> Iterator[Callable[[Path, int], AbstractContextManager[Progress]] | None]:
+    """rich progress bars on stderr (bytes, rate, ETA): one per file and one
+    for the batch; None when ``paths`` is None (no progress shown)."""
+    if paths is None:
+        yield None
+        return
+    from rich import progress as rp
+    from rich.console import Console
+
+    total = sum(p.stat().st_size for p in paths)
+    console = Console(file=sys.stderr, force_terminal=True)
+    columns = (rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(), rp.TransferSpeedColumn(),
+               rp.TimeRemainingColumn())  # fmt: skip
+    with rp.Progress(*columns, console=console, transient=False) as bars:
+        batch = bars.add_task(f"all {len(paths)} file(s)", total=total)
+
+        @contextmanager
+        def bar(path: Path, size: int) -> Iterator[Progress]:
+            task = bars.add_task(path.name, total=size)
+
+            def advance(n: int) -> None:
+                bars.advance(task, n)
+                bars.advance(batch, n)
+
+            yield advance
+            bars.update(task, completed=size)
+
+        yield bar

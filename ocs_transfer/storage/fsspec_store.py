@@ -428,7 +428,8 @@ class FsspecStore(FileStore):
             return self._sign(full, version_id, expiration)
         except NotImplementedError:
             raise ConfigurationError(
-                f"provider {self.name!r} cannot make download links by itself; configure a link base URL"
+                f"provider {self.name!r} cannot make download links by itself; set its link_base_url option"
+                " (get_store(..., link_base_url=URL), --option link_base_url=URL, or FILESYSTEM_STORAGE_BASE_URL)"
             ) from None
         except Exception as exc:
             self._raise(exc, f"making a link to {rel!r} failed")

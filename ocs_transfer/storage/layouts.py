@@ -25,6 +25,7 @@ named ``M31/M32`` stays one directory, ``M31_M32``), and the whole path through
 
 from __future__ import annotations
 
+import logging
 import string
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,12 +35,16 @@ import attrs
 from ..exceptions import ConfigurationError, FileSpecificationError, UnsafePathError
 from .paths import safe_component, safe_path
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "ARCHIVE_PATH",
     "ArchiveLayout",
     "BUILTIN_LAYOUTS",
     "DEFAULT_LAYOUT",
     "FIELDS",
     "Layout",
+    "context_from",
     "get_layout",
 ]
 
@@ -188,7 +193,36 @@ class ArchiveLayout(Layout):
     template documents the usual shape."""
 
     def path_for(self, data_file: Any, context: Mapping[str, object] | None = None) -> str:
+        if data_file is None and context and context.get(ARCHIVE_PATH):
+            return safe_path(str(context[ARCHIVE_PATH]))  # read from the file when it was scheduled
+        if data_file is None:
+            raise ConfigurationError(f"layout {self.name!r} needs the file's metadata ({{{ARCHIVE_PATH}}})")
         return safe_path(str(data_file.get_filestore_path()))
+
+
+#: The context key that carries a file's own file-store path (the ``archive``
+#: layout) from scheduling, when the file was read, to the transfer.
+ARCHIVE_PATH = "archive_path"
+
+
+def context_from(data_file: Any) -> dict[str, str]:
+    """Every layout field the data file can give (see :data:`FIELDS`), and its
+    file-store path, for layouts applied later without the file (scheduled
+    transfers). Fields the file lacks are left out."""
+    values: dict[str, str] = {}
+    for field, (_, get) in FIELDS.items():
+        try:
+            value = get(data_file)
+        except Exception as exc:  # a field this file cannot give: a layout that needs it says so
+            log.debug("layout field %s: %s", field, type(exc).__name__)
+            continue
+        if value is not None and str(value).strip():
+            values[field] = str(value)
+    try:
+        values[ARCHIVE_PATH] = str(data_file.get_filestore_path())
+    except Exception as exc:
+        log.debug("no file-store path: %s", type(exc).__name__)
+    return values
 
 
 def _available_names(context_fields: Iterable[str] = ()) -> list[str]:

@@ -32,7 +32,7 @@ def run_connection_test(store: FileStore) -> ConnectionTestResult:
     started = time.monotonic()
     checked_at = datetime.now(UTC)
     data = os.urandom(1024)
-    path = f"{PROBE_PREFIX}-{uuid.uuid4().hex}.bin"
+    path = f"{PROBE_PREFIX}-{uuid.uuid4().hex}.bin"  # at the top: no folder is left behind
 
     def result(ok: bool, message: str) -> ConnectionTestResult:
         return ConnectionTestResult(

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +65,11 @@ class _Context:
         destinations = self.destinations()
         if not self.settings.transfer_keys and destinations.kids_in_use():
             KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
-        return Engine(self.ledger, destinations, settings=self.settings)
+        from ..storage.cli import open_source
+
+        settings = self.settings
+        return Engine(self.ledger, destinations, settings=settings,
+                      source_resolver=lambda ref: open_source(ref, settings))  # fmt: skip
 
 
 def _ctx() -> _Context:
@@ -88,38 +93,42 @@ def _table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
         yield "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
 
 
+def ledger_exists(settings: Settings) -> bool:
+    """Whether the ledger is there: a SQLite file that does not exist is not
+    (commands that only read say so instead of creating one); any other
+    database is assumed to be."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(settings.ledger_url)
+    except Exception:
+        return True  # let the ledger say what is wrong with the URL
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return True
+    return Path(url.database).exists()
+
+
+def _existing_ledger() -> None:
+    settings = _ctx().settings
+    if not ledger_exists(settings):
+        raise ConfigurationError(
+            f"there is no ledger at {settings.ledger_url} (nothing was scheduled here yet); set"
+            " OCS_TRANSFER_LEDGER_URL to the one the worker uses, or schedule files first"
+        )
+
+
 def _read_credentials(fields: tuple[str, ...], source: IO[str] | None) -> dict[str, str]:
     """Credential values: prompted (hidden) for each ``--credential FIELD``, or a
     JSON object read from ``--credentials-file`` (``-`` for stdin)."""
-    creds: dict[str, str] = {}
-    if source is not None:
-        try:
-            loaded = json.load(source)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"the credentials file is not a JSON object (line {exc.lineno})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigurationError('the credentials file must hold a JSON object such as {"token": "..."}')
-        for key, value in loaded.items():
-            creds[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    from ..storage.cli import read_credentials_file
+
+    creds = read_credentials_file(source)
     for field in fields:
         if field in creds:
             continue
         creds[field] = click.prompt(f"{field} (input hidden; empty keeps the stored value)", hide_input=True,
                                     default="", show_default=False)  # fmt: skip
     return creds
-
-
-def _parse_options(items: tuple[str, ...]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--option {item!r} must look like KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def _dest_dict(dest: Any) -> dict[str, Any]:
@@ -133,8 +142,8 @@ def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--layout", default=None,
                      help="flat, by_target, by_project_and_target, archive, or a template such as"
                           " '{project}/{target}/{filename}'."),
-        click.option("--comment", default=None),
-        click.option("--description", default=None),
+        click.option("--comment", default=None, help="A note for whoever manages it (shown by `dest show`)."),
+        click.option("--description", default=None, help="What it is for, shown to users who pick it."),
         click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default=None),
         click.option("--owner", "owner_id", default=None, help="Id of the user, organization or project."),
         click.option("--keep-days", type=int, default=None, help="Delete files from it after this many days."),
@@ -155,7 +164,9 @@ def _fields(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     options = kwargs.pop("options")
     fields = {k: v for k, v in kwargs.items() if v is not None}
     if options:
-        fields["options"] = _parse_options(options)
+        from ..storage.cli import parse_options
+
+        fields["options"] = parse_options(options)
     return fields, creds
 
 
@@ -182,11 +193,16 @@ def dest_add(name: str, provider: str, disabled: bool, **kwargs: Any) -> None:
 @dest_group.command("edit")
 @click.argument("name")
 @_destination_options
-def dest_edit(name: str, **kwargs: Any) -> None:
-    """Change destination NAME; credentials left empty keep their stored values."""
+@click.option("--unset-option", "unset_options", multiple=True, metavar="KEY",
+              help="Remove this provider option (repeat).")
+def dest_edit(name: str, unset_options: tuple[str, ...], **kwargs: Any) -> None:
+    """Change destination NAME. --option adds or replaces one option and keeps
+    the others; --unset-option removes one. Credentials left empty keep their
+    stored values."""
     fields, creds = _fields(kwargs)
     creds = {k: v for k, v in creds.items() if v}
-    dest = _ctx().destinations(keys=bool(creds)).edit(name, credentials=creds, **fields)
+    dest = _ctx().destinations(keys=bool(creds)).edit(name, credentials=creds, unset_options=unset_options,
+                                                      **fields)  # fmt: skip
     click.echo(f"destination {dest.name!r} updated")
 
 
@@ -221,17 +237,30 @@ def dest_show(name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    for key, value in data.items():
-        if key.endswith("_at"):
-            value = _when(value)
-        click.echo(f"{key:18} {value}")
+    for field, value in data.items():
+        click.echo(f"{field:18} {_readable(field, value)}".rstrip())
+
+
+def _readable(key: str, value: Any) -> str:
+    """One value of ``dest show``, as a person reads it (no Python reprs)."""
+    if key.endswith("_at"):
+        return _when(value)
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(value.items())) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
 
 
 @dest_group.command("test")
 @click.argument("name")
 def dest_test(name: str) -> None:
     """Test the connection of destination NAME and record the result."""
-    result = _ctx().destinations(keys=True).test(name)
+    result = _ctx().destinations().test(name)  # the key ring is needed only to decrypt stored credentials
     click.echo(f"{'ok' if result.ok else 'FAILED'}: {result.message} ({result.duration_s:.2f} s)")
     if not result.ok:
         sys.exit(1)
@@ -258,9 +287,11 @@ def dest_disable(name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def dest_remove(name: str, yes: bool) -> None:
     """Delete destination NAME; its queued transfers will fail."""
+    dests = _ctx().destinations()
+    dests.get(name)  # no such destination: say so before asking
     if not yes:
         click.confirm(f"remove destination {name!r}? Queued transfers to it will fail", abort=True)
-    _ctx().destinations().remove(name)
+    dests.remove(name)
     click.echo(f"destination {name!r} removed")
 
 
@@ -308,32 +339,83 @@ def sweep_command(name: str, hours: float) -> None:
 @click.argument("files", nargs=-1, required=True)
 @click.option("--to", "destinations", multiple=True, required=True, help="Destination name (repeat).")
 @click.option("--source", default=None,
-              help="Source store (name or URL) holding FILES; default: FILES are local paths.")
-@click.option("--target", default="", help="Target name, for the by_target layouts.")
-@click.option("--project", default="", help="Project name, for the by_project_and_target layout.")
+              help="Source store (name or URL) holding FILES; default: FILES are local files or directories.")
+@click.option("--target", default="", help="Target name instead of the files' own, for the by_target layouts.")
+@click.option("--project", default="", help="Project instead of the files' own, for by_project_and_target.")
+@click.option("-m", "--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
+              help="Metadata merged over every local file's headers (repeat); PDFs and JPEGs have only this.")
+@click.option("--include", multiple=True, metavar="GLOB", help="In directories, only files matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files matching (repeat).")
 def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], source: str | None, target: str,
-                     project: str) -> None:  # fmt: skip
-    """Queue FILES for every destination given with --to."""
+                     project: str, metadata: tuple[str, ...], include: tuple[str, ...],
+                     exclude: tuple[str, ...]) -> None:  # fmt: skip
+    """Queue FILES for every destination given with --to. Local files are
+    read now, as `send` reads them, so the destinations' layouts (by_target,
+    archive, templates) get each file's own target, project, site, ..."""
     engine = _ctx().engine()
-    context = {k: v for k, v in (("target", target), ("project", project)) if v}
+    given = {k: v for k, v in (("target", target), ("project", project)) if v}
     created = []
     if source is not None:
-        created = engine.schedule(source, list(files), destinations, context=context)
+        if metadata:
+            raise ConfigurationError("-m needs local files; with --source give --target/--project instead")
+        created = engine.schedule(source, list(files), destinations, context=given)
     else:
-        for name in files:
-            path = Path(name).resolve()
-            if not path.is_file():
-                raise ConfigurationError(f"{name}: no such file (give --source for files in another store)")
-            created += engine.schedule(str(path.parent), [path.name], destinations, context=context)
+        for directory, name, context in _plan(engine, files, destinations, given, metadata, include, exclude):
+            created += engine.schedule(directory, [name], destinations, context=context)
     for t in created:
         click.echo(f"{t.id}\t{t.source_path}\t-> {t.destination_name}:{t.remote_path}")
 
 
+def _plan(
+    engine: Any, files: Sequence[str], destinations: Sequence[str], given: dict[str, str], metadata: Sequence[str],
+    include: Sequence[str], exclude: Sequence[str],
+) -> list[tuple[str, str, dict[str, str]]]:  # fmt: skip
+    """``(directory, name, context)`` for each local file, with the layout
+    fields read from its metadata; every file's path in every destination is
+    checked before anything is queued."""
+    from ..exceptions import OcsTransferError
+    from ..input import open_datafile
+    from ..input.cli import _parse_metadata
+    from ..storage.cli import expand_files
+    from ..storage.layouts import context_from
+    from .engine import remote_path_for
+
+    extra = _parse_metadata(tuple(metadata))
+    dests = [engine.destinations.get(ref) for ref in destinations]
+    read = extra or any((d.layout or "flat") != "flat" for d in dests)
+    plan = []
+    for path in expand_files(files, include, exclude):
+        if not path.is_file():
+            raise ConfigurationError(f"{path}: no such file (give --source for files in another store)")
+        path = path.resolve()
+        context: dict[str, str] = {}
+        unreadable = ""
+        if read:
+            try:
+                with open_datafile(path, extra, settings=engine.settings) as data_file:
+                    context = context_from(data_file)
+            except (OcsTransferError, OSError) as exc:
+                unreadable = " ".join(str(exc).split())
+        context.update(given)
+        for dest in dests:
+            try:
+                remote_path_for(dest.snapshot(), path.name, context)
+            except OcsTransferError as exc:
+                why = f"; its metadata could not be read ({unreadable}): give it with -m KEY=VALUE" * bool(unreadable)
+                raise ConfigurationError(f"{path}: {exc}{why}") from None
+        plan.append((str(path.parent), path.name, context))
+    return plan
+
+
 @click.command("worker")
-@click.option("--threads", type=int, default=None, help="Transfers at once (OCS_TRANSFER_WORKER_THREADS).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Transfers at once, at least 1 (OCS_TRANSFER_WORKER_THREADS).")
 @click.option("--until-idle", is_flag=True, help="Exit when nothing is due or running.")
-@click.option("--poll", type=float, default=1.0, help="Seconds between looks for due transfers.")
-def worker_command(threads: int | None, until_idle: bool, poll: float) -> None:
+@click.option("--poll", type=click.FloatRange(min=0.0, min_open=True), default=1.0,
+              help="Seconds between looks for due transfers.")
+@click.option("--live/--no-live", default=None,
+              help="A live line of running transfers on stderr [default: on a terminal; plain log lines otherwise].")
+def worker_command(threads: int | None, until_idle: bool, poll: float, live: bool | None) -> None:
     """Run transfers as they come due (stop with Ctrl-C or SIGTERM)."""
     from .engine import Worker
 
@@ -345,24 +427,107 @@ def worker_command(threads: int | None, until_idle: bool, poll: float) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     click.echo(f"worker {worker.engine.worker_id} started ({worker.threads} threads)", err=True)
-    ran = worker.run(until_idle=until_idle)
+    if live if live is not None else sys.stderr.isatty():
+        with _LiveLine(worker.engine):
+            ran = worker.run(until_idle=until_idle)
+    else:
+        worker.engine.on_finished = _outcome_line  # one plain line per outcome
+        ran = worker.run(until_idle=until_idle)
     click.echo(f"worker stopped after {ran} attempt(s)", err=True)
 
 
+def _outcome_line(t: Any) -> None:
+    where = f"{t.destination_name}:{t.remote_path}"
+    if t.state == "completed":
+        click.echo(f"transfer {t.id} completed: {t.source_path} -> {where}", err=True)
+    else:
+        click.echo(f"transfer {t.id} {t.state}: {t.source_path} -> {where}: {t.last_error}", err=True)
+
+
+class _LiveLine:
+    """A line on stderr, redrawn every second, of this worker's running
+    transfers (file, bytes so far) and how many finished."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ocs-transfer-live", daemon=True)
+        self.live: Any = None
+        self.finished = 0
+        engine.on_finished = self._count  # outcomes are counted, not read back from the whole ledger
+
+    def _count(self, transfer: Any) -> None:
+        self.finished += 1
+
+    def _line(self) -> str:
+        mine = [t for t in self.engine.transfers(state="in_progress") if t.worker == self.engine.worker_id]
+        finished = self.finished
+        parts = [f"{Path(t.source_path).name} {_size(t.bytes_done)}/{_size(t.size)}" for t in mine]
+        return f"worker: {len(mine)} running, {finished} finished" + (": " + ", ".join(parts) if parts else "")
+
+    def _run(self) -> None:
+        while not self.done.wait(1.0):
+            try:
+                self.live.update(self._line())
+            except Exception as exc:  # the ledger is busy or away: the worker itself reports that
+                log.debug("live line: %s", type(exc).__name__)
+
+    def __enter__(self) -> _LiveLine:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.live = Live(self._line(), console=Console(file=sys.stderr, force_terminal=True, highlight=False),
+                         auto_refresh=False)  # fmt: skip
+        self.live.__enter__()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.live.update(self._line(), refresh=True)
+        self.live.__exit__(None, None, None)
+
+
+def _size(n: int | None) -> str:
+    from ..storage.cli import _human
+
+    return "?" if n is None else _human(n)
+
+
+_STATES = ("pending", "in_progress", "completed", "failed", "cancelled")
+#: Errors longer than this are cut in the `status` table (marked; `status ID` shows them whole). Links never are.
+_ERROR_WIDTH = 100
+
+
 @click.command("status")
-@click.option("--state", type=click.Choice(["pending", "in_progress", "completed", "failed", "cancelled"]))
+@click.argument("which", required=False, metavar="[ID_OR_NAME]")
+@click.option("--state", type=click.Choice(_STATES))
 @click.option("--json", "as_json", is_flag=True)
-def status_command(state: str | None, as_json: bool) -> None:
-    """Transfers per destination (counts) and per file."""
+def status_command(which: str | None, state: str | None, as_json: bool) -> None:
+    """Transfers per destination (counts) and per file; with ID_OR_NAME (a
+    transfer id, a file name or path, or a destination name) those transfers
+    whole."""
+    _existing_ledger()
     engine = _ctx().engine()
+    if which is not None:
+        chosen = _matching(engine, which, state)
+        if as_json:
+            click.echo(json.dumps([attrs.asdict(t) for t in chosen], indent=2))
+            return
+        for i, t in enumerate(chosen):
+            if i:
+                click.echo("")
+            for field, value in attrs.asdict(t).items():
+                click.echo(f"{field:18} {_readable(field, value) or '-'}")
+        return
     counts = engine.counts()
     transfers = engine.transfers(state=state)
     if as_json:
         click.echo(json.dumps({"counts": counts, "transfers": [attrs.asdict(t) for t in transfers]}, indent=2))
         return
-    states = ("pending", "in_progress", "completed", "failed", "cancelled")
-    rows: list[tuple[str, ...]] = [("destination", *states)]
-    rows += [(name, *(str(c.get(s, 0)) for s in states)) for name, c in sorted(counts.items())]
+    rows: list[tuple[str, ...]] = [("destination", *_STATES)]
+    rows += [(name, *(str(c.get(s, 0)) for s in _STATES)) for name, c in sorted(counts.items())]
     for line in _table(rows):
         click.echo(line)
     per_file: dict[tuple[int, str], dict[str, int]] = {}
@@ -372,28 +537,77 @@ def status_command(state: str | None, as_json: bool) -> None:
         per_file[key][t.state] += 1
     if per_file:
         click.echo("")
-        rows = [("file", *states)]
-        rows += [(path, *(str(c.get(s, 0)) for s in states)) for (_, path), c in sorted(per_file.items())]
+        rows = [("file", *_STATES)]
+        rows += [(path, *(str(c.get(s, 0)) for s in _STATES)) for (_, path), c in sorted(per_file.items())]
         for line in _table(rows):
             click.echo(line)
     if transfers:
         click.echo("")
-        rows = [("id", "file", "destination", "state", "attempts", "next attempt", "error / link")]
+        rows = [("id", "file", "destination", "state", "attempts", "next attempt", "error / link / progress")]
         for t in transfers:
-            detail = t.last_error if t.state != "completed" else t.link
             nxt = _when(t.next_attempt_at) if t.state == "pending" else "-"
             rows.append((str(t.id), t.source_path, t.destination_name, t.state, str(t.attempts), nxt,
-                         detail[:100]))  # fmt: skip
+                         _detail(t, engine.clock())))  # fmt: skip
         for line in _table(rows):
             click.echo(line)
 
 
+def _detail(t: Any, now: float) -> str:
+    """The last column of `status`: a link whole, a running transfer's worker,
+    heartbeat and bytes, or the error (long ones cut, and marked so)."""
+    if t.state == "completed":
+        return t.link or "-"
+    if t.state == "in_progress":
+        beat = f"heartbeat {max(0, round(now - t.heartbeat_at))} s ago" if t.heartbeat_at else "no heartbeat yet"
+        return f"running on {t.worker}, {beat}, {_size(t.bytes_done)} of {_size(t.size)}"
+    error = " ".join(t.last_error.split())
+    if t.state == "pending" and error:
+        error = f"last attempt: {error}"
+    if len(error) > _ERROR_WIDTH:
+        error = error[:_ERROR_WIDTH] + f" [...cut: `ocs-transfer status {t.id}` shows it whole]"
+    return error or "-"
+
+
+def _matching(engine: Any, which: str, state: str | None) -> list[Any]:
+    """The transfers ``which`` names: an id, a source file (path or name), or
+    a destination."""
+    if which.isdigit():
+        found = [engine.get(int(which))]
+    else:
+        found = [t for t in engine.transfers(state=state)
+                 if which in (t.destination_name, t.source_path, Path(t.source_path).name)]  # fmt: skip
+    if not found:
+        raise ConfigurationError(f"no transfer matches {which!r} (an id, a file or a destination; see `status`)")
+    return found
+
+
 @click.command("retry")
-@click.argument("transfer_id", type=int)
-def retry_command(transfer_id: int) -> None:
-    """Queue failed or cancelled transfer ID again, now."""
-    t = _ctx().engine().retry(transfer_id)
-    click.echo(f"transfer {t.id} queued again")
+@click.argument("transfer_id", type=int, required=False)
+@click.option("--all-failed", is_flag=True, help="Queue every failed transfer again.")
+@click.option("--destination", default=None, help="With --all-failed: only those to this destination.")
+@click.option("--refresh", is_flag=True,
+              help="Use the destination as it is now (after `dest edit`), not as it was when scheduled.")
+def retry_command(transfer_id: int | None, all_failed: bool, destination: str | None, refresh: bool) -> None:
+    """Queue failed or cancelled transfer ID (or, with --all-failed, every
+    failed one) again, now, with its attempt count reset."""
+    if all_failed == (transfer_id is not None):
+        raise click.UsageError("give a TRANSFER_ID or --all-failed (not both)")
+    if destination is not None and not all_failed:
+        raise click.UsageError("--destination goes with --all-failed")
+    if refresh and all_failed:
+        raise click.UsageError("--refresh goes with one TRANSFER_ID")
+    engine = _ctx().engine()
+    if all_failed:
+        if destination is not None:
+            engine.destinations.get(destination)  # a clear error for a name that does not exist
+        ids = engine.retry_all_failed(destination=destination)
+        click.echo(f"{len(ids)} failed transfer(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
+        return
+    assert transfer_id is not None
+    if refresh:
+        engine.refresh(transfer_id)
+    t = engine.retry(transfer_id)
+    click.echo(f"transfer {t.id} queued again" + (f" for {t.destination_name}:{t.remote_path}" if refresh else ""))
 
 
 @click.command("cancel")
@@ -405,10 +619,13 @@ def cancel_command(transfer_id: int) -> None:
 
 
 @click.command("purge")
-@click.option("--days", type=int, default=None, help="Older than this (OCS_TRANSFER_PURGE_AFTER_DAYS).")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Older than this many days, 0 or more (OCS_TRANSFER_PURGE_AFTER_DAYS).")
 @click.option("--failed", is_flag=True, help="Purge failed and cancelled records too.")
 def purge_command(days: int | None, failed: bool) -> None:
-    """Delete old completed transfer records."""
+    """Delete old completed transfer records. Purging a failed or cancelled
+    record never lets its source be deleted: a file whose records are purged
+    before all its transfers completed keeps its source."""
     click.echo(f"purged {_ctx().engine().purge(older_than_days=days, failed=failed)} record(s)")
 
 
@@ -416,6 +633,29 @@ def purge_command(days: int | None, failed: bool) -> None:
 def expire_command() -> None:
     """Delete files from destinations past their keep_days."""
     click.echo(f"expired {_ctx().engine().expire()} file(s)")
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """The ledger database (OCS_TRANSFER_LEDGER_URL)."""
+
+
+@ledger_group.command("upgrade")
+def ledger_upgrade() -> None:
+    """Bring the ledger's schema to this version's (every command does so on
+    start; this does only that, e.g. before starting many workers)."""
+    from .ledger import Ledger
+
+    ledger = Ledger.from_settings(_ctx().settings, migrate=False)
+    try:
+        before = ledger.schema_revision()
+        after = ledger.migrate()
+    finally:
+        ledger.close()
+    if before == after:
+        click.echo(f"ledger schema is up to date ({after})")
+    else:
+        click.echo(f"ledger schema upgraded from {before or 'none'} to {after}")
 
 
 @click.group("keys")
@@ -454,6 +694,6 @@ def keys_status() -> None:
 
 
 COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, keys_group, sweep_command]  # fmt: skip
+            purge_command, expire_command, ledger_group, keys_group, sweep_command]  # fmt: skip
 
 

@@ -158,7 +158,11 @@ class KeyRing:
             )
             return Secret(plain.decode())
         except (InvalidTag, ValueError, binascii.Error, UnicodeDecodeError):
-            raise CredentialError(f"the stored credential in {where} could not be decrypted") from None
+            raise CredentialError(
+                f"the stored credential in {where} could not be decrypted with key {kid!r}: OCS_TRANSFER_KEYS"
+                f" holds a different key under that kid (or the stored value was altered). Set"
+                f" OCS_TRANSFER_KEYS to the key the credentials were saved with"
+            ) from None
 
     def needs_rotation(self, stored: str) -> bool:
         return self.kid_of(stored) != self.active

@@ -62,6 +62,7 @@ class Destination:
     their field names)."""
 
     id: int
+    uuid: str  #: never reused: a transfer runs only against the destination with its snapshot's uuid
     name: str
     display_name: str
     provider: str
@@ -90,13 +91,14 @@ class Destination:
 
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
     def from_row(cls, row: DestinationRow) -> Destination:
         return cls(
-            id=row.id, name=row.name, display_name=row.display_name, provider=row.provider, path=row.path,
+            id=row.id, uuid=row.uuid, name=row.name, display_name=row.display_name, provider=row.provider,
+            path=row.path,
             layout=row.layout, comment=row.comment, description=row.description, enabled=row.enabled,
             active=row.active, delete_source=row.delete_source, keep_days=row.keep_days, scope=row.scope,
             owner_id=row.owner_id, options=json.loads(row.options or "{}"),
@@ -175,6 +177,78 @@ def open_store(
 
     check_endpoints(options, settings, provider)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
+
+
+def _merge_options(row: DestinationRow, changes: Mapping[str, Any], unset: Iterable[str]) -> dict[str, Any]:
+    """The row's options with ``changes`` applied and ``unset`` removed."""
+    if not isinstance(changes, Mapping):
+        raise ConfigurationError("options must be a mapping of provider option names to values")
+    merged: dict[str, Any] = json.loads(row.options or "{}")
+    for key in unset:
+        if key not in merged:
+            have = ", ".join(sorted(merged)) or "none"
+            raise ConfigurationError(f"destination {row.name!r} has no option {key!r} to unset (it has: {have})")
+        del merged[key]
+    merged.update(changes)
+    return merged
+
+
+def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> None:
+    """Check provider ``options`` against the provider's ``Config`` when they
+    are entered: unknown names, missing required ones, values of the wrong
+    type and URLs that are not http(s) are refused with what to do."""
+    config_cls = getattr(provider, "Config", None)
+    if config_cls is None or not attrs.has(config_cls):
+        return
+    if not isinstance(options, Mapping):
+        raise ConfigurationError("options must be a mapping of provider option names to values")
+    try:
+        attrs.resolve_types(config_cls)
+    except Exception:  # an unresolvable annotation: check names only
+        log.debug("cannot resolve the option types of provider %r", provider.name)
+    fields = {f.name: f for f in attrs.fields(config_cls)}
+    where = f"provider {provider.name!r}"
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ConfigurationError(
+            f"{where} has no option {', '.join(map(repr, unknown))}; its options are: {', '.join(fields)}"
+        )
+    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in options]
+    if missing:
+        raise ConfigurationError(
+            f"{where} needs option {', '.join(missing)}: give it with --option {missing[0]}=VALUE"
+        )
+    for name, value in options.items():
+        problem = _option_problem(name, value, fields[name].type)
+        if problem:
+            raise ConfigurationError(f"{where}: option {name}={value!r} {problem}")
+    try:
+        config_cls(**options)
+    except (TypeError, ValueError, ConfigurationError) as exc:
+        raise ConfigurationError(f"bad options for {where}: {exc}") from None
+
+
+def _option_problem(name: str, value: Any, annotation: Any) -> str:
+    """What is wrong with one option value, or ``""``."""
+    if value is None:
+        return ""
+    kinds = {t for t in getattr(annotation, "__args__", (annotation,)) if t is not type(None)}
+    if kinds and kinds <= {str, int, float, bool}:
+        if bool in kinds and not isinstance(value, bool) and not kinds & {str}:
+            return "must be true or false"
+        if kinds <= {int, float} and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return "must be a number"
+        if kinds == {int} and not isinstance(value, int):
+            return "must be a whole number"
+        if kinds == {str} and not isinstance(value, str):
+            return "must be text"
+    if (name == "url" or name.endswith("_url")) and isinstance(value, str) and value:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return "must be an http:// or https:// URL with a host"
+    return ""
 
 
 class Destinations:
@@ -292,9 +366,10 @@ class Destinations:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
         from .. import plugins
 
-        plugins.get_provider(provider)  # a clear error now rather than at the first transfer
+        cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
         check_endpoints(fields.get("options") or {}, self.settings, provider)
+        check_options(cls, fields.get("options") or {})
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -312,10 +387,13 @@ class Destinations:
         ref: str | int,
         *,
         credentials: Mapping[str, str | Secret | None] | None = None,
+        unset_options: Iterable[str] = (),
         **fields: Any,
     ) -> Destination:
         """Change fields; empty credential values keep the stored ones. The
-        provider cannot change."""
+        provider cannot change. ``options`` are merged into the stored ones
+        (a key given replaces its value, the others stay); ``unset_options``
+        names options to remove."""
         if "provider" in fields:
             raise ConfigurationError(
                 "the provider of a destination cannot change; create a new destination instead"
@@ -323,11 +401,17 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
-        if fields.get("options"):
-            check_endpoints(fields["options"], self.settings, self.get(ref).provider)
-        values = {k: _check(k, v) for k, v in fields.items()}
+        unset = list(unset_options)
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
+            if "options" in fields or unset:
+                fields["options"] = _merge_options(row, fields.get("options") or {}, unset)
+            check_endpoints(fields.get("options") or {}, self.settings, row.provider)
+            if "options" in fields:
+                from .. import plugins
+
+                check_options(plugins.get_provider(row.provider), fields["options"])
+            values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():
                 setattr(row, key, value)
             if credentials:
@@ -362,10 +446,17 @@ class Destinations:
             for field, blob in stored.items()
         }
 
-    def credentials(self, ref: str | int) -> dict[str, Secret]:
-        """The decrypted credentials, for handing to a store."""
+    def credentials(self, ref: str | int, *, uuid: str | None = None) -> dict[str, Secret]:
+        """The decrypted credentials, for handing to a store. With ``uuid``,
+        only if the destination ``ref`` still is the one with that uuid (a
+        removed destination's id must never lend another's credentials)."""
         with self.ledger.session() as session:
-            return self._decrypt_row(self._row(session, ref))
+            row = self._row(session, ref)
+            if uuid is not None and row.uuid != uuid:
+                raise DestinationNotFoundError(
+                    f"destination {ref!r} is not the one this was made for (it was removed and replaced)"
+                )
+            return self._decrypt_row(row)
 
     def save_credentials(self, ref: str | int, credentials: Mapping[str, Secret | str]) -> None:
         """Store credentials a provider rotated (e.g. a new refresh token),

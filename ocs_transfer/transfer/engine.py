@@ -11,14 +11,34 @@ with a fresh lease. Every later write about the attempt is conditional on that
 lease, so a worker whose transfer was reclaimed cannot overwrite the new owner.
 
 All times come from an injectable ``clock`` (UNIX seconds).
+
+What keeps the only copy of a file safe (docs/reliability.md):
+
+- A source is deleted only when a destination asked for it, as many transfer
+  records as were scheduled for it exist, every one completed with the same
+  sha256 and size, no other schedule of the same source is unfinished, and the
+  source still has the size and modification time it had when scheduled.
+  Purging an unfinished transfer's record marks its file ``kept`` for good.
+- A transfer counts only for its own source's bytes. Scheduling refuses a
+  remote path that a live transfer of another source already targets on the
+  same destination. At run time an object already at the path is adopted only
+  when it holds exactly this source's bytes (a lost acknowledgement); any other
+  object fails the transfer for good (:class:`RemotePathTakenError`) and is
+  left alone, and the source is kept.
+- The source's size and modification time are compared with those recorded at
+  scheduling before it is read, and again when the read reaches its end (before
+  anything is published); a change fails the attempt as retryable
+  (:class:`SourceChangedError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import posixpath
+import re
 import socket
 import threading
 import time
@@ -30,19 +50,21 @@ from typing import Any
 
 import attrs
 from sqlalchemy import and_, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..exceptions import (
     ConfigurationError,
     CredentialError,
+    DoNotRetryError,
     ObjectNotFoundError,
     OcsTransferError,
+    RetryError,
     TransferCancelledError,
 )
 from ..redact import Secret, redact
 from ..retry import Kind, classify
 from ..settings import Settings
-from ..storage.base import FileStore, StoredObject
+from ..storage.base import FileStore, ObjectInfo, StoredObject
 from .destinations import DestinationNotFoundError, Destinations, open_store
 from .ledger import Ledger
 from .models import (
@@ -56,10 +78,20 @@ from .models import (
     TransferRow,
 )
 
-__all__ = ["Engine", "Transfer", "TransferNotFoundError", "Worker", "remote_path_for"]
+__all__ = [
+    "Engine",
+    "RemotePathTakenError",
+    "SourceChangedError",
+    "Transfer",
+    "TransferNotFoundError",
+    "Worker",
+    "remote_path_for",
+]
 
 log = logging.getLogger(__name__)
 
+#: Seconds between writes of a running transfer's ``bytes_done`` (between heartbeats).
+PROGRESS_SAVE_INTERVAL = 1.0
 #: Resolves a source file's store reference (a provider name or URL) to a store.
 SourceResolver = Callable[[str], FileStore]
 Outcome = Callable[["Transfer"], None]
@@ -67,6 +99,97 @@ Outcome = Callable[["Transfer"], None]
 
 class TransferNotFoundError(ConfigurationError, LookupError):
     """No transfer has this id."""
+
+
+class SourceChangedError(RetryError):
+    """The source file is not what was scheduled (its size or modification
+    time changed before or while it was read). Nothing was published; the
+    source is kept."""
+
+
+class RemotePathTakenError(DoNotRetryError):
+    """Another file (different bytes) is at, or is scheduled for, this remote
+    path. Nothing was overwritten; the source is kept."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _mtime(info: ObjectInfo) -> float | None:
+    return info.modified.timestamp() if info.modified is not None else None
+
+
+def _check_unchanged(path: str, info: ObjectInfo, size: int | None, mtime: float | None, when: str) -> None:
+    """Raise :class:`SourceChangedError` when ``info`` differs from the recorded
+    size or modification time (``None``: not recorded, not compared)."""
+    changes = []
+    if size is not None and info.size != size:
+        changes.append(f"size {size} -> {info.size}")
+    now = _mtime(info)
+    if mtime is not None and now is not None and abs(now - mtime) > 1e-6:
+        changes.append(f"modification time {mtime:.6f} -> {now:.6f}")
+    if changes:
+        raise SourceChangedError(
+            f"source {path!r} changed {when} ({', '.join(changes)}); it is kept, and nothing was published."
+            " The attempt is retried; if the new content is meant to be sent, schedule it again"
+        )
+
+
+def _check_bytes(path: str, stored: StoredObject, expected: str) -> None:
+    if expected and stored.sha256 != expected:
+        raise SourceChangedError(
+            f"source {path!r} no longer holds the bytes this file was scheduled with or first copied as"
+            f" (sha256 {stored.sha256[:16]}..., expected {expected[:16]}...); it is kept, and nothing of it was"
+            " left at the destination. If the new content is meant to be sent, schedule it again"
+        )
+
+
+class _GuardedReader:
+    """Reads the source and, when it reaches the end, checks that the source
+    still is what it was when the read began (so a source replaced or cut
+    while read fails the upload before anything is published)."""
+
+    def __init__(self, inner: Any, check: Callable[[], None]) -> None:
+        self._inner = inner
+        self._check = check
+        self._checked = False
+
+    @property
+    def checked(self) -> bool:
+        """Whether the read reached the end and the check ran (and passed)."""
+        return self._checked
+
+    def _at_end(self) -> None:
+        if not self._checked:
+            self._check()
+            self._checked = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(size)
+        if not data:
+            self._at_end()
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        readinto = getattr(self._inner, "readinto", None)
+        if readinto is None:
+            data = self._inner.read(len(buffer))
+            buffer[: len(data)] = data
+            got = len(data)
+        else:
+            got = readinto(buffer) or 0
+        if not got:
+            self._at_end()
+        return int(got)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @attrs.frozen(kw_only=True)
@@ -98,6 +221,7 @@ class Transfer:
     started_at: float | None
     finished_at: float | None
     expired_at: float | None
+    heartbeat_at: float | None = None
 
     @property
     def final(self) -> bool:
@@ -114,7 +238,7 @@ class Transfer:
             size=row.size, md5=row.md5, sha256=row.sha256, provider_checksum=row.provider_checksum,
             remote_path=row.remote_path, remote_version=row.remote_version, link=row.link, worker=row.worker,
             created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
-            finished_at=row.finished_at, expired_at=row.expired_at,
+            finished_at=row.finished_at, expired_at=row.expired_at, heartbeat_at=row.heartbeat_at,
         )  # fmt: skip
 
 
@@ -157,6 +281,7 @@ class _Running:
     cancel: threading.Event
     bytes_done: int = 0
     deletes_source: bool = True
+    saved_at: float = 0.0  #: when bytes_done was last written to the ledger
 
 
 @attrs.frozen
@@ -169,12 +294,18 @@ class _Work:
     source_path: str
     attempts: int
     size: int | None
+    mtime: float | None
     deletes_source: bool
+    #: an earlier attempt of this transfer ran (and may have left a partial upload)
+    tried_before: bool
+    #: the sha256 the source must have ("" when not known yet): given at
+    #: scheduling, or read by the file's first completed transfer
+    sha256: str
 
     @classmethod
-    def of(cls, row: TransferRow, file: SourceFileRow) -> _Work:
+    def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
         return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.delete_state == "pending")  # fmt: skip
+                   file.mtime, file.delete_state == "pending", tried_before, file.sha256)  # fmt: skip
 
 
 class Engine:
@@ -241,10 +372,20 @@ class Engine:
         destinations: Iterable[str | int],
         *,
         context: Mapping[str, str] | None = None,
+        sha256: Mapping[str, str] | None = None,
     ) -> list[Transfer]:
         """Queue ``paths`` (in the store ``source``) for every destination: one
         ``pending`` transfer per file and destination, each keeping a snapshot
-        of its destination as it is now."""
+        of its destination as it is now.
+
+        Each source must exist; its size and modification time are recorded
+        (an attempt that finds them changed fails and keeps the source). A
+        ``sha256`` may give the sources' hashes where the caller knows them
+        (``{path: hex}``); a transfer that reads other bytes then fails
+        (retryable) instead of completing. A
+        remote path that a pending, running or completed (unexpired) transfer
+        of another source already targets on the same destination, or that two
+        of ``paths`` would share, is refused (:class:`RemotePathTakenError`)."""
         if isinstance(paths, str):
             paths = [paths]
         dests = [self.destinations.get(ref) for ref in destinations]
@@ -256,9 +397,18 @@ class Engine:
         if len({d.id for d in dests}) != len(dests):
             raise ConfigurationError("a destination is named twice")
         ctx = dict(context or {})
+        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
+        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
+        if bad:
+            raise ConfigurationError(
+                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
+            )
         now = self.clock()
         asked = any(d.delete_source for d in dests)
         snaps = [(d, d.snapshot()) for d in dests]
+        targets = {(d.id, path): remote_path_for(snap, path, ctx) for d, snap in snaps for path in paths}
+        self._refuse_taken_paths(source, targets, {d.id: d.name for d in dests})
+        stats = self._stat_sources(source, paths)
         created: list[Transfer] = []
         with self.ledger.session() as session:
             for start in range(0, len(paths), 500):  # bulk inserts, in slices
@@ -267,7 +417,9 @@ class Engine:
                     insert(SourceFileRow).returning(SourceFileRow.id, sort_by_parameter_order=True),
                     [
                         {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
-                         "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now}
+                         "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now,
+                         "size": stats[path].size, "mtime": _mtime(stats[path]), "sha256": hashes.get(path, ""),
+                         "transfer_count": len(dests)}
                         for path in batch
                     ],
                 ).all()  # fmt: skip
@@ -276,7 +428,7 @@ class Engine:
                     [
                         {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
                          "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
-                         "next_attempt_at": now, "remote_path": remote_path_for(snap, path, ctx), "created_at": now,
+                         "next_attempt_at": now, "remote_path": targets[(dest.id, path)], "created_at": now,
                          "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
                          "provider_checksum": "", "remote_version": "", "link": "", "worker": "",
                          "cancel_requested": False}
@@ -294,6 +446,51 @@ class Engine:
                 session.expunge_all()
         log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(paths))
         return created
+
+    def _stat_sources(self, source: str, paths: Sequence[str]) -> dict[str, ObjectInfo]:
+        store = self.source_store(source)
+        stats: dict[str, ObjectInfo] = {}
+        for path in paths:
+            try:
+                stats[path] = store.info(path)
+            except ObjectNotFoundError:
+                raise ConfigurationError(f"{path}: no such file in {source}; nothing was scheduled") from None
+        return stats
+
+    def _refuse_taken_paths(
+        self, source: str, targets: Mapping[tuple[int, str], str], names: Mapping[int, str]
+    ) -> None:
+        """Refuse when two sources would share a remote path on one destination."""
+        seen: dict[tuple[int, str], str] = {}
+        for (dest_id, path), remote in targets.items():
+            other = seen.setdefault((dest_id, remote), path)
+            if other != path:
+                raise RemotePathTakenError(
+                    f"{other} and {path} would both go to {remote!r} on destination {names[dest_id]!r};"
+                    " nothing was scheduled. Use a layout that keeps them apart (a template with more"
+                    " fields), or send them to different destinations"
+                )
+        live = (PENDING, IN_PROGRESS, COMPLETED)
+        wanted = list(seen.items())
+        with self.ledger.session() as session:
+            for start in range(0, len(wanted), 500):
+                batch = wanted[start : start + 500]
+                remotes = {remote for (_, remote), _ in batch}
+                query = (
+                    select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path, SourceFileRow.store,
+                           SourceFileRow.path)
+                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                    .where(TransferRow.destination_id.in_(list(names)), TransferRow.remote_path.in_(remotes),
+                           TransferRow.state.in_(live), TransferRow.expired_at.is_(None))
+                )  # fmt: skip
+                for transfer_id, dest_id, remote, store, path in session.execute(query):
+                    mine = seen.get((dest_id, remote))
+                    if mine is not None and (store, path) != (source, mine):
+                        raise RemotePathTakenError(
+                            f"{remote!r} on destination {names[dest_id]!r} is already the target of transfer"
+                            f" {transfer_id} ({path} from {store}); {mine} from {source} was not scheduled. Use a"
+                            " layout that keeps them apart, or send it to another destination"
+                        )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -353,16 +550,32 @@ class Engine:
         pairs. Pass each to :meth:`execute` (a claim not executed stays
         ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
         now = self.clock()
+        running = aliased(TransferRow)
+        # never two attempts at one remote path of one destination at once: each
+        # removes the partial uploads it finds there, and only one may write
+        busy = (
+            exists()
+            .where(running.state == IN_PROGRESS, running.destination_id == TransferRow.destination_id,
+                   running.remote_path == TransferRow.remote_path)
+            .correlate(TransferRow)
+        )  # fmt: skip
         with self.ledger.session() as session:
             query = (
-                select(TransferRow.id)
-                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now)
+                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path, TransferRow.started_at)
+                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now, ~busy)
                 .order_by(TransferRow.next_attempt_at, TransferRow.id)
-                .limit(limit)
+                .limit(limit * 4)
             )
             if self.ledger.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
+                query = query.with_for_update(of=TransferRow, skip_locked=True)
+            ids: list[int] = []
+            targets: set[tuple[int, str]] = set()
+            tried: dict[int, bool] = {}
+            for transfer_id, dest_id, remote, started_at in session.execute(query):
+                if (dest_id, remote) not in targets and len(ids) < limit:
+                    targets.add((dest_id, remote))
+                    ids.append(transfer_id)
+                    tried[transfer_id] = started_at is not None
             claimed: list[tuple[int, str]] = []
             for transfer_id in ids:
                 lease = uuid.uuid4().hex
@@ -385,7 +598,7 @@ class Engine:
                 ).all()
                 with self._lock:
                     for row, file in rows:
-                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file)
+                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file, tried[row.id])
         return claimed
 
     def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
@@ -430,37 +643,70 @@ class Engine:
                 row = session.get(TransferRow, transfer_id)
                 file = session.get(SourceFileRow, row.file_id) if row is not None else None
                 assert row is not None and file is not None
-                work = _Work.of(row, file)
-        snap, remote_path, source_ref, source_path = work.snapshot, work.remote_path, work.source_ref, work.source_path
-        attempts, size_hint = work.attempts, work.size
+                work = _Work.of(row, file, tried_before=True)
+        snap, remote_path = work.snapshot, work.remote_path
         running.deletes_source = work.deletes_source
         secrets: list[Secret] = []
         try:
-            try:
-                creds = self.destinations.credentials(snap["id"])
-            except DestinationNotFoundError:
-                raise ConfigurationError(
-                    f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
-                    " schedule the file again for an existing destination"
-                ) from None
+            creds = self._destination_credentials(snap)
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
             try:
-                if attempts > 1:
+                if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
-                source = self.source_store(source_ref)
-                with source.get_fileobj(source_path) as reader:
-                    stored = store.put(
-                        reader, remote_path, size=size_hint, progress=lambda n: self._progress(running, n),
-                        cancel=running.cancel, extension=_extension(source_path),
-                    )  # fmt: skip
+                stored = self._copy(store, work, transfer_id, running)
                 link = self._link(store, stored, snap.get("keep_days"))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
         except Exception as exc:
-            return self._record_failure(transfer_id, running, exc, attempts, secrets)
+            return self._record_failure(transfer_id, running, exc, work.attempts, secrets)
         return self._record_success(transfer_id, running, stored, link)
+
+    def _destination_credentials(self, snap: Mapping[str, Any]) -> dict[str, Secret]:
+        """The credentials of the destination this transfer was queued for: the
+        one with the snapshot's id AND uuid (ids of removed destinations are
+        never reused, and the uuid makes sure of it)."""
+        try:
+            return self.destinations.credentials(snap["id"], uuid=snap.get("uuid"))
+        except DestinationNotFoundError:
+            raise ConfigurationError(
+                f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
+                " the source is kept: schedule the file again for an existing destination"
+            ) from None
+
+    def _copy(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
+        """Copy the source to ``work.remote_path``, or adopt the identical object
+        already there; refuse (and leave alone) any other object there."""
+        source = self.source_store(work.source_ref)
+        path = work.source_path
+        before = source.info(path)
+        _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
+
+        def unchanged_at_end() -> None:
+            _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
+
+        existing = _info_or_none(store, work.remote_path)
+        with source.get_fileobj(path) as raw:
+            reader = _GuardedReader(raw, unchanged_at_end)
+            if existing is not None:
+                adopted = _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
+                _check_bytes(path, adopted, work.sha256)
+                return adopted
+            stored = store.put(
+                reader, work.remote_path, size=before.size,  # type: ignore[arg-type]  # duck-typed reader
+                progress=lambda n: self._progress(transfer_id, running, n), cancel=running.cancel,
+                extension=_extension(path),
+            )  # fmt: skip
+        try:  # take back what was published of other bytes than the file's
+            if not reader.checked:  # a store that stopped reading before the end
+                unchanged_at_end()
+            _check_bytes(path, stored, work.sha256)
+        except SourceChangedError:
+            with contextlib.suppress(OcsTransferError):
+                store.delete_file(stored.path, stored.version_id)
+            raise
+        return stored
 
     @staticmethod
     def _link(store: FileStore, stored: StoredObject, keep_days: int | None = None) -> str:
@@ -474,10 +720,15 @@ class Engine:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)
             return ""
 
-    def _progress(self, running: _Running, n: int) -> None:
+    def _progress(self, transfer_id: int, running: _Running, n: int) -> None:
         running.bytes_done += n
-        if self.clock() - self._last_beat >= self.settings.heartbeat_interval:
+        now = self.clock()
+        if now - self._last_beat >= self.settings.heartbeat_interval:
             self.beat()
+        elif now - running.saved_at >= PROGRESS_SAVE_INTERVAL:  # `status` shows progress at least every second
+            running.saved_at = now
+            with self.ledger.session() as session:
+                self._lease_update(session, transfer_id, running.lease, bytes_done=running.bytes_done)
 
     def _record_success(self, transfer_id: int, running: _Running, stored: StoredObject, link: str) -> Transfer:
         now = self.clock()
@@ -488,6 +739,13 @@ class Engine:
                 provider_checksum=stored.provider_checksum or "", remote_version=stored.version_id or "", link=link,
                 heartbeat_at=None,
             )  # fmt: skip
+            if owned:  # the first completed transfer of a file records the bytes every other one must match
+                session.execute(
+                    update(SourceFileRow)
+                    .where(SourceFileRow.id == select(TransferRow.file_id).where(TransferRow.id == transfer_id)
+                           .scalar_subquery(), SourceFileRow.sha256 == "")
+                    .values(sha256=stored.sha256)
+                )  # fmt: skip
             transfer = self._read(session, transfer_id)
         if not owned:
             log.warning("transfer %d finished here but was reclaimed meanwhile; the new owner records it", transfer_id)
@@ -511,6 +769,10 @@ class Engine:
             values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
+            values["last_error"] = (
+                f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
+                f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
+            )
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:
@@ -611,6 +873,32 @@ class Engine:
             row.finished_at, row.cancel_requested, row.lease = None, False, None
         return self.get(transfer_id)
 
+    def refresh(self, transfer_id: int) -> Transfer:
+        """Replace a failed or cancelled transfer's destination snapshot (and
+        so its remote path) with the destination as it is now, e.g. after
+        `dest edit` fixed it. Call :meth:`retry` to queue it."""
+        current = self.get(transfer_id)
+        dest = self.destinations.find(current.destination_id)
+        if dest is None:
+            raise ConfigurationError(
+                f"destination {current.destination_name!r} (id {current.destination_id}) no longer exists;"
+                " schedule the file again for an existing destination"
+            )
+        snap = dest.snapshot()
+        with self.ledger.session() as session:
+            row = session.scalars(select(TransferRow).where(TransferRow.id == transfer_id).with_for_update()).first()
+            file = session.get(SourceFileRow, current.file_id)
+            if row is None or file is None:
+                raise TransferNotFoundError(f"no transfer with id {transfer_id}")
+            if row.state not in (FAILED, CANCELLED):
+                raise ConfigurationError(
+                    f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
+                )
+            row.snapshot = json.dumps(snap, sort_keys=True)
+            row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
+            row.destination_name, row.updated_at = dest.name, self.clock()
+        return self.get(transfer_id)
+
     def reclaim(self) -> int:
         """Re-queue running transfers whose worker is gone: a heartbeat older
         than ``stale_after``, or (same host) a worker process that no longer
@@ -622,6 +910,7 @@ class Engine:
             if self.ledger.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             finished: list[int] = []
+            leftovers: list[tuple[str, str]] = []
             count = 0
             for row in session.scalars(query):
                 stale = row.heartbeat_at is None or row.heartbeat_at < now - self.settings.stale_after
@@ -637,30 +926,100 @@ class Engine:
                 if row.cancel_requested:
                     row.state, row.finished_at, row.last_error = CANCELLED, now, "cancelled"
                     finished.append(row.id)
+                    leftovers.append((row.snapshot, row.remote_path))
                 elif row.attempts >= self.max_attempts:
                     row.state, row.finished_at = FAILED, now
                     row.last_error = f"worker {row.worker} stopped during the last allowed attempt"
                     finished.append(row.id)
+                    leftovers.append((row.snapshot, row.remote_path))
                 else:
                     row.state, row.next_attempt_at = PENDING, now
                     row.last_error = f"worker {row.worker} stopped responding; re-queued"
                 log.warning("transfer %d: %s", row.id, row.last_error)
+        for snapshot, remote_path in leftovers:  # no attempt will come to clean up after the dead one
+            self._discard_partials_of(json.loads(snapshot), remote_path)
         for transfer_id in finished:
             self._finished(self.get(transfer_id))
         return count
 
+    def _discard_partials_of(self, snap: Mapping[str, Any], remote_path: str) -> None:
+        try:
+            creds = self._destination_credentials(snap)
+            with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+                _discard_stale_partials(store, remote_path)
+        except (OcsTransferError, CredentialError) as exc:
+            log.warning("could not clean up after a stopped worker at %s: %s", remote_path, type(exc).__name__)
+
+    def retry_all_failed(self, *, destination: str | None = None) -> list[int]:
+        """Queue every failed transfer again (of one destination, by name, when
+        given), with attempt counts reset; returns their ids."""
+        query = select(TransferRow.id).where(TransferRow.state == FAILED).order_by(TransferRow.id)
+        if destination is not None:
+            query = query.where(TransferRow.destination_name == destination)
+        with self.ledger.session() as session:
+            ids = list(session.scalars(query))
+        retried = []
+        for transfer_id in ids:
+            try:
+                self.retry(transfer_id)
+            except (TransferNotFoundError, ConfigurationError):  # purged or retried meanwhile
+                continue
+            retried.append(transfer_id)
+        return retried
+
+    def check_credentials(self) -> None:
+        """Decrypt the credentials of every destination that pending transfers
+        will use. When none of those that store credentials decrypts, the key
+        ring is wrong (a wrong key under the right kid, a missing kid): raise
+        the :class:`CredentialError`, so that a worker stops before it claims
+        anything instead of failing every queued transfer one after another.
+        When only some fail (one damaged row), log them and go on: their
+        transfers fail one by one with the same clear message, and the others
+        run."""
+        with self.ledger.session() as session:
+            snaps = list(session.scalars(
+                select(TransferRow.snapshot).where(TransferRow.state.in_([PENDING, IN_PROGRESS])).distinct()
+            ))  # fmt: skip
+        seen: set[int] = set()
+        failures: list[CredentialError] = []
+        decrypted = 0
+        for text in snaps:
+            snap = json.loads(text)
+            if snap["id"] in seen:
+                continue
+            seen.add(snap["id"])
+            try:
+                decrypted += bool(self.destinations.credentials(snap["id"], uuid=snap.get("uuid")))
+            except DestinationNotFoundError:
+                continue  # those transfers fail one by one, with their own clear message
+            except CredentialError as exc:
+                failures.append(exc)
+        if failures and not decrypted:
+            raise failures[0]
+        for failure in failures:
+            log.error("%s; its transfers will fail", failure)
+
     # -- source deletion, purge, expiry ------------------------------------------------
 
     def delete_source_if_done(self, file_id: int) -> bool:
-        """Delete the source file when a destination asked for it and every
-        transfer of it completed. At most one caller wins the right to delete
-        (a conditional update); returns whether this call deleted it."""
+        """Delete the source file when a destination asked for it and it is
+        safe: as many transfer records as were scheduled for the file exist,
+        every one completed with the file's sha256 and size, no other schedule
+        of the same source is unfinished, and the source still has the size and
+        modification time recorded at scheduling. At most one caller wins the
+        right to delete (a conditional update); returns whether this call
+        deleted it."""
         now = self.clock()
         with self.ledger.session() as session:
             file = session.get(SourceFileRow, file_id)
-            if file is None or file.delete_state != "pending":
+            if file is None or file.delete_state != "pending" or file.transfer_count < 1 or not file.sha256:
                 return False
-            ref, path = file.store, file.path
+            ref, path, size, mtime, count = file.store, file.path, file.size, file.mtime, file.transfer_count
+            of_file = TransferRow.file_id == file_id
+            same_bytes = and_(TransferRow.state == COMPLETED, TransferRow.sha256 == file.sha256,
+                              TransferRow.size == size if size is not None else TransferRow.size.is_not(None))
+            verified = select(func.count()).where(of_file, same_bytes).scalar_subquery()
+            recorded = select(func.count()).where(of_file).scalar_subquery()
             # every transfer of this source, including those scheduled separately for the same path
             same_source = select(SourceFileRow.id).where(SourceFileRow.store == ref, SourceFileRow.path == path)
             unfinished = exists().where(TransferRow.file_id.in_(same_source), TransferRow.state != COMPLETED)
@@ -670,27 +1029,32 @@ class Engine:
                     SourceFileRow.id == file_id,
                     SourceFileRow.delete_source.is_(True),
                     SourceFileRow.delete_state == "pending",
+                    SourceFileRow.sha256 == file.sha256,
+                    verified == count,
+                    recorded == count,
                     ~unfinished,
                 )
                 .values(delete_state="deleting", deleted_at=now)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-        return self._delete_source(file_id, ref, path)
+        return self._delete_source(file_id, ref, path, size, mtime)
 
-    def _delete_source(self, file_id: int, ref: str, path: str) -> bool:
+    def _delete_source(self, file_id: int, ref: str, path: str, size: int | None, mtime: float | None) -> bool:
         try:
-            self.source_store(ref).delete_file(path)
+            store = self.source_store(ref)
+            try:
+                _check_unchanged(path, store.info(path), size, mtime, "after its transfers read it")
+            except SourceChangedError as exc:
+                log.warning("not deleting: %s", exc)
+                self._undo_deleting(file_id, "kept")
+                return False
+            store.delete_file(path)
         except ObjectNotFoundError:
             log.info("source %s was already gone", path)
         except Exception as exc:
             log.warning("deleting source %s failed (will retry): %s", path, type(exc).__name__)
-            with self.ledger.session() as session:
-                session.execute(
-                    update(SourceFileRow)
-                    .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
-                    .values(delete_state="pending", deleted_at=None)
-                )
+            self._undo_deleting(file_id, "pending")
             return False
         with self.ledger.session() as session:
             session.execute(
@@ -701,6 +1065,14 @@ class Engine:
         log.info("source %s deleted: every transfer completed", path)
         return True
 
+    def _undo_deleting(self, file_id: int, state: str) -> None:
+        with self.ledger.session() as session:
+            session.execute(
+                update(SourceFileRow)
+                .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
+                .values(delete_state=state, deleted_at=None)
+            )
+
     def finish_source_deletions(self) -> int:
         """Finish deletions a crashed worker left half-done, and those whose
         delete failed before."""
@@ -708,7 +1080,8 @@ class Engine:
         with self.ledger.session() as session:
             stuck = list(
                 session.execute(
-                    select(SourceFileRow.id, SourceFileRow.store, SourceFileRow.path).where(
+                    select(SourceFileRow.id, SourceFileRow.store, SourceFileRow.path, SourceFileRow.size,
+                           SourceFileRow.mtime).where(
                         SourceFileRow.delete_state == "deleting", SourceFileRow.deleted_at < cutoff
                     )
                 )
@@ -716,23 +1089,37 @@ class Engine:
             pending = list(
                 session.scalars(select(SourceFileRow.id).where(SourceFileRow.delete_state == "pending"))
             )
-        done = sum(self._delete_source(fid, ref, path) for fid, ref, path in stuck)
+        done = sum(self._delete_source(*row) for row in stuck)
         return done + sum(self.delete_source_if_done(fid) for fid in pending)
 
     def purge(self, *, older_than_days: int | None = None, failed: bool = False) -> int:
         """Delete completed records finished more than ``older_than_days``
         (default ``purge_after_days``) ago; with ``failed=True`` failed and
-        cancelled ones too. Returns how many transfer records went."""
+        cancelled ones too. Returns how many transfer records went.
+
+        Purging never enables a source deletion: a file whose deletion is
+        still pending when one of its records goes is marked ``kept`` (its
+        source stays, whatever happens to its other transfers)."""
         days = self.settings.purge_after_days if older_than_days is None else older_than_days
+        if days < 0:
+            raise ConfigurationError(f"purge --days must be 0 or more, got {days}")
         cutoff = self.clock() - days * 86400
         states = [COMPLETED, FAILED, CANCELLED] if failed else [COMPLETED]
+        doomed = and_(TransferRow.state.in_(states), TransferRow.finished_at < cutoff)
         with self.ledger.session() as session:
-            result = session.execute(
-                delete(TransferRow).where(TransferRow.state.in_(states), TransferRow.finished_at < cutoff)
-            )
+            kept = session.execute(
+                update(SourceFileRow)
+                .where(SourceFileRow.delete_state == "pending",
+                       SourceFileRow.id.in_(select(TransferRow.file_id).where(doomed)))
+                .values(delete_state="kept")
+            )  # fmt: skip
+            if kept.rowcount:  # type: ignore[attr-defined]
+                log.warning("purge: %d source file(s) will not be deleted: records of their transfers were purged"
+                            " before every transfer completed", kept.rowcount)  # type: ignore[attr-defined]
+            result = session.execute(delete(TransferRow).where(doomed))
             orphan = ~exists().where(TransferRow.file_id == SourceFileRow.id)
             session.execute(
-                delete(SourceFileRow).where(orphan, SourceFileRow.delete_state.in_(["", "deleted"]))
+                delete(SourceFileRow).where(orphan, SourceFileRow.delete_state.in_(["", "deleted", "kept"]))
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -775,12 +1162,60 @@ class Engine:
 
     def periodic(self) -> None:
         """The periodic pass: reclaim stale transfers, finish source deletions,
-        sweep crashed uploads' temporaries (every few hours)."""
-        self.reclaim()
-        self.finish_source_deletions()
+        purge old completed records (``purge_after_days``), expire files past
+        their destination's ``keep_days`` and sweep crashed uploads' temporaries
+        (every few hours). One step failing does not stop the others."""
         from .sweep import sweep_if_due
 
-        sweep_if_due(self)
+        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, lambda: sweep_if_due(self)):
+            try:
+                step()
+            except Exception as exc:
+                name = getattr(step, "__name__", "sweep")
+                log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
+def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:
+    try:
+        return store.info(path)
+    except ObjectNotFoundError:
+        return None
+
+
+def _adopt(
+    store: FileStore, existing: ObjectInfo, reader: _GuardedReader, size: int, remote_path: str, extension: str
+) -> StoredObject:
+    """An object is already at the transfer's path: the transfer's own upload
+    whose acknowledgement was lost, or another file. Adopt it only when it holds
+    exactly the source's bytes (size, then sha256 of both read in full);
+    otherwise fail for good, leaving it untouched."""
+    from ..storage.hashing import HashingReader, iter_chunks
+
+    def taken(why: str) -> RemotePathTakenError:
+        return RemotePathTakenError(
+            f"{remote_path!r} already holds another file ({why}); it was not overwritten and the source is kept."
+            " Remove that object, or schedule this file with a layout that gives it its own path"
+        )
+
+    if existing.size != size:
+        raise taken(f"{existing.size} bytes, the source has {size}")
+    ours = HashingReader(reader, parallel=False)  # type: ignore[arg-type]
+    for _ in iter_chunks(ours, 1 << 20):
+        pass
+    mine = ours.digests()
+    with store.get_fileobj(remote_path, existing.version_id) as stored_reader:
+        theirs = HashingReader(stored_reader, parallel=False)
+        for _ in iter_chunks(theirs, 1 << 20):
+            pass
+        remote = theirs.digests()
+    if ours.bytes_read != size or remote["sha256"] != mine["sha256"] or theirs.bytes_read != size:
+        raise taken("its sha256 differs from the source's")
+    log.info("%s already holds this source's exact bytes (an earlier attempt's upload); adopted", remote_path)
+    return StoredObject(
+        path=remote_path, size=size, md5=mine["md5"], sha256=mine["sha256"],
+        content_type=existing.content_type or "application/octet-stream", version_id=existing.version_id,
+        provider_checksum=existing.provider_checksum, extension=extension,
+    )  # fmt: skip
 
 
 def _discard_stale_partials(store: FileStore, remote_path: str) -> None:
@@ -848,6 +1283,7 @@ class Worker:
         """Run until :meth:`stop` (or, with ``until_idle``, until nothing is
         due or running). Returns how many attempts ran."""
         engine = self.engine
+        engine.check_credentials()  # a key error stops the worker before it claims anything
         engine.reclaim()  # start-up: re-queue what dead workers left in flight
         engine.finish_source_deletions()
         last_periodic = engine.clock()

@@ -10,16 +10,27 @@ SQLite runs in WAL mode with a busy timeout, and every transaction starts with
 interleaved with another writer. PostgreSQL claims with ``FOR UPDATE SKIP
 LOCKED`` (see :mod:`ocs_transfer.transfer.engine`).
 
-The schema is versioned: a fresh database gets today's tables and the latest
-version number; an older one gets each missing step of :data:`MIGRATIONS` in
-order, in one transaction, under a lock.
+The schema is managed by Alembic (:mod:`.migrations`). :meth:`Ledger.migrate`
+runs whenever a ledger is opened through :meth:`Ledger.from_settings` (and by
+``ocs-transfer ledger upgrade``): a fresh database gets today's tables and is
+stamped with the latest revision; an existing one gets each missing revision
+in order, in one transaction, under a lock (PostgreSQL: an advisory lock;
+SQLite: ``BEGIN IMMEDIATE``), so several processes may open it at once. A
+ledger made before Alembic (it has only the ``ocs_transfer_schema_version``
+table, version 1) is taken as the first revision and upgraded in place. That
+old table is kept at version 2, so that an older ocs-transfer refuses the
+upgraded ledger instead of writing rows it no longer understands.
+
+Database errors leave here as :class:`LedgerError` (with what the database
+said, not a traceback of SQL).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -37,27 +48,66 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, DoNotRetryError, RetryError
 from ..settings import Settings
 from .models import Base
 
-__all__ = ["Ledger", "MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["HEAD_REVISION", "Ledger", "LedgerError", "LedgerUnavailableError"]
 
 log = logging.getLogger(__name__)
 
+#: The latest revision in :mod:`.migrations` (a test checks it is Alembic's head).
+HEAD_REVISION = "0003_ids_identity_lengths"
+#: What a ledger made before Alembic counts as.
+BASELINE_REVISION = "0001_baseline"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
 _VERSION_TABLE = "ocs_transfer_schema_version"
 _version = Table(_VERSION_TABLE, MetaData(), Column("version", Integer, nullable=False))
+#: What the pre-Alembic version table says from now on: older releases know only
+#: version 1 and refuse a ledger that says more.
+_LEGACY_GUARD_VERSION = 2
 
-#: Ordered schema steps after version 1: ``(version, description, step(connection))``.
-#: Version 1 is the tables of :mod:`.models` as first released. To change the
-#: schema, change the models AND append a step that changes an existing database
-#: the same way (a fresh database is created from the models and stamped).
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = []
 
-SCHEMA_VERSION = max([1, *(version for version, _, _ in MIGRATIONS)])
+class LedgerError(DoNotRetryError):
+    """The ledger database refused a change (a value it cannot store, a
+    constraint); what it said is in the message."""
+
+
+class LedgerUnavailableError(RetryError):
+    """The ledger database could not be reached or was busy; retry later."""
+
+
+def _database_said(exc: DBAPIError) -> str:
+    """The first line of what the database said (no SQL, no parameters)."""
+    text = str(exc.orig) if exc.orig is not None else type(exc).__name__
+    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (for pragmas outside a transaction)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def _alembic_config(conn: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return {rev.revision for rev in script.walk_revisions()}
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -113,42 +163,100 @@ class Ledger:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise LedgerUnavailableError(f"the ledger database failed: {_database_said(exc)}") from exc
+        except DBAPIError as exc:
+            raise LedgerError(
+                f"the ledger database refused the change: {_database_said(exc)}"
+            ) from exc
 
-    def schema_version(self) -> int:
-        """The version recorded in the database (0 when it has no tables yet)."""
+    def schema_revision(self) -> str | None:
+        """The Alembic revision recorded in the database (``None`` when it has
+        none: a new database, or one made before Alembic)."""
         with self.engine.connect() as conn:
-            if not inspect(conn).has_table(_VERSION_TABLE):
-                return 0
-            return int(conn.execute(select(_version.c.version)).scalar() or 0)
+            return self._revision(conn)
 
-    def migrate(self) -> int:
-        """Bring the schema to :data:`SCHEMA_VERSION`; returns the version. Safe
-        to call from several processes at once."""
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sql_text("SELECT pg_advisory_xact_lock(7263518)"))
-            if not inspect(conn).has_table(_VERSION_TABLE):
-                _version.create(conn)
-                conn.execute(insert(_version).values(version=0))
-            current = int(conn.execute(select(_version.c.version)).scalar() or 0)
-            if current == 0:
-                Base.metadata.create_all(conn)
-                current = SCHEMA_VERSION
-                log.info("ledger: created schema version %d", current)
-            elif current > SCHEMA_VERSION:
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+    def migrate(self) -> str:
+        """Bring the schema to :data:`HEAD_REVISION`; returns the revision.
+        Idempotent, and safe to call from several processes at once."""
+        with self.engine.connect() as conn:
+            if self._revision(conn) == HEAD_REVISION:  # the usual case: nothing to load
+                conn.rollback()
+                return HEAD_REVISION
+            conn.rollback()
+            if self.dialect == "sqlite":
+                # Rebuilding a table (batch mode) drops the old one; with foreign keys
+                # on, that would cascade-delete every transfer of the dropped files.
+                # The pragma only works outside a transaction, on this connection.
+                _driver(conn).execute("PRAGMA foreign_keys = OFF")
+            try:
+                with conn.begin():
+                    revision = self._migrate(conn)
+                    if self.dialect == "sqlite":  # checked before committing: a bad upgrade rolls back
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise LedgerError(
+                                f"the ledger upgrade would leave {len(broken)} row(s) with a broken reference;"
+                                " nothing was changed"
+                            )
+            finally:
+                if self.dialect == "sqlite":
+                    _driver(conn).execute("PRAGMA foreign_keys = ON")
+        return revision
+
+    def _migrate(self, conn: Connection) -> str:
+        from alembic import command
+
+        if self.dialect == "postgresql":
+            conn.execute(sql_text("SELECT pg_advisory_xact_lock(7263518)"))
+        current = self._revision(conn)  # again, under the lock
+        if current == HEAD_REVISION:
+            return current
+        config = _alembic_config(conn)
+        inspector = inspect(conn)
+        if current is None:
+            legacy = inspector.has_table(_VERSION_TABLE)
+            old = int(conn.execute(select(_version.c.version)).scalar() or 0) if legacy else 0
+            if old > _LEGACY_GUARD_VERSION or (old == _LEGACY_GUARD_VERSION and inspector.has_table("ocs_transfers")):
                 raise ConfigurationError(
-                    f"the ledger's schema is version {current}, newer than this ocs-transfer knows"
-                    f" ({SCHEMA_VERSION}); upgrade ocs-transfer"
+                    f"the ledger says schema version {old} but records no Alembic revision; it was not made by"
+                    " this ocs-transfer: upgrade ocs-transfer, or check OCS_TRANSFER_LEDGER_URL"
                 )
-            for version, description, step in MIGRATIONS:
-                if version > current:
-                    log.info("ledger: migrating to version %d: %s", version, description)
-                    step(conn)
-                    current = version
-            conn.execute(sql_update(_version).values(version=current))
-        return current
+            if old >= 1 and inspector.has_table("ocs_transfers"):
+                log.info("ledger: taking the pre-Alembic schema (version 1) as %s", BASELINE_REVISION)
+                command.stamp(config, BASELINE_REVISION)
+            else:  # a new ledger: today's tables, stamped as the latest revision
+                Base.metadata.create_all(conn)
+                command.stamp(config, HEAD_REVISION)
+                self._guard_legacy(conn, legacy)
+                log.info("ledger: created schema %s", HEAD_REVISION)
+                return HEAD_REVISION
+        elif current not in _known_revisions():
+            raise ConfigurationError(
+                f"the ledger's schema is at revision {current!r}, newer than this ocs-transfer knows"
+                f" ({HEAD_REVISION}); upgrade ocs-transfer"
+            )
+        log.info("ledger: upgrading the schema from %s to %s", current or BASELINE_REVISION, HEAD_REVISION)
+        command.upgrade(config, HEAD_REVISION)
+        self._guard_legacy(conn, inspect(conn).has_table(_VERSION_TABLE))
+        return HEAD_REVISION
+
+    @staticmethod
+    def _guard_legacy(conn: Connection, exists: bool) -> None:
+        if not exists:
+            _version.create(conn)
+            conn.execute(insert(_version).values(version=_LEGACY_GUARD_VERSION))
+        else:
+            conn.execute(sql_update(_version).values(version=_LEGACY_GUARD_VERSION))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,11 +2,19 @@
 
 Times are UNIX seconds (floats) so every database compares them the same way and
 an injected clock is all the engine needs. JSON is kept as text.
+
+Ids are never reused (``AUTOINCREMENT`` on SQLite; PostgreSQL's sequences never
+reuse): a transfer or destination id names one record for the ledger's life.
+Columns holding what users type are ``Text`` unless the value is checked
+against a length when it is entered (destination names: 200). Every change to
+these tables comes with an Alembic migration in :mod:`.migrations`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+import uuid as uuid_mod
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = ["Base", "DestinationRow", "SourceFileRow", "TransferRow", "STATES", "FINAL_STATES"]
@@ -28,11 +36,14 @@ class DestinationRow(Base):
     __tablename__ = "ocs_destinations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)  #: identifier users type
-    display_name: Mapped[str] = mapped_column(String(200), default="")
-    provider: Mapped[str] = mapped_column(String(64))
+    #: the destination's identity: transfers keep it in their snapshot and run only
+    #: against the destination that still has it
+    uuid: Mapped[str] = mapped_column(String(36), default=lambda: str(uuid_mod.uuid4()))
+    name: Mapped[str] = mapped_column(String(200), unique=True)  #: identifier users type (checked: <= 200)
+    display_name: Mapped[str] = mapped_column(Text, default="")
+    provider: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text, default="")
-    layout: Mapped[str] = mapped_column(String(32), default="flat")
+    layout: Mapped[str] = mapped_column(Text, default="flat")  #: a name or a template of any length
     comment: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -40,7 +51,7 @@ class DestinationRow(Base):
     delete_source: Mapped[bool] = mapped_column(Boolean, default=False)
     keep_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     scope: Mapped[str] = mapped_column(String(16), default="personal")
-    owner_id: Mapped[str] = mapped_column(String(200), default="")
+    owner_id: Mapped[str] = mapped_column(Text, default="")
     options: Mapped[str] = mapped_column(Text, default="{}")  #: JSON, non-secret provider options
     credentials: Mapped[str] = mapped_column(Text, default="{}")  #: JSON {field: "v1:kid:..."}
     last_test_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
@@ -49,7 +60,11 @@ class DestinationRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index("ix_ocs_destinations_scope_owner", "scope", "owner_id"),)
+    __table_args__ = (
+        Index("ix_ocs_destinations_scope_owner", "scope", "owner_id"),
+        UniqueConstraint("uuid", name="uq_ocs_destinations_uuid"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class SourceFileRow(Base):
@@ -60,13 +75,24 @@ class SourceFileRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     store: Mapped[str] = mapped_column(Text)  #: store name or URL, resolved by the engine's source resolver
     path: Mapped[str] = mapped_column(Text)
+    #: the source as it was when scheduled (size, modification time): an attempt
+    #: that finds it otherwise, before or after reading it, fails and keeps it
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the sha256 the first completed transfer read; every other one must match it
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    #: how many transfers were scheduled for this file: the source is deleted only
+    #: when that many transfer records exist and all completed for these bytes
+    transfer_count: Mapped[int] = mapped_column(Integer, default=0)
     context: Mapped[str] = mapped_column(Text, default="{}")  #: JSON (target, project, ...) for layouts
     delete_source: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: "" (keep), "pending" (delete when all completed), "deleting", "deleted"
+    #: "" (keep), "pending" (delete when all completed), "deleting", "deleted",
+    #: "kept" (a transfer record was purged unfinished, or the source changed: never deleted)
     delete_state: Mapped[str] = mapped_column(String(16), default="")
     deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
 
 class TransferRow(Base):
@@ -82,7 +108,7 @@ class TransferRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float)
     last_error: Mapped[str] = mapped_column(Text, default="")
     lease: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    worker: Mapped[str] = mapped_column(String(200), default="")
+    worker: Mapped[str] = mapped_column(Text, default="")  #: host:pid:tag (host names reach 253)
     heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -102,4 +128,5 @@ class TransferRow(Base):
     __table_args__ = (
         Index("ix_ocs_transfers_due", "state", "next_attempt_at"),
         Index("ix_ocs_transfers_file", "file_id"),
+        {"sqlite_autoincrement": True},
     )

@@ -243,3 +243,28 @@ def rig(ledger: Ledger, keyring: KeyRing, clock: FakeClock, faulty_provider: Non
 @pytest.fixture
 def sqlite_rig(sqlite_ledger: Ledger, keyring: KeyRing, clock: FakeClock, faulty_provider: None) -> Rig:
     return Rig(sqlite_ledger, keyring, clock)
+
+
+def assert_sources_safe(
+    source: FileStore, files: Mapping[str, bytes], copies: Mapping[str, list[tuple[FileStore, str]]]
+) -> None:
+    """The other half of the nothing-lost check: every source is still present
+    with its bytes, or byte-identical at every destination it was scheduled to."""
+    for path, data in files.items():
+        if source.exists(path):
+            with source.get_fileobj(path) as reader:
+                if reader.read() == data:
+                    continue
+        for store, remote in copies.get(path, []):
+            assert store.exists(remote), f"{path} is gone and {remote} is not at its destination"
+            with store.get_fileobj(remote) as reader:
+                assert reader.read() == data, f"{path} is gone and {remote} holds other bytes"
+        assert copies.get(path), f"{path} is gone and was scheduled nowhere"
+
+
+def partials(store: FileStore) -> list[str]:
+    """Staged upload files anywhere under a memory store's root (listings hide them)."""
+    from ocs_transfer.storage.fsspec_store import FsspecStore
+
+    assert isinstance(store, FsspecStore)
+    return [p for p in store.fs.find(store.root) if FsspecStore.is_temporary(p)]

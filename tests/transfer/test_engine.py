@@ -139,6 +139,15 @@ class GatedSource(MemoryStore):
     reached: threading.Event
     release: threading.Event
 
+    @classmethod
+    def over(cls, url: str) -> GatedSource:
+        """A gated view of the memory store at ``url``."""
+        gated = get_store(url)
+        gated.__class__ = cls
+        assert isinstance(gated, GatedSource)
+        gated.reached, gated.release = threading.Event(), threading.Event()
+        return gated
+
     def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
         inner = super().open(path, version_id)
         gate = self
@@ -166,10 +175,7 @@ class GatedSource(MemoryStore):
 def test_cancel_no_truncation(rig: Rig, where: str) -> None:
     store = rig.add_dest("dst")
     rig.add_source("big.fits", 2 * 1024 * 1024)
-    gated = get_store(rig.source_url)
-    gated.__class__ = GatedSource
-    assert isinstance(gated, GatedSource)
-    gated.reached, gated.release = threading.Event(), threading.Event()
+    gated = GatedSource.over(rig.source_url)
     engine = rig.make_engine(source_resolver=lambda ref: gated)
     [queued] = engine.schedule(rig.source_url, "big.fits", ["dst"])
     runner = threading.Thread(target=engine.run_due)

@@ -347,6 +347,9 @@ class _App:
                 [
                     ("WWW-Authenticate", 'Bearer realm="ocs-transfer"'),
                     ("WWW-Authenticate", 'Basic realm="ocs-transfer"'),
+                    # refused before the body is read: closing the connection keeps the server
+                    # from reading (draining) an upload it will never store
+                    ("Connection", "close"),
                 ],
             )
         if parts and parts[0] in ("_signed", "_health"):
@@ -481,6 +484,23 @@ def make_app(config: ServerConfig) -> WSGIApplication:
 # -- running it ----------------------------------------------------------------------------
 
 
+def _refusing_gateway() -> type[Any]:
+    """cheroot's WSGI gateway, except that a response saying ``Connection:
+    close`` (a request refused before its body was read, e.g. without a
+    valid token) closes the connection instead of first reading the rest of
+    the body, which for a 500 MB upload is the whole upload."""
+    from cheroot import wsgi
+
+    class RefusingGateway(wsgi.Gateway_10):  # type: ignore[misc]
+        def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            write = super().start_response(status, headers, exc_info)
+            if any(k.lower() == "connection" and v.lower() == "close" for k, v in headers):
+                self.req.close_connection = True
+            return write
+
+    return RefusingGateway
+
+
 class FileServer:
     """The file server on cheroot. ``start()`` serves from a background thread
     (tests, embedding); ``serve_forever()`` from the calling thread (the CLI)."""
@@ -496,6 +516,7 @@ class FileServer:
             timeout=int(config.socket_timeout),
             shutdown_timeout=5,
         )
+        self._server.gateway = _refusing_gateway()
         # How often the serve loop looks up (and so how long stop() waits); 0.5 s by default.
         self._server.expiration_interval = 0.1
         self._thread: threading.Thread | None = None

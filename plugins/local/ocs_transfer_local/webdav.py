@@ -387,7 +387,13 @@ class WebdavStore(FsspecStore):
             except FileNotFoundError:
                 continue
             except Exception as exc:  # clean-up must not hide the real error; the server is unreachable or refuses
-                log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
+                import httpx
+
+                if isinstance(exc, httpx.ConnectError) or isinstance(exc.__cause__, httpx.ConnectError):
+                    # the server is down: the failed upload says so; a retry removes what may be left
+                    log.info("could not reach the server to remove %s: %s", full, type(exc).__name__)
+                else:
+                    log.warning("could not remove %s after a failed upload: %s", full, type(exc).__name__)
                 return
 
     # -- links -------------------------------------------------------------------------------

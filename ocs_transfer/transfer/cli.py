@@ -312,7 +312,7 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
     if not isinstance(record, dict):
         raise ConfigurationError("the storage backend record must be a JSON object")
     dest = _ctx().destinations(keys=True).import_storage_backend(
-        record, name=name, scope=scope, owner_id=owner_id, extra_options=_parse_options(options)
+        record, name=name, scope=scope, owner_id=owner_id, extra_options=parse_options(options)
     )
     click.echo(f"destination {dest.name!r} imported (id {dest.id}, provider {dest.provider})")
 

@@ -311,6 +311,8 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
         raise ConfigurationError("the storage backend record is not valid JSON") from None
     if not isinstance(record, dict):
         raise ConfigurationError("the storage backend record must be a JSON object")
+    from ..storage.cli import parse_options
+
     dest = _ctx().destinations(keys=True).import_storage_backend(
         record, name=name, scope=scope, owner_id=owner_id, extra_options=parse_options(options)
     )

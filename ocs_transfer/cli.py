@@ -23,22 +23,25 @@ class _PluginGroup(click.Group):
     """A group whose subcommands come from the plugin manager, loaded when
     the command line is parsed (not at import)."""
 
-    #: Broken plugins already warned about (each is named once per process).
-    _warned: frozenset[str] = frozenset()
+    _loaded_from: object = None  # the plugin state the commands came from
+    _added: tuple[str, ...] = ()
 
     def _load(self) -> None:
-        # On every lookup, not once: the plugin manager may have been rebuilt
-        # since (plugins.reset()), with plugins the first load did not see.
         from . import plugins
 
-        for command in plugins.commands():
-            if command.name not in self.commands:
-                self.add_command(command)
-        broken = plugins.broken_plugins()
-        for name, why in broken.items():
-            if name not in self._warned:
-                click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
-        self._warned = self._warned | set(broken)
+        state = plugins._get_state()
+        if self._loaded_from is state:
+            return
+        # Plugins were reset (tests, temporary_plugin) since: take the commands again.
+        for name in self._added:
+            self.commands.pop(name, None)
+        commands = plugins.commands()
+        for command in commands:
+            self.add_command(command)
+        self._added = tuple(c.name for c in commands if c.name)
+        self._loaded_from = state
+        for name, why in plugins.broken_plugins().items():
+            click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()

@@ -193,15 +193,17 @@ def _merge_options(row: DestinationRow, changes: Mapping[str, Any], unset: Itera
     return merged
 
 
-def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> None:
+def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> dict[str, Any]:
     """Check provider ``options`` against the provider's ``Config`` when they
     are entered: unknown names, missing required ones, values of the wrong
-    type and URLs that are not http(s) are refused with what to do."""
+    type and URLs that are not http(s) are refused with what to do. Returns
+    the options with command-line strings typed (``tls=False`` → ``False``)."""
     config_cls = getattr(provider, "Config", None)
-    if config_cls is None or not attrs.has(config_cls):
-        return
     if not isinstance(options, Mapping):
         raise ConfigurationError("options must be a mapping of provider option names to values")
+    if config_cls is None or not attrs.has(config_cls):
+        return dict(options)
+    options = _typed(config_cls, options)
     try:
         attrs.resolve_types(config_cls)
     except Exception:  # an unresolvable annotation: check names only
@@ -226,6 +228,20 @@ def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> None
         config_cls(**options)
     except (TypeError, ValueError, ConfigurationError) as exc:
         raise ConfigurationError(f"bad options for {where}: {exc}") from None
+    return dict(options)
+
+
+def _typed(config_cls: type[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Strings typed by their field's annotation (:func:`~ocs_transfer.storage.options.coerce_option`)."""
+    import typing
+
+    from ..storage.options import coerce_option
+
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:
+        return dict(options)
+    return {k: coerce_option(k, hints[k], v) if k in hints and isinstance(v, str) else v for k, v in options.items()}
 
 
 def _option_problem(name: str, value: Any, annotation: Any) -> str:
@@ -369,7 +385,9 @@ class Destinations:
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
         check_endpoints(fields.get("options") or {}, self.settings, provider)
-        check_options(cls, fields.get("options") or {})
+        typed = check_options(cls, fields.get("options") or {})
+        if "options" in fields:
+            fields["options"] = typed
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -410,7 +428,7 @@ class Destinations:
             if "options" in fields:
                 from .. import plugins
 
-                check_options(plugins.get_provider(row.provider), fields["options"])
+                fields["options"] = check_options(plugins.get_provider(row.provider), fields["options"])
             values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():
                 setattr(row, key, value)

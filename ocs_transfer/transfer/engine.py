@@ -1160,14 +1160,18 @@ class Engine:
             done += 1
         return done
 
-    def periodic(self) -> None:
-        """The periodic pass: reclaim stale transfers, finish source deletions,
-        purge old completed records (``purge_after_days``), expire files past
-        their destination's ``keep_days`` and sweep crashed uploads' temporaries
-        (every few hours). One step failing does not stop the others."""
+    def sweep(self) -> None:
+        """Remove crashed uploads' temporaries from every destination (at most every few hours)."""
         from .sweep import sweep_if_due
 
-        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, lambda: sweep_if_due(self)):
+        sweep_if_due(self)
+
+    def periodic(self) -> None:
+        """The periodic pass: reclaim stale transfers, finish source deletions,
+        purge old completed records (``purge_after_days``) and expire files
+        past their destination's ``keep_days``, sweep crashed uploads'
+        temporaries (every few hours). One step failing does not stop the others."""
+        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, self.sweep):
             try:
                 step()
             except Exception as exc:

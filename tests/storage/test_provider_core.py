@@ -359,3 +359,15 @@ def test_allow_list_checks_the_options_a_provider_declares() -> None:
         check_endpoints({"endpoint_url": "http://127.0.0.1:9000"}, allow, "s3")
     with pytest.raises(E.ConfigurationError, match="ENDPOINT_ALLOWLIST"):
         check_endpoints({"host": "10.0.0.1"}, allow)
+
+
+def test_options_entered_at_dest_add_are_typed() -> None:
+    from ocs_transfer.transfer.destinations import check_options
+
+    assert check_options(PlainStore, {"tls": "False", "port": "2121", "root": "/x"}) == {
+        "tls": False,
+        "port": 2121,
+        "root": "/x",
+    }
+    with pytest.raises(E.ConfigurationError, match="'tls' must be true or false"):
+        check_options(PlainStore, {"tls": "maybe"})

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import credentials, make_store
 from fake_dropbox import FakeDropbox
 
 from ocs_transfer.testing import StoreTests
+
+from .conftest import credentials, make_store
 
 MiB = 1 << 20
 

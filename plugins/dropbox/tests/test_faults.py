@@ -10,12 +10,13 @@ import io
 from typing import Any
 
 import pytest
-from conftest import make_store
 from fake_dropbox import FakeDropbox, content_hash_of
 
 from ocs_transfer import exceptions as E
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.testing import PatternReader, pattern_bytes, pattern_digests
+
+from .conftest import make_store
 
 MiB = 1 << 20
 CHUNK = 4 * MiB

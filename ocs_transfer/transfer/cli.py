@@ -300,7 +300,9 @@ def dest_remove(name: str, yes: bool) -> None:
 @click.option("--name", default=None, help="Destination name (default: from the backend name).")
 @click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default="organization")
 @click.option("--owner", "owner_id", default="")
-def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: str) -> None:
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Provider option the record lacks, e.g. server_url=https://seafile.example.edu (repeat).")
+def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: str, options: tuple[str, ...]) -> None:
     """Create a destination from an old storage-backend record (a JSON object
     with the storage_backend* tags; "-" reads stdin)."""
     try:
@@ -309,7 +311,11 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
         raise ConfigurationError("the storage backend record is not valid JSON") from None
     if not isinstance(record, dict):
         raise ConfigurationError("the storage backend record must be a JSON object")
-    dest = _ctx().destinations(keys=True).import_storage_backend(record, name=name, scope=scope, owner_id=owner_id)
+    from ..storage.cli import parse_options
+
+    dest = _ctx().destinations(keys=True).import_storage_backend(
+        record, name=name, scope=scope, owner_id=owner_id, extra_options=parse_options(options)
+    )
     click.echo(f"destination {dest.name!r} imported (id {dest.id}, provider {dest.provider})")
 
 

@@ -635,6 +635,7 @@ class Destinations:
         name: str | None = None,
         scope: str = "organization",
         owner_id: str = "",
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Destination:
         """Create a destination from an old "storage backend" record.
 
@@ -646,6 +647,7 @@ class Destinations:
         fields (or that look secret), and the token, become encrypted
         credentials; the other config keys become options. For ``local`` the old
         token is the file server's ``host:port`` and becomes the ``server`` option.
+        ``extra_options`` are added to the record's (e.g. a ``server_url`` it lacks).
         """
 
         def get(key: str) -> Any:
@@ -677,6 +679,7 @@ class Destinations:
                 credentials[key] = value if isinstance(value, str) else json.dumps(value)
             else:
                 options[key] = value
+        options.update(extra_options or {})  # given beside the record (e.g. a server_url it lacks)
         token = get("token")
         if token:
             if provider == "local":

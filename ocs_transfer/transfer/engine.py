@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -655,7 +656,7 @@ class Engine:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
                 stored = self._copy(store, work, transfer_id, running)
-                link = self._link(store, stored)
+                link = self._link(store, stored, snap.get("keep_days"))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
@@ -709,10 +710,16 @@ class Engine:
         return stored
 
     @staticmethod
-    def _link(store: FileStore, stored: StoredObject) -> str:
+    def _link(store: FileStore, stored: StoredObject, keep_days: int | None = None) -> str:
+        """The link recorded for a transfer: it lives as long as the file is
+        kept (``keep_days``), or the default link expiration. Links that hold
+        credentials are never stored: they are made when asked for
+        (Destinations.link)."""
         if store.links_hold_credentials:
-            return ""  # made when asked for (Destinations.link), never stored
+            return ""
         try:
+            if keep_days:
+                return store.get_url(stored.path, stored.version_id, expiration=timedelta(days=int(keep_days)))
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)

@@ -11,6 +11,7 @@ from fake_dropbox import FakeDropbox
 
 from ocs_transfer.testing import StoreTests
 
+
 MiB = 1 << 20
 
 

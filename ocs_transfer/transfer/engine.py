@@ -1119,8 +1119,9 @@ class Engine:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def expire(self) -> int:
-        """Delete files from destinations past their ``keep_days``. Returns
-        how many objects were removed (or found already gone)."""
+        """Delete files from destinations past their retention (``keep_hours``;
+        a snapshot from before hours has ``keep_days``). Returns how many
+        objects were removed (or found already gone)."""
         now = self.clock()
         with self.ledger.session() as session:
             rows = list(
@@ -1133,8 +1134,8 @@ class Engine:
         done = 0
         for transfer_id, snapshot, finished_at, path, version in rows:
             snap = json.loads(snapshot)
-            keep = snap.get("keep_days")
-            if not keep or finished_at is None or finished_at + keep * 86400 > now:
+            keep = _keep_seconds(snap)
+            if not keep or finished_at is None or finished_at + keep > now:
                 continue
             if self.destinations.find(snap["id"]) is None:
                 log.warning("transfer %d: destination %r was removed; cannot expire %s", transfer_id, snap["name"],
@@ -1158,7 +1159,7 @@ class Engine:
     def periodic(self) -> None:
         """The periodic pass: reclaim stale transfers, finish source deletions,
         purge old completed records (``purge_after_days``), expire files past
-        their destination's ``keep_days`` and sweep crashed uploads' temporaries
+        their destination's retention (``keep_hours``) and sweep crashed uploads' temporaries
         (every few hours). One step failing does not stop the others."""
         from .sweep import sweep_if_due
 
@@ -1168,6 +1169,16 @@ class Engine:
             except Exception as exc:
                 name = getattr(step, "__name__", "sweep")
                 log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
+def _keep_seconds(snapshot: dict[str, Any]) -> int | None:
+    """How long a transfer's file stays at its destination, from the snapshot
+    (``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
+    hours = snapshot.get("keep_hours")
+    if hours is not None:
+        return int(hours) * 3600
+    days = snapshot.get("keep_days")
+    return int(days) * 86400 if days else None
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

@@ -37,6 +37,7 @@ __all__ = [
     "DestinationNotFoundError",
     "Destinations",
     "LAYOUTS",
+    "parse_retention",
     "SCOPES",
     "check_destination",
     "check_endpoints",
@@ -53,8 +54,42 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 #: Fields :meth:`Destinations.edit` may change (the provider may not).
 EDITABLE = (
     "display_name", "path", "layout", "comment", "description", "enabled", "active", "delete_source",
-    "keep_days", "scope", "owner_id", "options",
+    "keep_hours", "keep_days", "scope", "owner_id", "options",
 )  # fmt: skip
+_RETENTION = re.compile(r"^\s*(\d+)\s*([hd]?)\s*$", re.IGNORECASE)
+
+
+def parse_retention(value: Any) -> int | None:
+    """How many hours a retention means: a whole number of days (``7``), or a
+    duration in hours or days (``"48h"``, ``"2d"``). ``None`` means keep
+    forever. Anything else, or less than one hour, is refused with what to write."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount, unit = value, "d"
+    else:
+        match = _RETENTION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigurationError(
+                f"keep_days must be a whole number of days or a duration such as 48h or 2d; got {value!r}"
+            )
+        amount, unit = int(match.group(1)), (match.group(2) or "d").lower()
+    hours = amount * 24 if unit == "d" else amount
+    if hours < 1:
+        raise ConfigurationError(f"keep_days must be at least 1 hour (e.g. 1h or 1), or empty; got {value!r}")
+    return hours
+
+
+def _retention_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with ``keep_days`` (days or a duration) turned into ``keep_hours``."""
+    if "keep_days" not in fields:
+        return fields
+    out = dict(fields)
+    hours = parse_retention(out.pop("keep_days"))
+    if "keep_hours" in out and out["keep_hours"] != hours:
+        raise ConfigurationError("give keep_hours or keep_days, not both")
+    out["keep_hours"] = hours
+    return out
 
 
 class DestinationNotFoundError(ConfigurationError, LookupError):
@@ -78,7 +113,7 @@ class Destination:
     enabled: bool
     active: bool
     delete_source: bool
-    keep_days: int | None
+    keep_hours: int | None  #: delete files from it this many hours after their transfer completed
     scope: str
     owner_id: str
     options: dict[str, Any]
@@ -94,9 +129,18 @@ class Destination:
         """Offered for new transfers (enabled and active)."""
         return self.enabled and self.active
 
+    @property
+    def keep_days(self) -> int | float | None:
+        """:attr:`keep_hours` in days (``2`` for 48 hours, ``1.5`` for 36), as
+        destinations had before retention was counted in hours."""
+        if self.keep_hours is None:
+            return None
+        days = self.keep_hours / 24
+        return int(days) if days.is_integer() else days
+
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options", "scope")
+        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_hours", "options", "scope")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
@@ -105,7 +149,7 @@ class Destination:
             id=row.id, uuid=row.uuid, name=row.name, display_name=row.display_name, provider=row.provider,
             path=row.path,
             layout=row.layout, comment=row.comment, description=row.description, enabled=row.enabled,
-            active=row.active, delete_source=row.delete_source, keep_days=row.keep_days, scope=row.scope,
+            active=row.active, delete_source=row.delete_source, keep_hours=row.keep_hours, scope=row.scope,
             owner_id=row.owner_id, options=json.loads(row.options or "{}"),
             credential_fields=tuple(sorted(json.loads(row.credentials or "{}"))),
             last_test_ok=row.last_test_ok, last_test_message=row.last_test_message, last_test_at=row.last_test_at,
@@ -131,8 +175,10 @@ def _check(field: str, value: Any) -> Any:
                 f"destination path {str(value)[:200]!r} must be a folder inside the destination, such as"
                 f" /observatory/fits: {exc}"
             ) from None
-    if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
-        raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
+    if field == "keep_hours" and value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1
+    ):
+        raise ConfigurationError(f"keep_hours must be a whole number of hours >= 1, or empty; got {value!r}")
     if field == "options":
         if not isinstance(value, Mapping):
             raise ConfigurationError("options must be a mapping of provider option names to values")
@@ -394,6 +440,7 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        fields = _retention_fields(fields)
         from .. import plugins
 
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
@@ -435,6 +482,7 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        fields = _retention_fields(fields)
         unset = list(unset_options)
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
@@ -695,7 +743,7 @@ class Destinations:
             credentials=credentials,
             display_name=display,
             description=str(get("desc") or get("description") or ""),
-            keep_days=int(keep) if keep not in (None, "") else None,
+            keep_days=int(keep) if keep not in (None, "") else None,  # the old records count whole days
             active=True if active is None else str(active).strip().lower() in ("1", "true", "yes", "on"),
             scope=scope,
             owner_id=owner_id,

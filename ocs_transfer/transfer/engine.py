@@ -656,7 +656,7 @@ class Engine:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
                 stored = self._copy(store, work, transfer_id, running)
-                link = self._link(store, stored, snap.get("keep_days"))
+                link = self._link(store, stored, _keep_seconds(snap))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
@@ -710,16 +710,16 @@ class Engine:
         return stored
 
     @staticmethod
-    def _link(store: FileStore, stored: StoredObject, keep_days: int | None = None) -> str:
+    def _link(store: FileStore, stored: StoredObject, keep_seconds: int | None = None) -> str:
         """The link recorded for a transfer: it lives as long as the file is
-        kept (``keep_days``), or the default link expiration. Links that hold
+        kept (the destination's retention), or the default link expiration. Links that hold
         credentials are never stored: they are made when asked for
         (Destinations.link)."""
         if store.links_hold_credentials:
             return ""
         try:
-            if keep_days:
-                return store.get_url(stored.path, stored.version_id, expiration=timedelta(days=int(keep_days)))
+            if keep_seconds:
+                return store.get_url(stored.path, stored.version_id, expiration=timedelta(seconds=keep_seconds))
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)
@@ -1130,8 +1130,9 @@ class Engine:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def expire(self) -> int:
-        """Delete files from destinations past their ``keep_days``. Returns
-        how many objects were removed (or found already gone)."""
+        """Delete files from destinations past their retention (``keep_hours``;
+        a snapshot from before hours has ``keep_days``). Returns how many
+        objects were removed (or found already gone)."""
         now = self.clock()
         with self.ledger.session() as session:
             rows = list(
@@ -1144,8 +1145,8 @@ class Engine:
         done = 0
         for transfer_id, snapshot, finished_at, path, version in rows:
             snap = json.loads(snapshot)
-            keep = snap.get("keep_days")
-            if not keep or finished_at is None or finished_at + keep * 86400 > now:
+            keep = _keep_seconds(snap)
+            if not keep or finished_at is None or finished_at + keep > now:
                 continue
             if self.destinations.find(snap["id"]) is None:
                 log.warning("transfer %d: destination %r was removed; cannot expire %s", transfer_id, snap["name"],
@@ -1175,15 +1176,26 @@ class Engine:
 
     def periodic(self) -> None:
         """The periodic pass: reclaim stale transfers, finish source deletions,
-        purge old completed records (``purge_after_days``) and expire files
-        past their destination's ``keep_days``, sweep crashed uploads'
-        temporaries (every few hours). One step failing does not stop the others."""
+        purge old completed records (``purge_after_days``), expire files past
+        their destination's retention (``keep_hours``) and sweep crashed
+        uploads' temporaries (every few hours). One step failing does not stop
+        the others."""
         for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, self.sweep):
             try:
                 step()
             except Exception as exc:
                 name = getattr(step, "__name__", "sweep")
                 log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
+def _keep_seconds(snapshot: dict[str, Any]) -> int | None:
+    """How long a transfer's file stays at its destination, from the snapshot
+    (``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
+    hours = snapshot.get("keep_hours")
+    if hours is not None:
+        return int(hours) * 3600
+    days = snapshot.get("keep_days")
+    return int(days) * 86400 if days else None
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

@@ -11,7 +11,6 @@ from fake_dropbox import FakeDropbox
 
 from ocs_transfer.testing import StoreTests
 
-
 MiB = 1 << 20
 
 

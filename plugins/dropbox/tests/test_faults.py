@@ -17,7 +17,6 @@ from ocs_transfer import exceptions as E
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.testing import PatternReader, pattern_bytes, pattern_digests
 
-
 MiB = 1 << 20
 CHUNK = 4 * MiB
 UPLOAD, START = "/2/files/upload", "/2/files/upload_session/start"

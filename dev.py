@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-PLUGINS = ["local", "dropbox", "gdrive", "seafile"]
+PLUGINS = ["local", "dropbox", "gdrive", "seafile", "_template"]
 #: Example packages under examples/, installed too so their tests run with the suite.
 EXAMPLE_PACKAGES = ["ocs-transfer-scratch"]
 EXTRAS = "s3,gcs,postgres,test"

@@ -23,18 +23,25 @@ class _PluginGroup(click.Group):
     """A group whose subcommands come from the plugin manager, loaded when
     the command line is parsed (not at import)."""
 
-    _loaded = False
+    _loaded_from: object = None  # the plugin state the commands came from
+    _added: tuple[str, ...] = ()
 
     def _load(self) -> None:
-        if self._loaded:
-            return
         from . import plugins
 
-        for command in plugins.commands():
+        state = plugins._get_state()
+        if self._loaded_from is state:
+            return
+        # Plugins were reset (tests, temporary_plugin) since: take the commands again.
+        for name in self._added:
+            self.commands.pop(name, None)
+        commands = plugins.commands()
+        for command in commands:
             self.add_command(command)
+        self._added = tuple(c.name for c in commands if c.name)
+        self._loaded_from = state
         for name, why in plugins.broken_plugins().items():
             click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
-        self._loaded = True
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load()
@@ -52,6 +59,9 @@ def main(verbose: int) -> None:
     """Move observatory data products to where they are kept and shared."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .redact import install_log_redaction
+
+    install_log_redaction()  # HTTP libraries print session tokens and signatures at DEBUG
 
 
 @click.command("plugins")

@@ -24,6 +24,14 @@ does not matter: ``except DoNotRetryError`` does not catch a
 ``BackoffRetryError`` (catch both, ``except (RetryError, BackoffRetryError)``,
 to mean "retryable"; or ask :func:`ocs_transfer.retry.classify`).
 
+Each class also states its intent in ``retry_intent`` (``"retry"``,
+``"backoff"``, ``"never"``, ``"done"``, or ``"cause"``: decided by the error it
+was raised ``from``, final when there is none), which
+:func:`ocs_transfer.retry.classify` reads. Provider code raises the class
+whose intent fits: :class:`TransientStorageError` (retry),
+:class:`RateLimitError` (back off), :class:`FinalStorageError` (never),
+:class:`StorageError` (``raise StorageError(...) from exc``: as its cause says).
+
 Specific errors subclass the right one of these, and also a builtin where one
 fits (``ConfigurationError`` is a ``ValueError``), so both styles of ``except``
 work. Every error is picklable (it crosses process boundaries in task queues):
@@ -36,7 +44,10 @@ output must pass it through :func:`ocs_transfer.redact.redact` first.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+#: What :func:`ocs_transfer.retry.classify` does with an error class.
+RetryIntent = Literal["retry", "backoff", "never", "done", "cause"]
 
 __all__ = [
     "AlreadyStoredError",
@@ -49,6 +60,7 @@ __all__ = [
     "FileSpecificationException",
     "FileStoreConnectionError",
     "FileStoreSpecificationError",
+    "FinalStorageError",
     "IntegrityError",
     "NonFatalDoNotRetryError",
     "ObjectNotFoundError",
@@ -59,6 +71,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RetryError",
+    "RetryIntent",
     "StorageError",
     "TransferCancelledError",
     "TransientStorageError",
@@ -68,6 +81,27 @@ __all__ = [
 
 class OcsTransferError(Exception):
     """Root of every error raised by ocs_transfer."""
+
+    #: How :func:`ocs_transfer.retry.classify` treats this class (see the module doc).
+    retry_intent: ClassVar[RetryIntent] = "cause"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A class that does not say its intent gets the one of its retry
+        # class (a QuotaExceededError is a StorageError and a DoNotRetryError:
+        # never), so the attribute always agrees with ``isinstance``.
+        super().__init_subclass__(**kwargs)
+        if "retry_intent" in cls.__dict__:
+            return
+        for name, intent in (
+            ("NonFatalDoNotRetryError", "done"),
+            ("DoNotRetryError", "never"),
+            ("BackoffRetryError", "backoff"),
+            ("RetryError", "retry"),
+        ):
+            base = globals().get(name)
+            if base is not None and issubclass(cls, base):
+                cls.retry_intent = intent  # type: ignore[assignment]
+                return
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep keyword attributes across pickling (Exception's default
@@ -85,10 +119,14 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
 class RetryError(OcsTransferError):
     """A transient failure: retrying soon is safe."""
 
+    retry_intent: ClassVar[RetryIntent] = "retry"
+
 
 class BackoffRetryError(OcsTransferError):
     """Retry only after waiting; ``retry_after`` is the wait in seconds when the
     other side said (e.g. a ``Retry-After`` header), otherwise ``None``."""
+
+    retry_intent: ClassVar[RetryIntent] = "backoff"
 
     def __init__(self, *args: Any, retry_after: float | None = None) -> None:
         super().__init__(*args)
@@ -98,10 +136,14 @@ class BackoffRetryError(OcsTransferError):
 class DoNotRetryError(OcsTransferError):
     """Retrying cannot help; fail for good with this reason."""
 
+    retry_intent: ClassVar[RetryIntent] = "never"
+
 
 class NonFatalDoNotRetryError(OcsTransferError):
     """Nothing to retry and nothing wrong (e.g. already stored). Not a
     ``DoNotRetryError``: catch it on its own."""
+
+    retry_intent: ClassVar[RetryIntent] = "done"
 
 
 # -- configuration and plugins ------------------------------------------------
@@ -142,7 +184,16 @@ FileSpecificationException = FileSpecificationError
 
 
 class StorageError(OcsTransferError):
-    """A storage provider failed in a way that retrying will not fix."""
+    """A storage provider failed. Retried or not as the error it was raised
+    ``from`` says (``raise StorageError("upload failed") from exc``); without
+    a cause, final. Raise a subclass to say the intent outright."""
+
+    retry_intent: ClassVar[RetryIntent] = "cause"
+
+
+class FinalStorageError(StorageError, DoNotRetryError):
+    """A storage provider failed and retrying will not help, whatever the
+    cause (a refused name, an unsupported operation)."""
 
 
 class TransientStorageError(StorageError, RetryError):

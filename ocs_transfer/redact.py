@@ -7,15 +7,25 @@ is easy to grep for.
 
 :func:`redact` removes known secret values (and their base64 forms) from text
 that came from elsewhere, such as a provider's error message.
+
+:class:`RedactingFilter` is the log filter ocs_transfer installs on the
+handlers it sets up (the CLI's, at every ``-v`` level): it removes what HTTP
+libraries print at DEBUG that carries credentials, whatever its value: session
+tokens (``x-amz-security-token``), signatures and credential scopes of signed
+URLs and ``Authorization`` headers, Bearer/Basic values, OAuth tokens,
+passwords, and the ``sig`` of our own signed links. Services that configure
+logging themselves add it with :func:`install_log_redaction`.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-__all__ = ["REDACTED", "Secret", "redact"]
+__all__ = ["REDACTED", "RedactingFilter", "Secret", "install_log_redaction", "redact", "redact_credentials"]
 
 REDACTED = "***"
 
@@ -102,3 +112,58 @@ def redact(text: str, secrets: Iterable[Secret | str | None]) -> str:
             if len(form) >= 4:
                 text = text.replace(form, REDACTED)
     return text
+
+
+#: ``name: value`` / ``name=value`` / ``'name': b'value'`` pairs whose value is a credential.
+_CREDENTIAL_PAIR = re.compile(
+    r"(?i)(?P<key>x-amz-security-token|x-amz-credential|x-amz-signature|x-goog-credential|x-goog-signature"
+    r"|googleaccessid|security-token|session[_-]?token|aws_secret_access_key|aws_access_key_id|secret[_-]?key"
+    r"|credential|signature|authorization|access[_-]?token|refresh[_-]?token|id[_-]?token|client[_-]?secret"
+    r"|password|passwd|api[_-]?key|private[_-]?key|token|secret|sig)"
+    r"(?P<sep>['\"]?\s*[:=]\s*(?:b?['\"])?)"
+    r"(?P<value>[^'\"\s&,;)}\]]+)"
+)
+#: ``Bearer xyz``, ``Basic xyz`` (Authorization header values however they are printed).
+_AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|bearer)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+#: AWS key ids (in a SigV4 credential scope or anywhere else).
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with every credential-looking value replaced (see the module
+    doc), whether or not we know the value."""
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')} {REDACTED}", text)
+    text = _CREDENTIAL_PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", text)
+    return _AWS_KEY_ID.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (and its traceback) with
+    :func:`redact_credentials` before any handler formats it."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the raw template, never its arguments
+            message = str(record.msg)
+        record.msg = redact_credentials(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_credentials(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_credentials(record.stack_info)
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Add a :class:`RedactingFilter` to every handler of ``logger`` (the
+    root logger by default) that has none yet. Filters on handlers see the
+    records of every library logger that propagates to them."""
+    target = logger if logger is not None else logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -9,6 +9,17 @@ Foreign exceptions are recognised by shape, without importing their libraries:
 an HTTP status found on ``exc.status``, ``exc.status_code``, ``exc.code`` or
 ``exc.response`` (requests, httpx, aiohttp, google-auth, webdav4), botocore's
 ``exc.response["Error"]["Code"]``, and the OSError family.
+
+A client library whose errors carry no such shape (ftplib's ``error_perm``,
+an SDK's ``AuthError``) gets a classifier from its provider::
+
+    register_classifier("ftplib.error_perm", lambda e: Decision(Kind.NEVER))
+    register_classifier(dropbox.exceptions.AuthError, classify_auth_error)
+
+A classifier is asked for any exception whose class (or a base class) it was
+registered for, by class or by ``"module.QualName"`` (so registering needs no
+import of the library); it returns a :class:`Decision`, or ``None`` to let the
+generic rules decide. The most specific registration wins.
 """
 
 from __future__ import annotations
@@ -25,11 +36,7 @@ import attrs
 
 from . import exceptions as exc_mod
 from .exceptions import (
-    BackoffRetryError,
-    DoNotRetryError,
-    NonFatalDoNotRetryError,
     OcsTransferError,
-    RetryError,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +49,7 @@ __all__ = [
     "classify",
     "classify_status",
     "parse_retry_after",
+    "register_classifier",
     "retrying",
     "translate",
 ]
@@ -231,6 +239,43 @@ def classify_status(status: int, *, code: str | None = None, retry_after: float 
     return Decision(kind, retry_after if kind is Kind.BACKOFF else None, status, code)
 
 
+#: Provider classifiers by exception class name ("module.QualName"); see register_classifier.
+_CLASSIFIERS: dict[str, Callable[[BaseException], Decision | None]] = {}
+
+
+def _class_name(klass: type) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
+
+
+def register_classifier(
+    exc_class: type[BaseException] | str, classifier: Callable[[BaseException], Decision | None]
+) -> None:
+    """Teach :func:`classify` a client library's errors: ``classifier`` is
+    called for instances of ``exc_class`` (a class, or its ``"module.QualName"``
+    as ``type(e).__module__`` and ``__qualname__`` spell it) and its
+    subclasses, and returns a :class:`Decision` or ``None`` (no opinion).
+    Registering the same class again replaces the classifier; call it from
+    the provider module (or its ``from_config``), it is cheap."""
+    name = exc_class if isinstance(exc_class, str) else _class_name(exc_class)
+    _CLASSIFIERS[name] = classifier
+
+
+def _registered(exc: BaseException) -> Decision | None:
+    if not _CLASSIFIERS:
+        return None
+    for klass in type(exc).__mro__:
+        classifier = _CLASSIFIERS.get(_class_name(klass))
+        if classifier is None:
+            continue
+        try:
+            decision = classifier(exc)
+        except Exception:  # a broken classifier must not break error handling
+            return None
+        if decision is not None:
+            return decision
+    return None
+
+
 def _headers_of(obj: Any) -> Mapping[str, Any] | None:
     headers = getattr(obj, "headers", None)
     if headers is None:
@@ -287,21 +332,30 @@ def _status_of(exc: BaseException) -> tuple[int | None, str | None, float | None
 
 def classify(exc: BaseException) -> Decision:
     """Decide what to do about ``exc``. Never raises."""
-    # Ours first: the type says it.
+    return _classify(exc, set())
+
+
+def _classify(exc: BaseException, seen: set[int]) -> Decision:
+    seen.add(id(exc))
+    # Ours first: the type says it (``retry_intent``, see exceptions.py).
     if isinstance(exc, OcsTransferError):
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(exc, NonFatalDoNotRetryError):
+        intent = exc.retry_intent
+        if intent == "done":
             return Decision(Kind.DONE)
-        if isinstance(exc, DoNotRetryError):
+        if intent == "never":
             return Decision(Kind.NEVER)
-        if isinstance(exc, BackoffRetryError):
-            return Decision(Kind.BACKOFF, retry_after)
-        if isinstance(exc, RetryError):
+        if intent == "backoff":
+            return Decision(Kind.BACKOFF, getattr(exc, "retry_after", None))
+        if intent == "retry":
             return Decision(Kind.RETRY)
         cause = exc.__cause__
-        if cause is not None and cause is not exc:
-            return classify(cause)
+        if cause is not None and id(cause) not in seen:
+            return _classify(cause, seen)
         return Decision(Kind.NEVER)
+
+    registered = _registered(exc)
+    if registered is not None:
+        return registered
 
     status, code, retry_after = _status_of(exc)
     if status is not None or (code and code.lower() in _CODES):
@@ -327,15 +381,15 @@ def classify(exc: BaseException) -> Decision:
     # middle of a network transfer is more often transient than not, and the
     # attempt limit keeps this from looping.
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and cause is not exc:
-        return classify(cause)
+    if cause is not None and id(cause) not in seen:
+        return _classify(cause, seen)
     return Decision(Kind.RETRY)
 
 
 _KIND_TO_CLASS: dict[Kind, type[OcsTransferError]] = {
     Kind.RETRY: exc_mod.TransientStorageError,
     Kind.BACKOFF: exc_mod.RateLimitError,
-    Kind.NEVER: exc_mod.StorageError,
+    Kind.NEVER: exc_mod.FinalStorageError,
     Kind.DONE: exc_mod.AlreadyStoredError,
 }
 

@@ -70,6 +70,11 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("not a boolean")
 
 
+def _parse_paths(value: str) -> tuple[str, ...]:
+    """Comma-separated paths (spaces inside a path kept)."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
 def _parse_int_tuple(value: str) -> tuple[int, ...]:
     return tuple(int(item) for item in parse_tuple(value))
 
@@ -77,6 +82,7 @@ def _parse_int_tuple(value: str) -> tuple[int, ...]:
 _EXPECTED: dict[Callable[[str], Any], str] = {
     _parse_int_tuple: "a comma-separated list of whole numbers",
     parse_tuple: "a comma-separated list",
+    _parse_paths: "a comma-separated list of folders",
     parse_mapping: 'a JSON object or Python dict literal of strings, e.g. {".fits": "my.module.MyFile"}',
     _parse_int: "a whole number",
     _parse_bool: "true or false",
@@ -198,6 +204,10 @@ class Settings:
     worker_threads: int = _env("OCS_TRANSFER_WORKER_THREADS", 4, _parse_int)
     #: Hosts (or host:port) a destination's endpoint options may name; empty allows any.
     endpoint_allowlist: tuple[str, ...] = _env("OCS_TRANSFER_ENDPOINT_ALLOWLIST", (), _T)
+    #: Let personal / project destinations without credentials run as the service's own identity.
+    allow_ambient_credentials: bool = _env("OCS_TRANSFER_ALLOW_AMBIENT_CREDENTIALS", False, _parse_bool)
+    #: Folders personal / project ``local`` destinations must lie under; empty: anywhere but system folders.
+    local_roots: tuple[str, ...] = _env("OCS_TRANSFER_LOCAL_ROOTS", (), _parse_paths)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -45,6 +45,18 @@ def all_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     plugins.reset()
 
 
+@pytest.fixture(autouse=True)
+def _own_memory_filesystem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test its own ``memory://`` file system: fsspec's memory
+    instances share one class-level store, so one test's leftovers could
+    fail or hide another's (the same root name in two tests, a root cut to
+    40 characters, a failed clean-up)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    monkeypatch.setattr(MemoryFileSystem, "store", {})
+    monkeypatch.setattr(MemoryFileSystem, "pseudo_dirs", [""])
+
+
 #: How code written for ocs_archive 0.5 changes when it moves to ocs_transfer: its imports, nothing else.
 OCS_ARCHIVE_IMPORTS = (
     ("from ocs_archive.settings import settings", "from ocs_transfer import settings"),

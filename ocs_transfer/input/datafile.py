@@ -271,7 +271,14 @@ class DataFile:
         hd.update_headers({s.public_date_key: public})
 
     def _date_plus(self, date: str, delta: datetime.timedelta) -> str:
-        return (parse_date(date, self.settings.observation_date_key) + delta).isoformat()
+        key = self.settings.observation_date_key
+        try:
+            return (parse_date(date, key) + delta).isoformat()
+        except OverflowError:
+            raise FileSpecificationError(
+                f"{self.open_file.name}: cannot set the public date: {key}={date!r} plus {delta.days} days"
+                " is past the year 9999; correct the observation date or set the public date in the headers"
+            ) from None
 
     def _fetch_proposal_tags(self) -> None:
         """Ask the proposal-tag lookup, once (only while the public date is set)."""

@@ -33,6 +33,8 @@ CARD = 80
 MAX_HEADER_BLOCKS = 1000
 MAX_HDUS = 1000
 MAX_STREAM_SKIP = 64 * 1024 * 1024
+#: More data than any file system holds: a header declaring more is malformed.
+MAX_DATA_BYTES = 2**63
 _SKIP_CHUNK = 256 * 1024
 _COMMENTARY = ("COMMENT", "HISTORY", "")
 _INT_RE = re.compile(r"[+-]?\d+\Z")
@@ -261,6 +263,10 @@ def _data_size(header: dict[str, Any], name: str, index: int) -> int:
     if not isinstance(pcount, int) or not isinstance(gcount, int) or pcount < 0 or gcount < 0:
         raise FileSpecificationError(f"{where}: PCOUNT={pcount!r}/GCOUNT={gcount!r} are not whole numbers >= 0")
     nbytes: int = abs(bitpix) // 8 * gcount * (pcount + math.prod(axes))
+    if nbytes > MAX_DATA_BYTES:  # also keeps the number printable: Python refuses str() of huge ints
+        raise FileSpecificationError(
+            f"{where}: NAXISn, PCOUNT and GCOUNT declare more than 2**63 bytes of data; not a usable FITS file"
+        )
     return nbytes
 
 

@@ -93,7 +93,7 @@ class HeaderData:
             return int(value)
         try:
             return int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite real (1E999)
             raise FileSpecificationError(f"header {key}={value!r} is not a reduction level (a whole number)") from None
 
     def get_instrument_id(self) -> str:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
-from ..exceptions import AlreadyStoredError, ConfigurationError, ObjectNotFoundError
+from ..exceptions import AlreadyStoredError, ObjectNotFoundError
 from .base import ConnectionTestResult, FileStore, ObjectInfo, StoredObject
 from .hashing import iter_chunks
 
@@ -81,10 +81,7 @@ def get_store(
         config = cls.config_from_url(name_or_url, **options)
     else:
         cls = plugins.get_provider(name_or_url)
-        try:
-            config = cls.Config(**options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider {cls.name!r}: {exc}") from None
+        config = cls.config_from_options(options)
     store: FileStore = cls.from_config(config, credentials, settings=settings)
     return store
 

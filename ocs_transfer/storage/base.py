@@ -13,6 +13,7 @@ directory), use ``/`` as separator and are checked by
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
 import attrs
 
 if TYPE_CHECKING:
+    from ..redact import Secret
     from ..settings import Settings
 
 __all__ = [
@@ -100,6 +102,27 @@ class FileStore(abc.ABC):
     supports_versioning: ClassVar[bool] = False
     #: Names of credential fields this provider accepts (for prompts and docs).
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``get_url`` links carry credentials (an access key id, a session
+    #: token, a signature made with them): such links are made when asked for,
+    #: never stored in the ledger or shown in transfer records.
+    links_hold_credentials: ClassVar[bool] = False
+    #: Config options that name a server the store connects to: exactly these
+    #: are checked (:func:`ocs_transfer.transfer.guards.check_endpoints`: well
+    #: formed, and allowed by ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``). The default is
+    #: the usual names, for providers written before they declared theirs.
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url", "url", "server", "server_url", "base_url", "host")
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        """What ambient identity of the service (environment keys, instance
+        role, a key file on the server...) a store with these options and
+        credentials would run as, or None when it brings its own."""
+        return None
+
+    @classmethod
+    def local_paths(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The folders on this machine a store with these options reads and writes."""
+        return ()
 
     # -- construction --------------------------------------------------------------
 
@@ -114,6 +137,65 @@ class FileStore(abc.ABC):
     ) -> Self:
         """Build a store from its config and credentials (values may be
         :class:`ocs_transfer.redact.Secret`)."""
+
+    @classmethod
+    def config_from_options(cls, options: Mapping[str, Any]) -> Any:
+        """``cls.Config`` from user-given options (``--option KEY=VALUE`` and
+        JSON values): strings become the field's type (``"False"`` → ``False``,
+        ``"30"`` → ``30``, ``""`` / ``"none"`` → ``None`` for optional fields),
+        and an unknown or mistyped option is a :class:`ConfigurationError`
+        naming it and what it wants."""
+        from .options import config_from_options
+
+        return config_from_options(cls.Config, options, provider=cls.name)
+
+    @classmethod
+    def parse_credentials(
+        cls,
+        credentials: Mapping[str, Any] | None,
+        *,
+        config: Any = None,
+        required: tuple[str, ...] = (),
+        one_of: tuple[tuple[str, ...], ...] = (),
+        needs: Mapping[str, str] | None = None,
+    ) -> dict[str, Secret]:
+        """The provider's credentials as :class:`Secret` values, checked:
+        fields outside ``credential_fields`` are refused, empty ones dropped,
+        ``required`` fields must be there, at most one of each ``one_of``
+        group may be given, and each ``needs`` entry (default ``{"password":
+        "username"}``) says a field needs another credential or config option.
+        Errors are :class:`CredentialError` / :class:`ConfigurationError`
+        naming fields, never values."""
+        from ..exceptions import ConfigurationError, CredentialError
+        from ..redact import Secret
+
+        given: dict[str, Secret] = {}
+        for key, value in (credentials or {}).items():
+            if value is None:
+                continue
+            secret = value if isinstance(value, Secret) else Secret(str(value))
+            if secret.reveal() == "":
+                continue
+            given[str(key)] = secret
+        unknown = sorted(set(given) - set(cls.credential_fields))
+        if unknown:
+            known = ", ".join(cls.credential_fields) if cls.credential_fields else "none"
+            raise ConfigurationError(f"unknown {cls.name} credential(s) {', '.join(unknown)}; it takes: {known}")
+        absent = [f for f in required if f not in given]
+        if absent:
+            raise CredentialError(f"the {cls.name} destination needs the credential(s) {', '.join(absent)}")
+        for group in one_of:
+            present = [f for f in group if f in given]
+            if len(present) > 1:
+                raise ConfigurationError(f"give the {cls.name} store one of {' or '.join(group)}, not {len(present)}")
+        rules = {"password": "username"} if needs is None else needs
+        for field, other in rules.items():
+            if field not in given or other in given:
+                continue
+            if config is not None and getattr(config, other, None):
+                continue
+            raise ConfigurationError(f"a {cls.name} {field} needs the {other} (an option or a credential)")
+        return given
 
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
@@ -143,8 +225,12 @@ class FileStore(abc.ABC):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         """Stream ``source`` (read from its current position to EOF) to ``path``.
+
+        ``options`` are per-call provider options (e.g. S3's
+        ``storage_class``); a provider ignores names it does not know.
 
         Reads the source once, computing md5 and sha256 on the way; publishes
         atomically (nothing is visible at ``path`` until the upload is complete);
@@ -162,12 +248,16 @@ class FileStore(abc.ABC):
         context: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         """Store a :class:`~ocs_transfer.input.DataFile` at ``path``, or where
-        ``layout`` (default: the data file's own file-store path) puts it."""
+        ``layout`` (default: the data file's own file-store path) puts it.
+        ``options`` go to :meth:`put`."""
         from .store_file import store_data_file
 
-        return store_data_file(self, data_file, path, layout=layout, context=context, progress=progress, cancel=cancel)
+        return store_data_file(
+            self, data_file, path, layout=layout, context=context, progress=progress, cancel=cancel, options=options
+        )
 
     @abc.abstractmethod
     def delete_file(self, path: str, version_id: str | None = None) -> None:
@@ -219,6 +309,11 @@ class FileStore(abc.ABC):
     ) -> str:
         """A download link valid for ``expiration`` (or permanent, where the
         provider has only permanent links)."""
+
+    def sweep(self, older_than: timedelta = timedelta(hours=24), *, now: datetime | None = None) -> builtins.list[str]:
+        """Remove temporary names older than ``older_than`` that crashed
+        uploads left; return their paths. Stores that leave none return ``[]``."""
+        return []
 
     # -- health ----------------------------------------------------------------------
 

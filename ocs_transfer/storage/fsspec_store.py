@@ -17,16 +17,27 @@ subclasses it and supplies only what differs, by overriding these points:
     multipart, GCS resumable: the object appears only when complete). Then the
     upload goes straight to the final path. Otherwise it goes to a hidden
     temporary name beside the final path and :meth:`_publish` moves it.
-``_upload(reader, path, *, size, content_type, metadata)``
+``_upload(reader, path, *, size, content_type, metadata, options)``
     Write everything ``reader`` yields to ``path``. The default streams through
     ``fs.open(path, "wb")`` in chunks; providers with a faster or resumable
     upload override it. Read the source only through ``reader`` (that is how
-    the hashes are computed in the same pass). May return checksums it
-    computed while sending, by name, which join the reader's digests for
-    :meth:`_expected_checksum` (S3 builds its composite CRC32C from the parts'
-    CRC32Cs it sent, so they are not computed twice).
+    the hashes are computed in the same pass). ``options`` are the per-call
+    provider options given to ``put`` (e.g. S3's ``storage_class``). May
+    return a mapping: checksums it computed while sending, by name, which join
+    the reader's digests for :meth:`_expected_checksum` (S3 builds its
+    composite CRC32C from the parts' CRC32Cs it sent, so they are not
+    computed twice), and ``"version_id"``: the version id, file id or revision
+    the provider answered, which ``put`` returns when ``_version_id(info)``
+    finds none.
 ``_publish(staging, final)``
-    Make the staged object visible at ``final`` atomically (default ``fs.mv``).
+    Make the staged object visible at ``final`` atomically. The default never
+    expands glob patterns: ``fs.mv`` when neither name holds ``*?[``,
+    otherwise ``cp_file`` then ``rm_file``.
+``_ensure_parent(path)``
+    Create the parent folders (default ``fs.makedirs(exist_ok=True)``; a
+    folder another writer created meanwhile is success).
+``sweep(older_than)``
+    Remove temporary names of crashed uploads (``temporary_markers``).
 ``_extra_hashers()`` / ``_native_checksum(info)`` / ``_expected_checksum(algorithm, digests)``
     The provider's own checksum: hashers computed while reading (e.g. CRC32C),
     how to read the checksum from ``fs.info`` output, and what we expect it to
@@ -38,6 +49,7 @@ subclasses it and supplies only what differs, by overriding these points:
 
 from __future__ import annotations
 
+import builtins
 import logging
 import posixpath
 import threading
@@ -59,13 +71,18 @@ from .base import DEFAULT_LINK_EXPIRATION, FileStore, ObjectInfo, Progress, Stor
 from .hashing import DEFAULT_CHUNK_SIZE, Hasher, HashingReader, iter_chunks
 from .paths import safe_path
 
-__all__ = ["FsspecStore", "TEMP_MARKER"]
+__all__ = ["DEFAULT_SWEEP_AGE", "FsspecStore", "SERVER_PARTIAL_SUFFIX", "TEMP_MARKER"]
 
 log = logging.getLogger(__name__)
 
 #: Temporary uploads are named ``.<name>.<TEMP_MARKER>-<random>`` beside their
 #: final path; listings hide them.
 TEMP_MARKER = "ocs-transfer-partial"
+#: The suffix of the file server's own partial uploads (ocs-transfer-local's server).
+SERVER_PARTIAL_SUFFIX = ".ocs-server-partial"
+#: How old a temporary name must be before :meth:`FsspecStore.sweep` removes it.
+DEFAULT_SWEEP_AGE = timedelta(hours=24)
+_GLOB_CHARS = frozenset("*?[")
 
 
 class FsspecStore(FileStore):
@@ -124,7 +141,12 @@ class FsspecStore(FileStore):
 
     @staticmethod
     def is_temporary(path: str) -> bool:
-        return f".{TEMP_MARKER}-" in posixpath.basename(path)
+        """A hidden temporary name: an upload in progress, or one a crash left
+        (ours, the file server's, a connection-test probe)."""
+        from .probe import PROBE_PREFIX
+
+        name = posixpath.basename(path)
+        return f".{TEMP_MARKER}-" in name or name.endswith(SERVER_PARTIAL_SUFFIX) or name.startswith(PROBE_PREFIX)
 
     def _raise(self, exc: BaseException, message: str) -> NoReturn:
         """Re-raise ``exc`` as one of our errors (ours pass through unchanged)."""
@@ -136,8 +158,19 @@ class FsspecStore(FileStore):
 
     def _ensure_parent(self, path: str) -> None:
         parent = posixpath.dirname(path)
-        if parent:
+        if not parent:
+            return
+        try:
             self.fs.makedirs(parent, exist_ok=True)
+        except (FileExistsError, OSError) as exc:
+            # Another upload created it between our look and our create:
+            # "exists now" is success. Anything else is a real error.
+            try:
+                exists = bool(self.fs.isdir(parent))
+            except Exception:
+                exists = False
+            if not exists:
+                raise exc from None
 
     def _upload(
         self,
@@ -147,19 +180,26 @@ class FsspecStore(FileStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> Mapping[str, str] | None:
         out = self.fs.open(path, "wb", block_size=self.chunk_size)
         try:
             for chunk in iter_chunks(reader, self.chunk_size):
                 out.write(chunk)
         except BaseException:
-            _abandon(out)
+            _abandon(out, self._secrets)
             raise
         out.close()
         return None
 
     def _publish(self, staging: str, final: str) -> None:
-        self.fs.mv(staging, final)
+        if _GLOB_CHARS.isdisjoint(staging) and _GLOB_CHARS.isdisjoint(final):
+            self.fs.mv(staging, final)
+            return
+        # fs.mv expands *, ? and [...] as patterns: a name holding them would
+        # move some other file, or none. cp_file and rm_file take names literally.
+        self.fs.cp_file(staging, final)
+        self.fs.rm_file(staging)
 
     def _extra_hashers(self) -> dict[str, Hasher]:
         return {}
@@ -210,6 +250,7 @@ class FsspecStore(FileStore):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         final = self._full(path)
         rel = safe_path(path)
@@ -219,10 +260,16 @@ class FsspecStore(FileStore):
         try:
             try:
                 self._ensure_parent(final)
-                sent = self._upload(reader, staging, size=size, content_type=content_type, metadata=metadata)
+                sent = dict(
+                    self._upload(
+                        reader, staging, size=size, content_type=content_type, metadata=metadata, options=options
+                    )
+                    or {}
+                )
             finally:
                 digests = reader.digests()
-            digests.update(sent or {})
+            written_version = sent.pop("version_id", None)
+            digests.update(sent)
             if size is not None and reader.bytes_read != size:
                 raise IntegrityError(
                     f"upload of {rel!r}: the source gave {reader.bytes_read} bytes, expected {size};"
@@ -249,7 +296,7 @@ class FsspecStore(FileStore):
             md5=digests["md5"],
             sha256=digests["sha256"],
             content_type=content_type,
-            version_id=self._version_id(info),
+            version_id=self._version_id(info) or written_version,
             provider_checksum=f"{native[0]}:{native[1]}" if native else None,
             extension=extension,
         )
@@ -335,6 +382,38 @@ class FsspecStore(FileStore):
                 continue
             yield self._object_info(info, self._rel(name))
 
+    def sweep(self, older_than: timedelta = DEFAULT_SWEEP_AGE, *, now: datetime | None = None) -> builtins.list[str]:
+        """Remove temporary names (see :meth:`is_temporary`) older than
+        ``older_than`` that crashed uploads left under the root; return their
+        paths. Stores whose uploads are atomic (``atomic_writes``) leave none
+        and list nothing. Names whose age the provider does not report are
+        kept unless ``older_than`` is zero."""
+        if self.atomic_writes:
+            return []
+        cutoff = (now or datetime.now(UTC)) - older_than
+        try:
+            if self.root and not self.fs.exists(self.root):
+                return []
+            found = self.fs.find(self.root or "", detail=True)
+        except Exception as exc:
+            self._raise(exc, "listing for the sweep failed")
+        removed = []
+        for name, info in sorted(found.items()):
+            if info.get("type") == "directory" or not self.is_temporary(name):
+                continue
+            modified = _modified(info)
+            if (modified is None and older_than) or (modified is not None and modified > cutoff):
+                continue
+            try:
+                self.fs.rm_file(name)
+            except FileNotFoundError:
+                continue  # its upload finished or another sweep took it
+            except Exception as exc:
+                self._raise(exc, f"removing the leftover {self._rel(name)!r} failed")
+            log.info("swept the leftover temporary %s", self._rel(name))
+            removed.append(self._rel(name))
+        return removed
+
     def get_url(
         self,
         path: str,
@@ -356,7 +435,7 @@ class FsspecStore(FileStore):
             self._raise(exc, f"making a link to {rel!r} failed")
 
 
-def _abandon(out: Any) -> None:
+def _abandon(out: Any, secrets: tuple[Secret | str | None, ...] = ()) -> None:
     """Give up a write handle without committing what it holds.
 
     ``with fs.open(...)`` would close (and so commit) a half-written file when
@@ -365,16 +444,26 @@ def _abandon(out: Any) -> None:
     garbage collection never flushes them later. Other file objects can only
     be closed: the caller removes the staged object, and providers with
     ``atomic_writes`` must use buffered files or override ``_upload``.
+
+    Never raises: the caller re-raises the upload's own error, which a failed
+    clean-up (a cancelled FTP transfer answering "550 No such file") must not
+    replace; the clean-up failure is logged.
     """
     from fsspec.spec import AbstractBufferedFile
 
-    if isinstance(out, AbstractBufferedFile):
-        try:
-            out.discard()
-        finally:
-            out.closed = True
-        return
-    out.close()
+    try:
+        if isinstance(out, AbstractBufferedFile):
+            try:
+                out.discard()
+            finally:
+                out.closed = True
+            return
+        out.close()
+    except Exception as exc:
+        from ..redact import redact
+
+        detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+        log.warning("could not abandon a failed upload's write handle: %s", detail)
 
 
 def _modified(info: Mapping[str, Any]) -> datetime | None:

@@ -31,7 +31,13 @@ from typing import IO, Any, ClassVar, Self
 
 import attrs
 
-from ..exceptions import ConfigurationError, CredentialError, OcsTransferError, TransientStorageError
+from ..exceptions import (
+    ConfigurationError,
+    CredentialError,
+    OcsTransferError,
+    PermissionDeniedError,
+    TransientStorageError,
+)
 from ..redact import Secret, redact
 from ..retry import translate
 from ..settings import Settings
@@ -47,6 +53,7 @@ INSTALL_HINT = "the gcs provider needs gcsfs and crc32c: pip install 'ocs-transf
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 #: The longest a V4 signed URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
+GOOGLE_ENDPOINT = "https://storage.googleapis.com"
 #: GCS wants resumable chunks in multiples of 256 KiB.
 CHUNK_QUANTUM = 256 * 1024
 
@@ -111,7 +118,17 @@ class GCSStore(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("service_account_json", "service_account_file")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
+    links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_gcs_error)
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        if credentials.get("service_account_json") or options.get("anonymous") is True:
+            return None
+        if credentials.get("service_account_file"):
+            return "a key file on this server (service_account_file); paste the key as service_account_json"
+        return "Google Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server"
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -196,6 +213,7 @@ class GCSStore(BucketStore):
                 requests_timeout=config.timeout,
                 version_aware=False,  # '#' and '?' are legal in object names
                 skip_instance_cache=True,
+                session_kwargs={"trace_configs": [_same_origin_only(config.endpoint_url or GOOGLE_ENDPOINT)]},
             )
         except Exception as exc:
             raise translate_gcs_error(exc, "setting up the GCS client failed", secrets=secrets) from exc
@@ -215,6 +233,7 @@ class GCSStore(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         out = self.fs.open(
             path,
@@ -232,7 +251,8 @@ class GCSStore(BucketStore):
             # Closing would commit what was sent so far: mark the file closed so
             # nothing ever commits, and cancel the resumable session.
             out.closed = True
-            if out.location:
+            endpoint = self.config.endpoint_url or GOOGLE_ENDPOINT
+            if out.location and _origin(out.location) == _origin(endpoint):  # never DELETE elsewhere
                 _cancel_session(out.location, self.config.timeout)
             raise
         out.close()
@@ -322,6 +342,41 @@ class GCSStore(BucketStore):
             )
         )
         return url
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    from yarl import URL
+
+    parsed = URL(str(url))
+    return (parsed.scheme or "").lower(), (parsed.host or "").lower(), parsed.port
+
+
+def _same_origin_only(endpoint: str) -> Any:
+    """An aiohttp trace config refusing every request gcsfs makes (followed
+    redirects and resumable-session URIs included) to another origin than
+    ``endpoint``: a server must not send the service elsewhere."""
+    import aiohttp
+
+    allowed = _origin(endpoint)
+
+    def refuse(url: Any) -> None:
+        if _origin(url) != allowed:
+            raise PermissionDeniedError(
+                f"the GCS endpoint sent the request to another host ({_origin(url)[1]}); only {allowed[1]} is used"
+            )
+
+    async def on_start(session: Any, context: Any, params: Any) -> None:
+        refuse(params.url)
+
+    async def on_redirect(session: Any, context: Any, params: Any) -> None:
+        location = params.response.headers.get("Location")
+        if location:
+            refuse(params.response.url.join(type(params.response.url)(location)))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    trace.on_request_redirect.append(on_redirect)
+    return trace
 
 
 def _cancel_session(location: str, timeout: float) -> None:

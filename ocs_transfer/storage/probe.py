@@ -22,6 +22,9 @@ __all__ = ["run_connection_test", "PROBE_PREFIX"]
 
 log = logging.getLogger(__name__)
 
+#: Probe objects are ``.ocs-transfer-probe-<random>.bin`` at the store root:
+#: no folder is created, so nothing is left once the probe is deleted. Listings
+#: hide them and ``sweep`` removes one a crash left.
 PROBE_PREFIX = ".ocs-transfer-probe"
 
 

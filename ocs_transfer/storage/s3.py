@@ -23,7 +23,7 @@ Neither s3fs nor boto3 is imported until a store is built.
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import logging
 import re
 import threading
@@ -48,9 +48,6 @@ log = logging.getLogger(__name__)
 #: The longest a SigV4 presigned URL may live.
 MAX_LINK_EXPIRATION = timedelta(days=7)
 
-#: Storage class for the put in progress on this thread (set by put/store_file).
-_STORAGE_CLASS: contextvars.ContextVar[str | None] = contextvars.ContextVar("ocs_transfer_s3_storage_class")
-
 _ADDRESSING = ("auto", "virtual", "path")
 _SESSION_LOCK = threading.Lock()
 _SHARED_SESSION: Any = None
@@ -67,6 +64,30 @@ def _secret_value(credentials: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
+class _NoRedirects:
+    """An aiohttp session whose requests never follow redirects."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+@functools.cache
+def _no_redirect_session_class() -> type[Any]:
+    """aiobotocore's HTTP session (what s3fs reads and lists with) without
+    redirects: aiohttp would follow a 3xx to any host; botocore itself (our
+    uploads, heads, deletes) never does."""
+    from aiobotocore.httpsession import AIOHTTPSession
+
+    class NoRedirectSession(AIOHTTPSession):  # type: ignore[misc]
+        async def _get_session(self, proxy_url: Any) -> Any:
+            return _NoRedirects(await super()._get_session(proxy_url))
+
+    return NoRedirectSession
+
+
 class S3Store(BucketStore):
     """Objects in an S3 bucket, under an optional prefix."""
 
@@ -74,7 +95,17 @@ class S3Store(BucketStore):
     schemes: ClassVar[tuple[str, ...]] = ("s3", "s3a")
     supports_versioning: ClassVar[bool] = True
     credential_fields: ClassVar[tuple[str, ...]] = ("key", "secret", "token")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("endpoint_url",)
+    links_hold_credentials: ClassVar[bool] = True  #: signed with the key id (and session token)
     translator = staticmethod(translate_s3_error)
+
+    @classmethod
+    def ambient_identity(cls, options: Mapping[str, Any], credentials: Mapping[str, Any]) -> str | None:
+        if _secret_value(credentials, "key", "aws_access_key_id"):
+            return None
+        if options.get("profile"):
+            return f"the AWS profile {options['profile']!r} of this machine"
+        return "the AWS credential chain: environment keys, profiles, the instance role"
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -207,6 +238,7 @@ class S3Store(BucketStore):
                 default_block_size=config.part_size,  # reads (and re-reads to verify) buffer one part
                 client_kwargs={"region_name": config.region} if config.region else {},
                 config_kwargs={
+                    "http_session_cls": _no_redirect_session_class(),
                     "signature_version": config.signature_version,
                     "s3": {k: v for k, v in s3_options.items() if k == "addressing_style"},
                     "retries": retries,
@@ -252,24 +284,24 @@ class S3Store(BucketStore):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
         storage_class: str | None = None,
     ) -> StoredObject:
-        """:meth:`FileStore.put`, plus ``storage_class`` for this object
-        (default: the config's)."""
-        token = _STORAGE_CLASS.set(storage_class or _STORAGE_CLASS.get(None))
-        try:
-            return super().put(
-                source,
-                path,
-                size=size,
-                content_type=content_type,
-                metadata=metadata,
-                progress=progress,
-                cancel=cancel,
-                extension=extension,
-            )
-        finally:
-            _STORAGE_CLASS.reset(token)
+        """:meth:`FileStore.put`; ``storage_class`` (or ``options["storage_class"]``)
+        for this object, default the config's."""
+        if storage_class:
+            options = {**(options or {}), "storage_class": storage_class}
+        return super().put(
+            source,
+            path,
+            size=size,
+            content_type=content_type,
+            metadata=metadata,
+            progress=progress,
+            cancel=cancel,
+            extension=extension,
+            options=options,
+        )
 
     def store_file(
         self,
@@ -280,14 +312,14 @@ class S3Store(BucketStore):
         context: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         """:meth:`FileStore.store_file`; data observed more than
         ``days_to_ia_storage`` days ago goes to ``ia_storage_class``."""
-        token = _STORAGE_CLASS.set(self.storage_class_for(data_file))
-        try:
-            return super().store_file(data_file, path, layout=layout, context=context, progress=progress, cancel=cancel)
-        finally:
-            _STORAGE_CLASS.reset(token)
+        chosen = {"storage_class": self.storage_class_for(data_file), **(options or {})}
+        return super().store_file(
+            data_file, path, layout=layout, context=context, progress=progress, cancel=cancel, options=chosen
+        )
 
     def storage_class_for(self, data_file: Any, now: datetime | None = None) -> str | None:
         """The storage class ocs_archive would choose for ``data_file``."""
@@ -317,6 +349,7 @@ class S3Store(BucketStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> dict[str, str]:
         extra: dict[str, Any] = {
             "ContentType": content_type or "application/octet-stream",
@@ -324,14 +357,17 @@ class S3Store(BucketStore):
         }
         if metadata:
             extra["Metadata"] = dict(metadata)
-        storage_class = _STORAGE_CLASS.get(None) or self.config.storage_class
+        storage_class = (options or {}).get("storage_class") or self.config.storage_class
         if storage_class:
             extra["StorageClass"] = storage_class
         try:
             sent = self.uploader.upload(reader, self._key(path), extra_args=extra, cancel=reader.cancel)  # type: ignore[arg-type]
         finally:
             self.fs.invalidate_cache(path)
-        return {"s3-crc32c": sent.crc32c}
+        written = {"s3-crc32c": sent.crc32c}
+        if sent.version_id:
+            written["version_id"] = sent.version_id
+        return written
 
     def _expected_checksum(self, algorithm: str, digests: Mapping[str, str]) -> str | None:
         ours = digests.get("s3-crc32c")

@@ -34,6 +34,7 @@ def store_data_file(
     context: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> StoredObject:
     """Stream ``data_file`` into ``store`` and return the verified result."""
     target = path if path is not None else destination_path(data_file, layout=layout, context=context)
@@ -49,4 +50,5 @@ def store_data_file(
         progress=progress,
         cancel=cancel,
         extension=open_file.extension,
+        **({"options": options} if options else {}),  # stores written before put took options still work
     )

@@ -21,6 +21,7 @@ import pytest
 pytest.register_assert_rewrite("ocs_transfer.testing.conformance")
 
 from .conformance import (  # noqa: E402 - after register_assert_rewrite
+    ConnectionTests,
     LinkTests,
     NameTests,
     ProviderFixtures,
@@ -43,6 +44,7 @@ from .data import (  # noqa: E402
 __all__ = [
     "HOSTILE_NAMES",
     "TRAVERSAL_PATHS",
+    "ConnectionTests",
     "LinkTests",
     "NameTests",
     "PatternReader",

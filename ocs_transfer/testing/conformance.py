@@ -28,6 +28,11 @@ prefix or bucket). The capability fixtures, and their defaults:
 ``links_fetchable`` (False)
     The link is an ``http(s)`` URL this machine can download without
     credentials; the suite fetches it with urllib and compares the bytes.
+``open_link`` (None)
+    For links that name an object by an id rather than by its path (Drive's
+    ``webViewLink``) and cannot be fetched here: a callable that takes the link
+    and returns the bytes of the object it names (e.g. through the provider's
+    test server); the suite compares them with what it stored.
 ``raw_listing`` (``store.list()``)
     A callable returning every name the provider really holds under the
     store's root, including hidden temporary files (for a directory:
@@ -38,6 +43,18 @@ prefix or bucket). The capability fixtures, and their defaults:
     ``chunk_size`` attribute (8 MiB when it has none). Providers that keep
     objects in memory (``memory``) raise the limit by the file size; slow test
     servers may lower the size.
+
+``bad_credentials_store`` (None: skipped)
+    A store like ``store`` but built with wrong credentials. Its connection
+    test must fail with a message and its upload must raise an error that
+    :func:`ocs_transfer.retry.classify` says is final (never retried).
+``drop_connections`` (None: skipped)
+    A callable that cuts every connection the store holds (e.g. a fault
+    proxy closing its sockets, or the test server restarting). The store
+    must recover: an upload after it succeeds, at most after one failure
+    that ``classify`` says is retryable.
+``thread_count`` (8)
+    How many threads the many-thread case runs at once on one store.
 
 The tests are grouped (:class:`WriteTests`, :class:`ReadTests`,
 :class:`NameTests`, :class:`LinkTests`, :class:`RobustnessTests`,
@@ -51,6 +68,7 @@ import io
 import threading
 import time
 import tracemalloc
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -61,6 +79,7 @@ import pytest
 
 from ..exceptions import (
     ConfigurationError,
+    FinalStorageError,
     ObjectNotFoundError,
     OcsTransferError,
     TransferCancelledError,
@@ -70,6 +89,7 @@ from ..storage.base import FileStore, StoredObject
 from .data import HOSTILE_NAMES, TRAVERSAL_PATHS, PatternReader, SourceReadError, pattern_bytes, pattern_digests
 
 __all__ = [
+    "ConnectionTests",
     "LinkTests",
     "NameTests",
     "ProviderFixtures",
@@ -102,6 +122,20 @@ def _check_stored(obj: StoredObject, path: str, data: bytes) -> None:
     assert obj.size == len(data)
     assert obj.md5 == hashlib.md5(data).hexdigest()
     assert obj.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def _is_the_source_failure(exc: BaseException) -> None:
+    """A put that failed because its source failed raises our
+    FinalStorageError (a person must look at the source: never retried as a
+    destination fault), with the source's own error as its cause."""
+    from ..retry import Kind, classify
+
+    assert type(exc) is FinalStorageError, f"{type(exc).__name__}: {exc}"
+    assert classify(exc).kind is Kind.NEVER
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, SourceReadError):
+        cause = cause.__cause__ or cause.__context__
+    assert isinstance(cause, SourceReadError), f"the source's error is not in the chain of {exc!r}"
 
 
 def _paths(store: FileStore, prefix: str = "") -> set[str]:
@@ -140,12 +174,28 @@ class ProviderFixtures:
         return False
 
     @pytest.fixture
+    def open_link(self) -> Callable[[str], bytes] | None:
+        return None
+
+    @pytest.fixture
     def raw_listing(self, store: FileStore) -> Callable[[], list[str]]:
         return lambda: sorted(_paths(store))
 
     @pytest.fixture
     def local_root(self) -> Path | None:
         return None
+
+    @pytest.fixture
+    def bad_credentials_store(self) -> FileStore | None:
+        return None
+
+    @pytest.fixture
+    def drop_connections(self) -> Callable[[], None] | None:
+        return None
+
+    @pytest.fixture
+    def thread_count(self) -> int:
+        return 8
 
     @pytest.fixture
     def large_file_size(self) -> int:
@@ -311,7 +361,9 @@ class NameTests(ProviderFixtures):
 
 
 class LinkTests(ProviderFixtures):
-    def test_get_url(self, store: FileStore, supports_links: bool, links_fetchable: bool) -> None:
+    def test_get_url(
+        self, store: FileStore, supports_links: bool, links_fetchable: bool, open_link: Callable[[str], bytes] | None
+    ) -> None:
         name = 'link me/Hello, 世界 " & ? + #.bin'
         data = pattern_bytes(MiB + 17)
         _put_bytes(store, name, data)
@@ -321,10 +373,21 @@ class LinkTests(ProviderFixtures):
             return
         url = store.get_url(name, expiration=timedelta(minutes=5))
         assert isinstance(url, str) and url
+        parts = urllib.parse.urlsplit(url)
         if links_fetchable:
-            assert url.startswith(("http://", "https://"))
+            assert parts.scheme in ("http", "https")
             with urllib.request.urlopen(url, timeout=30) as response:
                 assert response.read() == data
+        elif open_link is not None:  # a link by id: it must name exactly this object
+            assert open_link(url) == data
+        elif parts.scheme in ("http", "https"):
+            # a link under a configured base URL that this test cannot reach: it must name this object there
+            assert parts.netloc and urllib.parse.unquote(parts.path).endswith("/" + name), url
+        else:
+            import fsspec  # a link in a file system's own scheme (memory://): it opens the object itself
+
+            with fsspec.open(url, "rb") as f:
+                assert f.read() == data
 
     def test_connection_ok_and_leaves_nothing(
         self, store: FileStore, raw_listing: Callable[[], list[str]]
@@ -356,8 +419,9 @@ class RobustnessTests(ProviderFixtures):
         self, store: FileStore, raw_listing: Callable[[], list[str]], fail_after: int
     ) -> None:
         source = PatternReader(MEDIUM, fail_after=fail_after)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises(OcsTransferError) as info:
             store.put(source, "broken/upload.bin", size=MEDIUM)
+        _is_the_source_failure(info.value)
         assert not store.exists("broken/upload.bin")
         assert _paths(store) == set()
         assert _settles_to(raw_listing, []) == []
@@ -367,8 +431,9 @@ class RobustnessTests(ProviderFixtures):
     ) -> None:
         old = pattern_bytes(1000)
         _put_bytes(store, "keep.bin", old)
-        with pytest.raises((SourceReadError, OcsTransferError)):
+        with pytest.raises(OcsTransferError) as info:
             store.put(PatternReader(MEDIUM, fail_after=2 * MiB), "keep.bin", size=MEDIUM)
+        _is_the_source_failure(info.value)
         assert _read(store, "keep.bin") == old
         assert _settles_to(raw_listing, ["keep.bin"]) == ["keep.bin"]
 
@@ -388,6 +453,54 @@ class RobustnessTests(ProviderFixtures):
         assert _settles_to(raw_listing, []) == []
 
 
+class ConnectionTests(ProviderFixtures):
+    """Bad credentials, dropped connections, many threads on one store."""
+
+    def test_bad_credentials_fail_for_good(self, bad_credentials_store: FileStore | None) -> None:
+        if bad_credentials_store is None:
+            pytest.skip("no bad_credentials_store fixture")
+        from ..retry import classify
+
+        result = bad_credentials_store.test_connection()
+        assert not result.ok and result.message
+        with pytest.raises(OcsTransferError) as raised:
+            _put_bytes(bad_credentials_store, "refused.bin", b"never stored")
+        assert not classify(raised.value).retryable, f"{raised.value!r} would be retried"
+
+    def test_recovers_after_dropped_connections(
+        self, store: FileStore, drop_connections: Callable[[], None] | None
+    ) -> None:
+        if drop_connections is None:
+            pytest.skip("no drop_connections fixture")
+        from ..retry import classify
+
+        _put_bytes(store, "before.bin", b"before the drop")
+        drop_connections()
+        data = pattern_bytes(MiB + 5)
+        try:
+            obj = _put_bytes(store, "after.bin", data)
+        except OcsTransferError as exc:
+            assert classify(exc).retryable, f"a dropped connection gave a final error: {exc!r}"
+            obj = _put_bytes(store, "after.bin", data)
+        _check_stored(obj, "after.bin", data)
+        assert _read(store, "after.bin") == data
+        assert _read(store, "before.bin") == b"before the drop"
+
+    def test_many_threads_on_one_store(self, store: FileStore, thread_count: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def work(i: int) -> str:
+            data = pattern_bytes(64 * 1024 + i)
+            path = f"threads/{i % 3}/file-{i}.bin"
+            _check_stored(_put_bytes(store, path, data), path, data)
+            assert _read(store, path) == data
+            return path
+
+        with ThreadPoolExecutor(thread_count) as pool:
+            written = set(pool.map(work, range(thread_count * 3)))
+        assert _paths(store, "threads") == written
+
+
 class VersioningTests(ProviderFixtures):
     def test_versions(self, store: FileStore, supports_versioning: bool) -> None:
         if not supports_versioning:
@@ -404,5 +517,5 @@ class VersioningTests(ProviderFixtures):
         assert _read(store, "v.bin") == b"two"  # deleting an old version leaves the current one
 
 
-class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, VersioningTests):
+class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, ConnectionTests, VersioningTests):
     """Every conformance test."""

@@ -132,7 +132,29 @@ def _read_credentials(fields: tuple[str, ...], source: IO[str] | None) -> dict[s
 
 
 def _dest_dict(dest: Any) -> dict[str, Any]:
-    return attrs.asdict(dest)
+    data: dict[str, Any] = {}
+    for key, value in attrs.asdict(dest).items():
+        data[key] = value
+        if key == "keep_hours":  # keep_days computed from it, as destinations had it before hours
+            data["keep_days"] = dest.keep_days
+    return data
+
+
+def _keep(hours: int | None) -> str:
+    """A retention as `dest list` shows it: ``48h``, ``7d`` or ``-`` (forever)."""
+    if hours is None:
+        return "-"
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
+def _retention(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--keep-days``: whole days (``7``) or a duration (``48h``, ``2d``), as hours."""
+    from .destinations import parse_retention
+
+    try:
+        return parse_retention(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,7 +168,10 @@ def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--description", default=None, help="What it is for, shown to users who pick it."),
         click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default=None),
         click.option("--owner", "owner_id", default=None, help="Id of the user, organization or project."),
-        click.option("--keep-days", type=int, default=None, help="Delete files from it after this many days."),
+        click.option("--keep-days", "keep_days_hours", default=None, metavar="DAYS|DURATION", callback=_retention,
+                     help="Delete files from it this long after their transfer: days (7) or a duration (48h, 2d)."),
+        click.option("--keep-hours", type=click.IntRange(min=1), default=None,
+                     help="Delete files from it this many hours after their transfer (same as --keep-days Nh)."),
         click.option("--delete-source/--keep-source", default=None,
                      help="Delete the server copy once every destination of a file completed."),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Provider option (repeat)."),
@@ -162,6 +187,11 @@ def _destination_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _fields(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     creds = _read_credentials(kwargs.pop("credential_fields"), kwargs.pop("credentials_file"))
     options = kwargs.pop("options")
+    days_hours = kwargs.pop("keep_days_hours")
+    if days_hours is not None and kwargs["keep_hours"] not in (None, days_hours):
+        raise click.UsageError("give --keep-days or --keep-hours, not both")
+    if days_hours is not None:
+        kwargs["keep_hours"] = days_hours
     fields = {k: v for k, v in kwargs.items() if v is not None}
     if options:
         from ..storage.cli import parse_options
@@ -219,11 +249,12 @@ def dest_list(scope: str | None, owner_id: str | None, as_json: bool) -> None:
     if not dests:
         click.echo("no destinations (add one with `ocs-transfer dest add`)")
         return
-    rows: list[tuple[str, ...]] = [("id", "name", "provider", "scope", "owner", "enabled", "path", "last test")]
+    rows: list[tuple[str, ...]] = [("id", "name", "provider", "scope", "owner", "enabled", "path", "keep",
+                                    "last test")]  # fmt: skip
     for d in dests:
         test = "-" if d.last_test_ok is None else ("ok " if d.last_test_ok else "FAILED ") + _when(d.last_test_at)
         rows.append((str(d.id), d.name, d.provider, d.scope, d.owner_id or "-", "yes" if d.usable else "no",
-                     d.path or "/", test))  # fmt: skip
+                     d.path or "/", _keep(d.keep_hours), test))  # fmt: skip
     for line in _table(rows):
         click.echo(line)
 
@@ -300,7 +331,9 @@ def dest_remove(name: str, yes: bool) -> None:
 @click.option("--name", default=None, help="Destination name (default: from the backend name).")
 @click.option("--scope", type=click.Choice(["personal", "organization", "project"]), default="organization")
 @click.option("--owner", "owner_id", default="")
-def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: str) -> None:
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Provider option the record lacks, e.g. server_url=https://seafile.example.edu (repeat).")
+def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: str, options: tuple[str, ...]) -> None:
     """Create a destination from an old storage-backend record (a JSON object
     with the storage_backend* tags; "-" reads stdin)."""
     try:
@@ -309,8 +342,30 @@ def dest_import(record_file: IO[str], name: str | None, scope: str, owner_id: st
         raise ConfigurationError("the storage backend record is not valid JSON") from None
     if not isinstance(record, dict):
         raise ConfigurationError("the storage backend record must be a JSON object")
-    dest = _ctx().destinations(keys=True).import_storage_backend(record, name=name, scope=scope, owner_id=owner_id)
+    from ..storage.cli import parse_options
+
+    dest = _ctx().destinations(keys=True).import_storage_backend(
+        record, name=name, scope=scope, owner_id=owner_id, extra_options=parse_options(options)
+    )
     click.echo(f"destination {dest.name!r} imported (id {dest.id}, provider {dest.provider})")
+
+
+@click.command("sweep")
+@click.argument("name")
+@click.option("--older-than", "hours", type=float, default=24.0, show_default=True, metavar="HOURS",
+              help="Remove only temporaries at least this old (a live upload's are young).")
+def sweep_command(name: str, hours: float) -> None:
+    """Remove the temporary names crashed uploads left in destination NAME."""
+    from datetime import timedelta
+
+    from .sweep import sweep_destination
+
+    if hours < 0:
+        raise ConfigurationError("--older-than must be zero or more hours")
+    removed = sweep_destination(_ctx().destinations(), name, timedelta(hours=hours))
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} leftover temporary name(s) removed from {name!r}")
 
 
 @click.command("schedule")
@@ -609,7 +664,8 @@ def purge_command(days: int | None, failed: bool) -> None:
 
 @click.command("expire")
 def expire_command() -> None:
-    """Delete files from destinations past their keep_days."""
+    """Delete files from destinations past their retention (--keep-hours /
+    --keep-days of `dest add`)."""
     click.echo(f"expired {_ctx().engine().expire()} file(s)")
 
 
@@ -672,6 +728,6 @@ def keys_status() -> None:
 
 
 COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, ledger_group, keys_group]  # fmt: skip
+            purge_command, expire_command, ledger_group, keys_group, sweep_command]  # fmt: skip
 
 

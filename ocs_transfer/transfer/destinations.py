@@ -15,17 +15,20 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import attrs
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..exceptions import ConfigurationError, CredentialError
+from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
 from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
+from .guards import check_ambient_credentials, check_local_roots
+from .guards import check_endpoints as check_endpoint_names
 from .ledger import Ledger
 from .models import DestinationRow
 
@@ -34,7 +37,10 @@ __all__ = [
     "DestinationNotFoundError",
     "Destinations",
     "LAYOUTS",
+    "parse_retention",
     "SCOPES",
+    "check_destination",
+    "check_endpoints",
     "open_store",
 ]
 
@@ -48,8 +54,42 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
 #: Fields :meth:`Destinations.edit` may change (the provider may not).
 EDITABLE = (
     "display_name", "path", "layout", "comment", "description", "enabled", "active", "delete_source",
-    "keep_days", "scope", "owner_id", "options",
+    "keep_hours", "keep_days", "scope", "owner_id", "options",
 )  # fmt: skip
+_RETENTION = re.compile(r"^\s*(\d+)\s*([hd]?)\s*$", re.IGNORECASE)
+
+
+def parse_retention(value: Any) -> int | None:
+    """How many hours a retention means: a whole number of days (``7``), or a
+    duration in hours or days (``"48h"``, ``"2d"``). ``None`` means keep
+    forever. Anything else, or less than one hour, is refused with what to write."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount, unit = value, "d"
+    else:
+        match = _RETENTION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigurationError(
+                f"keep_days must be a whole number of days or a duration such as 48h or 2d; got {value!r}"
+            )
+        amount, unit = int(match.group(1)), (match.group(2) or "d").lower()
+    hours = amount * 24 if unit == "d" else amount
+    if hours < 1:
+        raise ConfigurationError(f"keep_days must be at least 1 hour (e.g. 1h or 1), or empty; got {value!r}")
+    return hours
+
+
+def _retention_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with ``keep_days`` (days or a duration) turned into ``keep_hours``."""
+    if "keep_days" not in fields:
+        return fields
+    out = dict(fields)
+    hours = parse_retention(out.pop("keep_days"))
+    if "keep_hours" in out and out["keep_hours"] != hours:
+        raise ConfigurationError("give keep_hours or keep_days, not both")
+    out["keep_hours"] = hours
+    return out
 
 
 class DestinationNotFoundError(ConfigurationError, LookupError):
@@ -73,7 +113,7 @@ class Destination:
     enabled: bool
     active: bool
     delete_source: bool
-    keep_days: int | None
+    keep_hours: int | None  #: delete files from it this many hours after their transfer completed
     scope: str
     owner_id: str
     options: dict[str, Any]
@@ -89,9 +129,18 @@ class Destination:
         """Offered for new transfers (enabled and active)."""
         return self.enabled and self.active
 
+    @property
+    def keep_days(self) -> int | float | None:
+        """:attr:`keep_hours` in days (``2`` for 48 hours, ``1.5`` for 36), as
+        destinations had before retention was counted in hours."""
+        if self.keep_hours is None:
+            return None
+        days = self.keep_hours / 24
+        return int(days) if days.is_integer() else days
+
     def snapshot(self) -> dict[str, Any]:
         """What a queued transfer keeps of this destination (no credentials)."""
-        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_days", "options")
+        keep = ("id", "uuid", "name", "provider", "path", "layout", "delete_source", "keep_hours", "options", "scope")
         return {k: getattr(self, k) for k in keep}
 
     @classmethod
@@ -100,7 +149,7 @@ class Destination:
             id=row.id, uuid=row.uuid, name=row.name, display_name=row.display_name, provider=row.provider,
             path=row.path,
             layout=row.layout, comment=row.comment, description=row.description, enabled=row.enabled,
-            active=row.active, delete_source=row.delete_source, keep_days=row.keep_days, scope=row.scope,
+            active=row.active, delete_source=row.delete_source, keep_hours=row.keep_hours, scope=row.scope,
             owner_id=row.owner_id, options=json.loads(row.options or "{}"),
             credential_fields=tuple(sorted(json.loads(row.credentials or "{}"))),
             last_test_ok=row.last_test_ok, last_test_message=row.last_test_message, last_test_at=row.last_test_at,
@@ -115,8 +164,21 @@ def _check(field: str, value: Any) -> Any:
         from ..storage.layouts import get_layout
 
         get_layout(value, context_fields=("target", "project"))  # a clear error for a bad name or template
-    if field == "keep_days" and value is not None and (not isinstance(value, int) or value < 1):
-        raise ConfigurationError(f"keep_days must be a whole number of days >= 1, or empty; got {value!r}")
+    if field == "path" and value:
+        from ..storage.paths import safe_path
+
+        parts = [p for p in str(value).split("/") if p]  # as the engine joins it: leading, doubled '/' ignored
+        try:
+            safe_path("/".join(parts), allow_root=True)
+        except OcsTransferError as exc:
+            raise ConfigurationError(
+                f"destination path {str(value)[:200]!r} must be a folder inside the destination, such as"
+                f" /observatory/fits: {exc}"
+            ) from None
+    if field == "keep_hours" and value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1
+    ):
+        raise ConfigurationError(f"keep_hours must be a whole number of hours >= 1, or empty; got {value!r}")
     if field == "options":
         if not isinstance(value, Mapping):
             raise ConfigurationError("options must be a mapping of provider option names to values")
@@ -126,46 +188,54 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
-#: Provider options that name a server the service will connect to.
-ENDPOINT_OPTIONS = ("endpoint_url", "url", "server", "server_url", "base_url")
+def check_destination(
+    provider: str | type[FileStore],
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Any],
+    *,
+    scope: str | None,
+    settings: Settings | None,
+) -> None:
+    """Every check of :mod:`.guards` for a destination: its endpoints (all
+    scopes), and for user-made scopes its identity and local folders.
+    ``scope=None`` (a store built outside a destination) checks endpoints only."""
+    from .. import plugins
+
+    cls = plugins.get_provider(provider) if isinstance(provider, str) else provider
+    check_endpoint_names(options, settings, tuple(cls.endpoint_options))
+    check_ambient_credentials(cls, options, credentials, scope, settings)
+    check_local_roots(cls, options, scope, settings)
 
 
-def check_endpoints(options: Mapping[str, Any], settings: Settings | None) -> None:
-    """Refuse endpoint options outside ``OCS_TRANSFER_ENDPOINT_ALLOWLIST``:
-    a user-supplied endpoint makes the service connect where the user says
-    (server-side request forgery), so services that let users create
-    destinations should allow-list where they may point."""
-    allowed = set(settings.endpoint_allowlist) if settings is not None else set()
-    if not allowed:
-        return
-    from urllib.parse import urlsplit
+#: Provider options that name a server the service will connect to, for a
+#: provider that does not declare its own (``FileStore.endpoint_options``).
+ENDPOINT_OPTIONS = FileStore.endpoint_options
 
-    for key in ENDPOINT_OPTIONS:
-        value = options.get(key)
-        if not value:
-            continue
-        text = str(value)
-        parts = urlsplit(text if "://" in text else f"//{text}")
-        host = (parts.hostname or "").lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-            raise ConfigurationError(
-                f"option {key}={text!r} names a host that OCS_TRANSFER_ENDPOINT_ALLOWLIST does not allow"
-                f" (allowed: {', '.join(sorted(allowed))})"
-            )
+
+def check_endpoints(options: Mapping[str, Any], settings: Settings | None, provider: str | None = None) -> None:
+    """:func:`.guards.check_endpoints` on exactly the ``endpoint_options``
+    the provider declares (the usual names without a provider): well formed
+    (one reading for every URL parser) and, when
+    ``OCS_TRANSFER_ENDPOINT_ALLOWLIST`` is set, naming an allowed host."""
+    from .. import plugins
+
+    names = ENDPOINT_OPTIONS if provider is None else tuple(plugins.get_provider(provider).endpoint_options)
+    check_endpoint_names(options, settings, names)
 
 
 def open_store(
-    provider: str, options: Mapping[str, Any], credentials: Mapping[str, Secret], *, settings: Settings | None = None
+    provider: str,
+    options: Mapping[str, Any],
+    credentials: Mapping[str, Secret],
+    *,
+    settings: Settings | None = None,
+    scope: str | None = None,
 ) -> FileStore:
     """Build the store for a destination (``provider`` with ``options`` and
-    decrypted ``credentials``)."""
+    decrypted ``credentials``), after :func:`check_destination` for ``scope``."""
     from ..storage import get_store
 
-    check_endpoints(options, settings)
+    check_destination(provider, options, credentials, scope=scope, settings=settings)
     return get_store(provider, credentials=dict(credentials), settings=settings, **options)
 
 
@@ -183,15 +253,17 @@ def _merge_options(row: DestinationRow, changes: Mapping[str, Any], unset: Itera
     return merged
 
 
-def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> None:
+def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> dict[str, Any]:
     """Check provider ``options`` against the provider's ``Config`` when they
     are entered: unknown names, missing required ones, values of the wrong
-    type and URLs that are not http(s) are refused with what to do."""
+    type and URLs that are not http(s) are refused with what to do. Returns
+    the options with command-line strings typed (``tls=False`` → ``False``)."""
     config_cls = getattr(provider, "Config", None)
-    if config_cls is None or not attrs.has(config_cls):
-        return
     if not isinstance(options, Mapping):
         raise ConfigurationError("options must be a mapping of provider option names to values")
+    if config_cls is None or not attrs.has(config_cls):
+        return dict(options)
+    options = _typed(config_cls, options)
     try:
         attrs.resolve_types(config_cls)
     except Exception:  # an unresolvable annotation: check names only
@@ -216,6 +288,20 @@ def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> None
         config_cls(**options)
     except (TypeError, ValueError, ConfigurationError) as exc:
         raise ConfigurationError(f"bad options for {where}: {exc}") from None
+    return dict(options)
+
+
+def _typed(config_cls: type[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Strings typed by their field's annotation (:func:`~ocs_transfer.storage.options.coerce_option`)."""
+    import typing
+
+    from ..storage.options import coerce_option
+
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:
+        return dict(options)
+    return {k: coerce_option(k, hints[k], v) if k in hints and isinstance(v, str) else v for k, v in options.items()}
 
 
 def _option_problem(name: str, value: Any, annotation: Any) -> str:
@@ -354,12 +440,17 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        fields = _retention_fields(fields)
         from .. import plugins
 
         cls = plugins.get_provider(provider)  # a clear error now rather than at the first transfer
         now = self.clock()
-        check_endpoints(fields.get("options") or {}, self.settings)
-        check_options(cls, fields.get("options") or {})
+        options = fields.get("options") or {}
+        given = {k: v for k, v in (credentials or {}).items() if v}
+        check_destination(cls, options, given, scope=fields.get("scope", "personal"), settings=self.settings)
+        typed = check_options(cls, options)
+        if "options" in fields:
+            fields["options"] = typed
         values = {k: _check(k, v) for k, v in fields.items()}
         values.setdefault("display_name", name)
         with self.ledger.session() as session:
@@ -391,23 +482,32 @@ class Destinations:
         unknown = set(fields) - set(EDITABLE)
         if unknown:
             raise ConfigurationError(f"unknown destination field(s): {', '.join(sorted(unknown))}")
+        fields = _retention_fields(fields)
         unset = list(unset_options)
         with self.ledger.session() as session:
             row = self._row(session, ref, lock=True)
             if "options" in fields or unset:
                 fields["options"] = _merge_options(row, fields.get("options") or {}, unset)
-            check_endpoints(fields.get("options") or {}, self.settings)
             if "options" in fields:
                 from .. import plugins
 
-                check_options(plugins.get_provider(row.provider), fields["options"])
+                provider_cls = plugins.get_provider(row.provider)
+                check_endpoint_names(fields["options"], self.settings, tuple(provider_cls.endpoint_options))
+                fields["options"] = check_options(provider_cls, fields["options"])
             values = {k: _check(k, v) for k, v in fields.items()}
             for key, value in values.items():
                 setattr(row, key, value)
             if credentials:
                 self._encrypt_into(row, credentials)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
+
+    def _recheck(self, row: DestinationRow) -> None:
+        """:func:`check_destination` on a changed row (only credential names are needed)."""
+        present = dict.fromkeys(json.loads(row.credentials or "{}"), True)
+        check_destination(row.provider, json.loads(row.options or "{}"), present, scope=row.scope,
+                          settings=self.settings)  # fmt: skip
 
     def set_enabled(self, ref: str | int, enabled: bool) -> Destination:
         return self.edit(ref, enabled=enabled)
@@ -424,6 +524,7 @@ class Destinations:
             for field in fields:
                 stored.pop(field, None)
             row.credentials = json.dumps(stored, sort_keys=True)
+            self._recheck(row)
             row.updated_at = self.clock()
             return Destination.from_row(row)
 
@@ -521,7 +622,32 @@ class Destinations:
         with self.ledger.session() as session:
             row = self._row(session, ref)
             provider, options, creds = row.provider, json.loads(row.options or "{}"), self._decrypt_row(row)
-        return open_store(provider, options, creds, settings=self.settings)
+            scope = row.scope
+        return open_store(provider, options, creds, settings=self.settings, scope=scope)
+
+    def link(
+        self, ref: str | int, path: str, version_id: str | None = None, expiration: timedelta | None = None
+    ) -> str:
+        """A fresh download link for ``path`` (e.g. a completed transfer's
+        ``remote_path`` and ``remote_version``) in destination ``ref``. Links
+        signed with credentials (S3, GCS) are never stored: ask for one when a
+        user needs it."""
+        from ..storage.base import DEFAULT_LINK_EXPIRATION
+
+        with self.open_store(ref) as store:
+            return store.get_url(path, version_id or None, expiration or DEFAULT_LINK_EXPIRATION)
+
+    def scope_for(self, snapshot: Mapping[str, Any]) -> str:
+        """The scope a queued transfer's store is checked for: its snapshot's,
+        or (snapshots from before scopes were kept) the destination's now, or
+        ``personal`` (the strictest) when it was removed."""
+        scope = snapshot.get("scope")
+        if isinstance(scope, str) and scope:
+            return scope
+        found = self.find(snapshot["id"])
+        if found is None or (snapshot.get("uuid") and found.uuid != snapshot["uuid"]):
+            return "personal"
+        return found.scope
 
     def test(self, ref: str | int) -> ConnectionTestResult:
         """Run the store's connection test and record the result and time."""
@@ -557,6 +683,7 @@ class Destinations:
         name: str | None = None,
         scope: str = "organization",
         owner_id: str = "",
+        extra_options: Mapping[str, Any] | None = None,
     ) -> Destination:
         """Create a destination from an old "storage backend" record.
 
@@ -568,6 +695,7 @@ class Destinations:
         fields (or that look secret), and the token, become encrypted
         credentials; the other config keys become options. For ``local`` the old
         token is the file server's ``host:port`` and becomes the ``server`` option.
+        ``extra_options`` are added to the record's (e.g. a ``server_url`` it lacks).
         """
 
         def get(key: str) -> Any:
@@ -599,6 +727,7 @@ class Destinations:
                 credentials[key] = value if isinstance(value, str) else json.dumps(value)
             else:
                 options[key] = value
+        options.update(extra_options or {})  # given beside the record (e.g. a server_url it lacks)
         token = get("token")
         if token:
             if provider == "local":
@@ -614,7 +743,7 @@ class Destinations:
             credentials=credentials,
             display_name=display,
             description=str(get("desc") or get("description") or ""),
-            keep_days=int(keep) if keep not in (None, "") else None,
+            keep_days=int(keep) if keep not in (None, "") else None,  # the old records count whole days
             active=True if active is None else str(active).strip().lower() in ("1", "true", "yes", "on"),
             scope=scope,
             owner_id=owner_id,

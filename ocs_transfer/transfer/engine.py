@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -649,12 +650,13 @@ class Engine:
         try:
             creds = self._destination_credentials(snap)
             secrets = list(creds.values())
-            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings)
+            store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                               scope=self.destinations.scope_for(snap))
             try:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
                 stored = self._copy(store, work, transfer_id, running)
-                link = self._link(store, stored)
+                link = self._link(store, stored, _keep_seconds(snap))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
@@ -708,8 +710,16 @@ class Engine:
         return stored
 
     @staticmethod
-    def _link(store: FileStore, stored: StoredObject) -> str:
+    def _link(store: FileStore, stored: StoredObject, keep_seconds: int | None = None) -> str:
+        """The link recorded for a transfer: it lives as long as the file is
+        kept (the destination's retention), or the default link expiration. Links that hold
+        credentials are never stored: they are made when asked for
+        (Destinations.link)."""
+        if store.links_hold_credentials:
+            return ""
         try:
+            if keep_seconds:
+                return store.get_url(stored.path, stored.version_id, expiration=timedelta(seconds=keep_seconds))
             return store.get_url(stored.path, stored.version_id)
         except (OcsTransferError, NotImplementedError) as exc:
             log.debug("no link for %s: %s", stored.path, type(exc).__name__)
@@ -940,7 +950,8 @@ class Engine:
     def _discard_partials_of(self, snap: Mapping[str, Any], remote_path: str) -> None:
         try:
             creds = self._destination_credentials(snap)
-            with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+            with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                            scope=self.destinations.scope_for(snap)) as store:
                 _discard_stale_partials(store, remote_path)
         except (OcsTransferError, CredentialError) as exc:
             log.warning("could not clean up after a stopped worker at %s: %s", remote_path, type(exc).__name__)
@@ -1119,8 +1130,9 @@ class Engine:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def expire(self) -> int:
-        """Delete files from destinations past their ``keep_days``. Returns
-        how many objects were removed (or found already gone)."""
+        """Delete files from destinations past their retention (``keep_hours``;
+        a snapshot from before hours has ``keep_days``). Returns how many
+        objects were removed (or found already gone)."""
         now = self.clock()
         with self.ledger.session() as session:
             rows = list(
@@ -1133,8 +1145,8 @@ class Engine:
         done = 0
         for transfer_id, snapshot, finished_at, path, version in rows:
             snap = json.loads(snapshot)
-            keep = snap.get("keep_days")
-            if not keep or finished_at is None or finished_at + keep * 86400 > now:
+            keep = _keep_seconds(snap)
+            if not keep or finished_at is None or finished_at + keep > now:
                 continue
             if self.destinations.find(snap["id"]) is None:
                 log.warning("transfer %d: destination %r was removed; cannot expire %s", transfer_id, snap["name"],
@@ -1142,7 +1154,8 @@ class Engine:
                 continue
             try:
                 creds = self.destinations.credentials(snap["id"])
-                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings) as store:
+                with open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
+                                scope=self.destinations.scope_for(snap)) as store:
                     try:
                         store.delete_file(path, version or None)
                     except ObjectNotFoundError:
@@ -1155,16 +1168,34 @@ class Engine:
             done += 1
         return done
 
+    def sweep(self) -> None:
+        """Remove crashed uploads' temporaries from every destination (at most every few hours)."""
+        from .sweep import sweep_if_due
+
+        sweep_if_due(self)
+
     def periodic(self) -> None:
         """The periodic pass: reclaim stale transfers, finish source deletions,
-        purge old completed records (``purge_after_days``) and expire files
-        past their destination's ``keep_days``. One step failing does not stop
+        purge old completed records (``purge_after_days``), expire files past
+        their destination's retention (``keep_hours``) and sweep crashed
+        uploads' temporaries (every few hours). One step failing does not stop
         the others."""
-        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire):
+        for step in (self.reclaim, self.finish_source_deletions, self.purge, self.expire, self.sweep):
             try:
                 step()
             except Exception as exc:
-                log.warning("periodic pass: %s failed: %s: %s", step.__name__, type(exc).__name__, exc)
+                name = getattr(step, "__name__", "sweep")
+                log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
+
+
+def _keep_seconds(snapshot: dict[str, Any]) -> int | None:
+    """How long a transfer's file stays at its destination, from the snapshot
+    (``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
+    hours = snapshot.get("keep_hours")
+    if hours is not None:
+        return int(hours) * 3600
+    days = snapshot.get("keep_days")
+    return int(days) * 86400 if days else None
 
 
 def _info_or_none(store: FileStore, path: str) -> ObjectInfo | None:

@@ -49,7 +49,8 @@ class DestinationRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     delete_source: Mapped[bool] = mapped_column(Boolean, default=False)
-    keep_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: delete files from the destination this many hours after their transfer completed
+    keep_hours: Mapped[int | None] = mapped_column(Integer, nullable=True)
     scope: Mapped[str] = mapped_column(String(16), default="personal")
     owner_id: Mapped[str] = mapped_column(Text, default="")
     options: Mapped[str] = mapped_column(Text, default="{}")  #: JSON, non-secret provider options

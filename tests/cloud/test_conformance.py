@@ -18,6 +18,17 @@ from ocs_transfer.testing.servers import S3Endpoint
 from .conftest import MiB, admin_client, make_bucket, s3_store_for
 from .test_gcs import service_account_info
 
+#: Seen on the wire: gcsfs percent-encodes the whole object name (``%3B`` for
+#: ``;``), but aiohttp's URL class (yarl) turns ``%3B %2C %3D %21 %24`` back into
+#: ``; , = ! $`` (legal in a path) before sending; gcp-storage-emulator parses
+#: the path with ``urllib.parse.urlparse``, which cuts ``;...`` off as "params",
+#: so it looks up ``plus+semi`` and answers 404. Google's own client sends
+#: ``%3B`` and reads the object. Real GCS takes both forms: not a fault of ours.
+GCSFS_SEMICOLON = (
+    "yarl (under gcsfs) un-escapes ';' in the object path and gcp-storage-emulator's urlparse cuts the name at"
+    " ';' (404); Google's client sends %3B and real GCS reads both forms"
+)
+
 
 def s3_raw_listing(ep: S3Endpoint, store: S3Store) -> Callable[[], list[str]]:
     """Every key under the store's prefix, and every open multipart upload."""
@@ -80,10 +91,12 @@ class TestGCSOnEmulator(StoreTests):
     def supports_versioning(self) -> bool:
         return False  # the emulator keeps no old generations
 
-    @pytest.mark.parametrize("name", HOSTILE_NAMES)
+    @pytest.mark.parametrize(
+        "name",
+        [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=GCSFS_SEMICOLON)) if ";" in n else n
+         for n in HOSTILE_NAMES],
+    )
     def test_hostile_names_round_trip(self, store: FileStore, name: str) -> None:
-        if name.startswith("plus+semi"):
-            pytest.xfail("gcp-storage-emulator stores this name but answers 404 to its metadata GET")
         super().test_hostile_names_round_trip(store, name)
 
     @pytest.fixture

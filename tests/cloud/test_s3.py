@@ -23,6 +23,7 @@ from ocs_transfer.exceptions import (
     TransferCancelledError,
 )
 from ocs_transfer.input.filefactory import open_datafile
+from ocs_transfer.retry import Kind, classify
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.s3 import S3Store, content_disposition
@@ -204,8 +205,10 @@ def test_connection_test(s3_store: S3Store) -> None:
 def test_secret_never_in_repr_or_errors(moto_endpoint: S3Endpoint) -> None:
     store = s3_store_for(moto_endpoint, "no-such-bucket-here")
     assert moto_endpoint.secret not in repr(store)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ObjectNotFoundError) as info:
         store.put(io.BytesIO(b"x"), "x")
+    assert type(info.value) is ObjectNotFoundError and "NoSuchBucket" in str(info.value)
+    assert classify(info.value).kind is Kind.NEVER
     assert moto_endpoint.secret not in str(info.value)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ocs_transfer import exceptions as E
-from ocs_transfer.retry import Kind, classify, classify_status, parse_retry_after, retrying, translate
+from ocs_transfer.retry import Decision, Kind, classify, classify_status, parse_retry_after, retrying, translate
 
 
 class HTTPStatusError(Exception):
@@ -181,7 +181,7 @@ def test_policy_is_bounded() -> None:
         (ClientError("storageQuotaExceeded", 403), E.QuotaExceededError),
         (HTTPStatusError(429, {"Retry-After": "4"}), E.RateLimitError),
         (ConnectionResetError(errno.ECONNRESET, "reset"), E.TransientStorageError),
-        (HTTPStatusError(400), E.StorageError),
+        (HTTPStatusError(400), E.FinalStorageError),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__,
 )
@@ -195,3 +195,62 @@ def test_translate_keeps_classification(exc: Exception, cls: type[Exception]) ->
 def test_translate_redacts_secrets() -> None:
     ours = translate(ValueError("bad token AKIAIOSFODNN7EXAMPLE"), "auth", secrets=("AKIAIOSFODNN7EXAMPLE",))
     assert "AKIAIOSFODNN7EXAMPLE" not in str(ours)
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 408])
+def test_retry_after_turns_a_plain_retry_into_backoff(status: int) -> None:
+    """A status we would retry at once becomes back-off when the server says
+    how long to wait, and the wait is what it said."""
+    assert classify(HTTPStatusError(status)).kind is Kind.RETRY  # without the header: retry now
+    decision = classify(HTTPStatusError(status, {"Retry-After": "7"}))
+    assert decision.kind is Kind.BACKOFF and decision.retry_after == 7.0
+    assert classify_status(status, retry_after=4.0) == Decision(Kind.BACKOFF, 4.0, status, None)
+
+
+def test_retry_after_does_not_make_a_final_error_retryable() -> None:
+    decision = classify(HTTPStatusError(403, {"Retry-After": "7"}))
+    assert decision.kind is Kind.NEVER and decision.retry_after is None
+
+
+def test_policy_waits_the_retry_after_of_a_500() -> None:
+    slept: list[float] = []
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise HTTPStatusError(500, {"Retry-After": "11"})
+        return "ok"
+
+    assert retrying(attempts=3, base_delay=1, max_delay=60, sleep=slept.append)(flaky) == "ok"
+    assert slept == [11.0]
+
+
+def test_a_negative_retry_after_number_is_no_wait() -> None:
+    assert parse_retry_after(-5) == 0.0 and parse_retry_after(-2.5) == 0.0
+    assert parse_retry_after(3) == 3.0 and isinstance(parse_retry_after(3), float)
+
+
+def test_a_numeric_botocore_code_without_a_status_is_read_as_the_status() -> None:
+    """botocore reports some errors (a HEAD's 503) with the status as the code
+    and no HTTP metadata."""
+
+    class Bare(Exception):
+        response = {"Error": {"Code": "503", "Message": "Service Unavailable"}}
+
+    decision = classify(Bare())
+    assert decision.kind is Kind.BACKOFF and decision.status == 503
+
+
+def test_the_default_policy_caps_a_long_retry_after_at_60_seconds() -> None:
+    slept: list[float] = []
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise HTTPStatusError(429, {"Retry-After": "3600"})
+        return "ok"
+
+    assert retrying(sleep=slept.append)(flaky) == "ok"
+    assert slept == [60.0]

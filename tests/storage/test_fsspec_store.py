@@ -248,8 +248,11 @@ def test_buffer_ring_hands_a_buffer_out_again_only_when_its_users_finished() -> 
         second, _ = ring.next()  # the other buffer: no wait
         assert second != first
         again = pool.submit(ring.next)  # the first buffer again: must wait for `user`
-        time.sleep(0.2)
-        assert not again.done()
+        deadline = time.monotonic() + 10
+        while not user._waiters and not again.done() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.001)  # until next() waits on `user` (or wrongly returned)
+        assert not again.done()  # `user` is still running: next() must not have handed the buffer out
+        assert user._waiters  # type: ignore[attr-defined]  # it is waiting for exactly that future
         release.set()
         slot, view_again = again.result(timeout=10)
     assert slot == first and user.done()
@@ -369,3 +372,13 @@ def test_atomic_store_failed_source_never_commits_and_keeps_old_object() -> None
     gc.collect()  # a half-written handle must not commit when collected
     with store.open("obs/x.fits") as f:
         assert f.read() == old
+
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_every_test_has_its_own_memory_file_system(run: int) -> None:
+    """The same root in two tests: the second must not see the first one's
+    object (tests/conftest.py gives every test its own memory store)."""
+    store = get_store("memory://the-same-root-in-every-run")
+    assert list(store.list()) == []
+    store.put(io.BytesIO(b"run %d" % run), "left-behind.bin")
+    assert [o.path for o in store.list()] == ["left-behind.bin"]

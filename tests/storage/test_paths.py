@@ -43,6 +43,12 @@ TRAVERSAL = [
     "   ",
     "x\ud800y",
     "%25252525252e/x",
+    # control characters that appear only after percent-decoding (some servers decode)
+    "a%00b",
+    "x%0ay",
+    "d/x%0Dy",
+    "tab%09here",
+    "x%2500y",
 ]
 
 
@@ -63,7 +69,7 @@ def test_key_traversal_rejected_join_under(bad: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "bad",
     ["../x", "/etc/x", "a/../../b", "..\\x", "C:\\x", "%2e%2e/", "%2e%2e", "x\x00", "a\x1bb", "..", ".", "", " ",
-     "a" * 256, "\\\\server", "%252e%252e"],
+     "a" * 256, "\\\\server", "%252e%252e", "a%00b", "x%0ay", "x%257fy"],
     ids=repr,
 )
 def test_key_traversal_rejected_safe_component(bad: str) -> None:
@@ -217,3 +223,42 @@ def test_legal_names_round_trip_unchanged(parts: list[str]) -> None:
     assert safe_path(path) == path
     for p in parts:
         assert safe_component(p) == p
+
+
+def test_the_length_limits_are_exact() -> None:
+    """255 bytes per component and 1024 per path are allowed, one more is not."""
+    assert safe_component("a" * MAX_COMPONENT_BYTES) == "a" * MAX_COMPONENT_BYTES
+    assert safe_path("é" * 127 + "a") == "é" * 127 + "a"  # 255 bytes of UTF-8
+    with pytest.raises(UnsafePathError, match="256 bytes of UTF-8; the limit is 255"):
+        safe_component("a" * 256)
+    longest = "/".join(["b" * 255] * 3 + ["b" * 254]) + "/c"  # 1024 bytes
+    assert len(longest) == MAX_PATH_BYTES and safe_path(longest) == longest
+    with pytest.raises(UnsafePathError, match="1025 bytes of UTF-8; the limit is 1024"):
+        safe_path(longest + "c")
+
+
+def test_percent_decoding_is_followed_exactly_three_levels_deep() -> None:
+    """A name encoded three times over still decodes to harmless text and is a
+    name; four times is refused whatever it means."""
+    assert safe_component("%252541") == "%252541"  # %2541 -> %41 -> A
+    with pytest.raises(UnsafePathError, match="percent-encoded 4 times or more"):
+        safe_component("%25252541")
+    with pytest.raises(UnsafePathError, match="traversal"):
+        safe_path("%25252e%25252e/x")  # three levels deep, it is '..'
+
+
+def test_messages_name_the_rule_and_show_a_bounded_name() -> None:
+    with pytest.raises(UnsafePathError) as short:
+        safe_path("x\x00")
+    assert str(short.value) == "path 'x\\x00' contains a NUL character"  # a short name shown as it is
+    with pytest.raises(UnsafePathError, match=r"control character U\+001B"):
+        safe_path("a\x1bb")
+    with pytest.raises(UnsafePathError) as info:
+        safe_path("a" * 300 + "\x00")
+    shown = str(info.value)
+    assert "a" * 77 + "..." in shown and "a" * 78 not in shown
+    for length, whole in ((80, True), (81, False)):  # names up to 80 characters are shown whole
+        name = "a" * (length - 1) + "\x00"
+        with pytest.raises(UnsafePathError) as info:
+            safe_path(name)
+        assert (repr(name) in str(info.value)) is whole, (length, str(info.value))

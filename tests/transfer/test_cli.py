@@ -156,10 +156,9 @@ def test_secrets_never_leak(cli: Cli, caplog: pytest.LogCaptureFixture) -> None:
     # reprs and a traceback of a credential failure
     texts = [repr(dests.get("leaky")), repr(transfer), repr(dests), repr(engine), repr(dests.credentials("leaky")),
              str(dests.credentials("leaky")), repr(ring)]  # fmt: skip
-    try:
+    with pytest.raises(CredentialError) as wrong_key:
         Destinations(ledger, KeyRing.parse(f"k1:{make_key()}")).credentials("leaky")
-    except CredentialError as exc:
-        texts.append("".join(traceback.format_exception(exc)))
+    texts.append("".join(traceback.format_exception(wrong_key.value)))
     texts.append(caplog.text)
     texts += cli.outputs
     texts.append(Path(cli.db).read_bytes().decode("latin-1"))

@@ -104,3 +104,32 @@ def test_kek_from_settings_env_and_no_default() -> None:
     # url-safe base64 keys are accepted too
     raw = os.urandom(32)
     assert KeyRing.parse("u:" + base64.urlsafe_b64encode(raw).decode().rstrip("=")).kids == ("u",)
+
+
+def test_empty_entries_between_keys_are_skipped_not_the_end() -> None:
+    ring = KeyRing.parse(f"k1:{generate_key()}, ,,k2:{generate_key()},", active="k2")
+    assert ring.kids == ("k1", "k2")
+
+
+def test_an_unknown_active_kid_names_the_kids_there_are() -> None:
+    with pytest.raises(ConfigurationError, match=r"is not a kid in OCS_TRANSFER_KEYS \(kids: k1, k2\)"):
+        KeyRing.parse(f"k1:{generate_key()},k2:{generate_key()}", active="k3")
+    with pytest.raises(ConfigurationError, match=r"\(kids: none\)"):
+        KeyRing(keys={}, active="k1")
+
+
+def test_an_empty_secret_round_trips() -> None:
+    """The shortest ciphertext there is (nonce and tag, nothing else) is valid."""
+    ring = KeyRing.parse(f"k1:{generate_key()}")
+    stored = ring.encrypt("", table="t", record_id=1, field="f")
+    assert ring.decrypt(stored, table="t", record_id=1, field="f").reveal() == ""
+
+
+@pytest.mark.parametrize("version", ["v0", "v2", "V1", ""])
+def test_only_this_format_version_is_read(version: str) -> None:
+    ring = KeyRing.parse(f"k1:{generate_key()}")
+    stored = ring.encrypt("x", table="t", record_id=1, field="f")
+    other = version + stored.removeprefix("v1")
+    assert KeyRing.kid_of(stored) == "k1" and KeyRing.kid_of(other) is None
+    with pytest.raises(CredentialError, match="not in a format this version reads"):
+        ring.decrypt(other, table="t", record_id=1, field="f")

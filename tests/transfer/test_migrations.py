@@ -5,6 +5,7 @@ and migrating is idempotent and refuses a newer ledger."""
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from ocs_transfer.exceptions import ConfigurationError
+from ocs_transfer.storage import get_store
+from ocs_transfer.transfer.destinations import Destinations
+from ocs_transfer.transfer.engine import Engine
 from ocs_transfer.transfer.ledger import (
     BASELINE_REVISION,
     HEAD_REVISION,
@@ -27,7 +31,7 @@ from ocs_transfer.transfer.ledger import (
 )
 from ocs_transfer.transfer.models import Base
 
-from .conftest import postgres_schema
+from .conftest import FakeClock, postgres_schema, unique_root
 
 V1_DDL = Path(__file__).with_name("ledger_v1_sqlite.sql")
 
@@ -67,18 +71,18 @@ def test_revisions_step_by_step_equal_the_models(kind: str, tmp_path: Path) -> N
 
 
 def _v1_rows(execute: object) -> None:
-    """One destination, a file whose deletion is pending, two transfers (one
-    failed), as the old code wrote them."""
+    """One destination (keeping files 2 days), a file whose deletion is pending,
+    two transfers (one failed), as the old code wrote them."""
     run = execute  # type: ignore[assignment]
     run("INSERT INTO ocs_destinations (id, name, display_name, provider, path, layout, comment, description, enabled,"
         " active, delete_source, keep_days, scope, owner_id, options, credentials, last_test_ok, last_test_message,"
         " last_test_at, created_at, updated_at) VALUES (7, 'backup', 'Backup', 'memory', '', 'flat', '', '', true,"
-        " true, true, NULL, 'personal', 'u1', '{}', '{}', NULL, '', NULL, 1.0, 1.0)")  # type: ignore[operator]
+        " true, true, 2, 'personal', 'u1', '{}', '{}', NULL, '', NULL, 1.0, 1.0)")  # type: ignore[operator]
     run("INSERT INTO ocs_source_files (id, store, path, size, context, delete_source, delete_state, deleted_at,"
         " created_at) VALUES (3, 'memory://src', 'a.fits', NULL, '{}', true, 'pending', NULL, 1.0)")  # type: ignore[operator]
     for tid, state, sha in ((11, "completed", "ab" * 32), (12, "failed", "")):
         snap = json.dumps({"id": 7, "name": "backup", "provider": "memory", "path": "", "layout": "flat",
-                           "delete_source": True, "keep_days": None, "options": {}})
+                           "delete_source": True, "keep_days": 2, "options": {}})
         run("INSERT INTO ocs_transfers (id, file_id, destination_id, destination_name, snapshot, state, attempts,"
             " next_attempt_at, last_error, lease, worker, heartbeat_at, cancel_requested, bytes_done, size, md5,"
             f" sha256, provider_checksum, remote_path, remote_version, link, created_at, updated_at) VALUES ({tid}, 3,"
@@ -90,6 +94,7 @@ def _check_upgraded(ledger: Ledger) -> None:
     with ledger.engine.connect() as conn:
         dest = conn.execute(text("SELECT id, name, layout, uuid FROM ocs_destinations")).one()
         assert dest[:3] == (7, "backup", "flat") and len(dest[3]) == 36
+        assert conn.execute(text("SELECT keep_hours FROM ocs_destinations")).scalar() == 48  # 2 days
         file = conn.execute(text("SELECT transfer_count, sha256, delete_state FROM ocs_source_files")).one()
         assert tuple(file) == (2, "ab" * 32, "pending")
         rows = conn.execute(text("SELECT id, state, snapshot FROM ocs_transfers ORDER BY id")).all()
@@ -113,8 +118,9 @@ def test_pre_alembic_sqlite_ledger_upgrades_in_place(tmp_path: Path) -> None:
         assert ledger.migrate() == HEAD_REVISION
         _check_upgraded(ledger)
         with ledger.engine.connect() as conn:  # ids are never reused from now on
-            sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ocs_transfers'")).scalar()
-            assert "AUTOINCREMENT" in sql
+            for table in ("ocs_transfers", "ocs_destinations"):
+                sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}).scalar()
+                assert "AUTOINCREMENT" in sql, table
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         ledger.close()
@@ -194,5 +200,38 @@ def test_an_upgrade_that_would_break_references_changes_nothing(tmp_path: Path) 
         with ledger.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM ocs_transfers")).scalar() == 2
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        ledger.close()
+
+
+def test_retention_in_days_is_kept_in_hours_after_upgrade(tmp_path: Path) -> None:
+    """An old ledger's destination with keep_days 2 keeps its files 48 hours
+    after the upgrade, for the transfers queued before it too (their snapshots
+    still say keep_days)."""
+    root = unique_root("oldkeep")
+    get_store("memory", root=root).put(io.BytesIO(b"old data"), "a.fits")
+    db = tmp_path / "old-keep.sqlite3"
+    raw = sqlite3.connect(db)
+    raw.executescript(V1_DDL.read_text())
+    _v1_rows(raw.execute)
+    options = json.dumps({"root": root})
+    raw.execute("UPDATE ocs_destinations SET options = ?", (options,))
+    for tid, snapshot in list(raw.execute("SELECT id, snapshot FROM ocs_transfers")):
+        snap = json.loads(snapshot) | {"options": {"root": root}}
+        raw.execute("UPDATE ocs_transfers SET snapshot = ?, finished_at = 1000.0 WHERE id = ?", (json.dumps(snap), tid))
+    raw.commit()
+    raw.close()
+    ledger = Ledger(f"sqlite:///{db}")
+    try:
+        assert ledger.migrate() == HEAD_REVISION
+        dests = Destinations(ledger, None)
+        dest = dests.get("backup")
+        assert (dest.keep_hours, dest.keep_days) == (48, 2)
+        clock = FakeClock(1000.0 + 47 * 3600)
+        engine = Engine(ledger, dests, clock=clock)
+        assert engine.expire() == 0 and get_store("memory", root=root).exists("a.fits")
+        clock.advance(2 * 3600)
+        assert engine.expire() == 1 and not get_store("memory", root=root).exists("a.fits")
+        assert engine.get(11).expired_at == clock.now
     finally:
         ledger.close()

@@ -1,10 +1,25 @@
-"""Dropbox storage provider for ocs_transfer.
-
-Not implemented yet: this package reserves the name and the layout. It
-registers nothing, so `ocs-transfer plugins` does not list it until its
-provider lands.
-"""
+"""Dropbox storage provider for ocs_transfer: the ``dropbox`` provider
+(:class:`ocs_transfer_dropbox.store.DropboxStore`), the ``ocs-transfer
+dropbox authorize`` command, and :mod:`ocs_transfer_dropbox.auth` for web
+services. Nothing heavy is imported until a store is built."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from ocs_transfer import hookimpl
+
 __version__ = "0.1.0"
+
+
+@hookimpl
+def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
+    register("ocs_transfer_dropbox.store:DropboxStore", name="dropbox", schemes=("dropbox",))
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .cli import dropbox_group
+
+    register(dropbox_group)

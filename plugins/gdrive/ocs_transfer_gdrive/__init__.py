@@ -1,9 +1,5 @@
-"""Google Drive storage provider for ocs_transfer.
-
-Not implemented yet: this package reserves the name and the layout. It
-registers nothing, so `ocs-transfer plugins` does not list it until its
-provider lands.
-"""
+"""Google Drive storage provider for ocs_transfer (provider ``gdrive``) and
+an fsspec filesystem for Drive (protocol ``gdrivefs``)."""
 
 from __future__ import annotations
 

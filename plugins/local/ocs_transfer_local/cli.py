@@ -41,8 +41,12 @@ def local_cloud() -> None:
               help=f"File with the key that signs download links (or set {SIGNING_KEY_ENV}).")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
 @click.option("--readonly", is_flag=True, help="Refuse every write.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a request may take to send its line and headers (slow clients are cut).")
+@click.option("--body-min-rate", default=1024, show_default=True, type=click.IntRange(0),
+              help="Bytes/s an upload must average over every 30 s (slower ones are cut).")
 def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key_file: Path | None,
-          threads: int, readonly: bool) -> None:
+          threads: int, readonly: bool, header_timeout: float, body_min_rate: int) -> None:
     """Serve the --root directory over WebDAV until interrupted (Ctrl-C or SIGTERM)."""
     tokens = load_secrets(token_file, os.environ.get(TOKENS_ENV))
     keys = load_secrets(signing_key_file, None if signing_key_file else os.environ.get(SIGNING_KEY_ENV))
@@ -50,7 +54,7 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
         raise ConfigurationError("give exactly one signing key")
     config = ServerConfig(
         root=root.resolve(), host=host, port=port, tokens=tokens, signing_key=keys[0] if keys else None,
-        threads=threads, readonly=readonly,
+        threads=threads, readonly=readonly, header_timeout=header_timeout, body_min_rate=body_min_rate,
     )
     from .server import FileServer
 

@@ -33,6 +33,10 @@ class ServerConfig:
     signing_key: Secret | None = attrs.field(default=None, repr=False)  #: enables /_signed links
     threads: int = 16
     socket_timeout: float = 60.0  #: seconds a connection may stall before it is dropped
+    header_timeout: float = 10.0  #: seconds a request may take to send its request line and headers
+    #: An upload must average at least ``body_min_rate`` bytes/s over every ``body_window`` seconds.
+    body_min_rate: int = 1024
+    body_window: float = 30.0
     readonly: bool = False
 
     def __attrs_post_init__(self) -> None:

@@ -70,6 +70,12 @@ class LocalStore(FsspecStore):
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file",)
     credential_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
+    endpoint_options: ClassVar[tuple[str, ...]] = ("server_url", "server")
+
+    @classmethod
+    def local_paths(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        root = options.get("root")
+        return (str(root),) if root else ()
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -199,6 +205,7 @@ class LocalStore(FsspecStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         fd = _open_new(path)
         try:

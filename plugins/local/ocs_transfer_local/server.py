@@ -20,6 +20,13 @@ data archive needs around it:
 - **Signed links.** ``GET /_signed/<path>?exp=..&sig=..`` serves one file
   without a token until ``exp`` (see :mod:`ocs_transfer_local.signing`).
 - **Health.** ``GET /_health`` answers ``{"status": "ok"}`` without a token.
+- **Slow clients.** A worker thread reads each request; a client trickling
+  its headers (or an upload's body) a byte at a time would hold it, and a few
+  such clients would hold them all. A watchdog cuts a connection whose request
+  line and headers take longer than ``header_timeout``, or whose upload body
+  averages less than ``body_min_rate`` bytes/s over a ``body_window``; requests
+  without a valid token are answered before their body is read, and their
+  connection is closed instead of drained.
 - **Confinement.** Paths with ``.``/``..`` segments, control characters or
   backslashes are refused, and every path must resolve inside the root
   (symlinks leaving it are refused).
@@ -30,6 +37,8 @@ The top-level names ``_signed`` and ``_health`` are reserved.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -37,15 +46,18 @@ import logging
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self
 from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
+import attrs
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 
@@ -71,6 +83,8 @@ _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+#: The longest file or folder name most file systems take (ext4, XFS, btrfs).
+_MAX_NAME_BYTES = 255
 
 
 # -- the filesystem provider with atomic writes ------------------------------------------
@@ -94,13 +108,23 @@ class _AtomicUpload:
         self.file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> int:
-        self.file.write(data)
+        with _disk_errors():
+            self.file.write(data)
         self.sha256.update(data)
         self.count += len(data)
         return len(data)
 
     def writelines(self, chunks: Iterable[bytes]) -> None:
-        for chunk in chunks:
+        received = iter(chunks)
+        while True:
+            try:
+                chunk = next(received)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:  # cheroot: a chunked body cut short or malformed
+                raise DAVError(
+                    HTTP_BAD_REQUEST, f"the request body was cut short or is malformed ({type(exc).__name__})"
+                ) from None
             self.write(chunk)
 
     def close(self) -> None:
@@ -110,13 +134,15 @@ class _AtomicUpload:
             raise DAVError(
                 HTTP_BAD_REQUEST, f"the body had {self.count} bytes but Content-Length said {self.expected}"
             )
-        os.fsync(self.file.fileno())
-        self.file.close()
+        with _disk_errors():
+            os.fsync(self.file.fileno())
+            self.file.close()
 
     def commit(self) -> None:
         try:
             self.close()
-            os.replace(self.temp, self.final)
+            with _disk_errors():
+                os.replace(self.temp, self.final)
         except BaseException:
             self.abort()
             raise
@@ -130,6 +156,20 @@ class _AtomicUpload:
                 os.unlink(self.temp)
             except FileNotFoundError:
                 pass
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    """A full disk or quota as 507 Insufficient Storage (clients class it as
+    quota, not as a server fault to retry)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DAVError(HTTP_INSUFFICIENT_STORAGE, "no space left on the server's disk") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise DAVError(HTTP_BAD_REQUEST, f"a name is longer than {_MAX_NAME_BYTES} bytes") from None
+        raise
 
 
 def _content_length(environ: WSGIEnvironment) -> int | None:
@@ -240,7 +280,10 @@ class _App:
         start_response: StartResponse, status: str, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()
     ) -> list[bytes]:
         data = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])
+        extra = list(headers)
+        if not status.startswith("2"):
+            extra.append(("Connection", "close"))  # never read (nor let cheroot drain) the body of a refused request
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *extra])
         return [data]
 
     def _authorized(self, environ: WSGIEnvironment) -> bool:
@@ -328,6 +371,9 @@ class _App:
         parts = self._path_parts(environ)
         if parts is None or self._inside_root(parts or []) is None:
             return self._respond(start_response, "403 Forbidden", {"error": "path refused"})
+        if any(len(p.encode("utf-8")) > _MAX_NAME_BYTES for p in parts):
+            too_long = f"a file or folder name is longer than {_MAX_NAME_BYTES} bytes"
+            return self._respond(start_response, "400 Bad Request", {"error": too_long})
         # Credentials never travel further than this function.
         environ.pop("HTTP_AUTHORIZATION", None)
         if parts == ["_health"] and method in ("GET", "HEAD"):
@@ -354,6 +400,9 @@ class _App:
             )
         if parts and parts[0] in ("_signed", "_health"):
             return self._respond(start_response, "403 Forbidden", {"error": "reserved name"})
+        if not parts and method in ("DELETE", "MOVE", "PUT"):
+            return self._respond(start_response, "403 Forbidden", {"error": "the server's root cannot be replaced,"
+                                 " moved or deleted"})  # fmt: skip
         if method == "PUT" and not self.config.readonly and len(parts) > 1:
             self._make_parents(parts)
         if method in ("MOVE", "COPY"):
@@ -481,6 +530,133 @@ def make_app(config: ServerConfig) -> WSGIApplication:
     return _AuthGate(_App(config, dav))
 
 
+# -- slow clients -------------------------------------------------------------------------
+
+
+@attrs.define
+class _Watch:
+    conn: Any
+    started: float
+    request: Any = None  #: set once the headers were read
+    mark_time: float = 0.0
+    mark_bytes: int = 0
+
+
+class _SlowClientGuard:
+    """Cuts connections that hold a worker thread too long: headers slower
+    than ``header_timeout``, an upload body below ``body_min_rate`` bytes/s
+    over a ``body_window``. Cutting is a socket shutdown: the worker's blocked
+    read returns at once and cheroot drops the connection."""
+
+    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._watches: dict[int, _Watch] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def begin(self, conn: Any) -> None:
+        with self._lock:
+            self._watches[id(conn)] = _Watch(conn, self.clock())
+
+    def headers_read(self, conn: Any, request: Any) -> None:
+        with self._lock:
+            watch = self._watches.get(id(conn))
+            if watch is not None:
+                watch.request = request
+                watch.mark_time, watch.mark_bytes = self.clock(), _bytes_read(conn)
+
+    def end(self, conn: Any) -> None:
+        with self._lock:
+            self._watches.pop(id(conn), None)
+
+    def check(self) -> int:
+        """One pass: cut what is too slow; returns how many were cut."""
+        now = self.clock()
+        cut = []
+        with self._lock:
+            for key, watch in list(self._watches.items()):
+                if watch.request is None:
+                    if now - watch.started > self.config.header_timeout:
+                        cut.append((watch, "headers too slow"))
+                        del self._watches[key]
+                    continue
+                if getattr(getattr(watch.request, "rfile", None), "remaining", 0) <= 0:
+                    watch.mark_time, watch.mark_bytes = now, _bytes_read(watch.conn)  # not reading a body now
+                    continue
+                if now - watch.mark_time >= self.config.body_window:
+                    got = _bytes_read(watch.conn) - watch.mark_bytes
+                    if got < self.config.body_min_rate * (now - watch.mark_time):
+                        cut.append((watch, f"upload body too slow ({got} bytes in {now - watch.mark_time:.0f} s)"))
+                        del self._watches[key]
+                        continue
+                    watch.mark_time, watch.mark_bytes = now, _bytes_read(watch.conn)
+        for watch, why in cut:
+            log.warning("dropping a connection from %s: %s", _peer(watch.conn), why)
+            try:
+                watch.conn.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(cut)
+
+    def start(self) -> None:
+        self._stop.clear()
+        interval = max(0.05, min(1.0, self.config.header_timeout / 10))
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                self.check()
+
+        self._thread = threading.Thread(target=run, name="ocs-transfer-file-server-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def _bytes_read(conn: Any) -> int:
+    return int(getattr(conn.rfile, "bytes_read", 0))
+
+
+def _peer(conn: Any) -> str:
+    addr = getattr(conn, "remote_addr", None)
+    return str(addr or "?")
+
+
+def _connection_class(guard: _SlowClientGuard) -> type[Any]:
+    """cheroot's connection and request classes, reporting to ``guard``, and
+    closing (not draining) a connection whose response says
+    ``Connection: close`` (cheroot would otherwise read the rest of an unread
+    body, at the client's pace)."""
+    from cheroot import server as cheroot_server
+
+    class Request(cheroot_server.HTTPRequest):  # type: ignore[misc]
+        def parse_request(self) -> None:
+            super().parse_request()
+            guard.headers_read(self.conn, self)
+
+        def send_headers(self) -> None:
+            if any(k.lower() == b"connection" and v.lower() == b"close" for k, v in self.outheaders):
+                self.close_connection = True
+            super().send_headers()
+
+    class Connection(cheroot_server.HTTPConnection):  # type: ignore[misc]
+        RequestHandlerClass = Request
+
+        def communicate(self) -> bool:
+            guard.begin(self)
+            try:
+                return bool(super().communicate())  # type: ignore[no-untyped-call]
+            finally:
+                guard.end(self)
+
+    return Connection
+
+
 # -- running it ----------------------------------------------------------------------------
 
 
@@ -519,6 +695,8 @@ class FileServer:
         self._server.gateway = _refusing_gateway()
         # How often the serve loop looks up (and so how long stop() waits); 0.5 s by default.
         self._server.expiration_interval = 0.1
+        self._guard = _SlowClientGuard(config)
+        self._server.ConnectionClass = _connection_class(self._guard)
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -535,6 +713,7 @@ class FileServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> Self:
+        self._guard.start()
         self._server.prepare()
         self._thread = threading.Thread(target=self._server.serve, name="ocs-transfer-file-server", daemon=True)
         self._thread.start()
@@ -554,6 +733,7 @@ class FileServer:
 
     def stop(self) -> None:
         self._server.stop()
+        self._guard.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

@@ -98,6 +98,29 @@ def _body(reader: HashingReader, chunk_size: int, size: int | None) -> Iterator[
         pending = following
 
 
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    import httpx
+
+    parsed = httpx.URL(str(url))
+    default = {"http": 80, "https": 443}.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), parsed.port or default
+
+
+def _same_origin_only(base_url: str) -> Any:
+    """An httpx request hook refusing any request (a followed redirect
+    included) to another scheme, host or port than ``base_url``'s."""
+    allowed = _origin(base_url)
+
+    def check(request: Any) -> None:
+        if _origin(request.url) != allowed:
+            raise PermissionDeniedError(
+                f"the WebDAV server redirected to another host ({request.url.scheme}://{request.url.host}); redirects"
+                " off the configured url are not followed. Give the server's final URL as the url option"
+            )
+
+    return check
+
+
 @functools.cache
 def _client_class() -> type[Any]:
     """webdav4's Client, fixed to percent-encode paths: webdav4 hands raw
@@ -163,6 +186,7 @@ class WebdavStore(FsspecStore):
     name: ClassVar[str] = "webdav"
     schemes: ClassVar[tuple[str, ...]] = ("webdav+https", "webdav+http")
     credential_fields: ClassVar[tuple[str, ...]] = ("password", "token", "signing_key")
+    endpoint_options: ClassVar[tuple[str, ...]] = ("url", "link_server_url")
     reread_to_verify: ClassVar[bool] = True
 
     @attrs.frozen(kw_only=True)
@@ -240,6 +264,9 @@ class WebdavStore(FsspecStore):
             timeout=timeout,
             verify=config.verify_tls,
         )
+        # Redirects to another origin are refused on every request (webdav4 follows them for listings and
+        # reads): a server must not send the service somewhere the endpoint checks never saw.
+        client.http.event_hooks = {"request": [_same_origin_only(config.url)], "response": []}
         # The instance holds credentials: never share it through fsspec's instance cache.
         fs = WebdavFileSystem(config.url, client=client, skip_instance_cache=True)
         return cls(
@@ -282,11 +309,12 @@ class WebdavStore(FsspecStore):
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
         extension: str = "",
+        options: Mapping[str, Any] | None = None,
     ) -> StoredObject:
         try:
             return super().put(
                 source, path, size=size, content_type=content_type, metadata=metadata, progress=progress,
-                cancel=cancel, extension=extension,
+                cancel=cancel, extension=extension, options=options,
             )
         finally:
             self._local.received = None
@@ -308,6 +336,21 @@ class WebdavStore(FsspecStore):
         """Create ``directory`` and any missing ancestors (up to and including
         the base URL's collection), cheaply: one MKCOL when the parent exists
         (405 = already there), walking up on 409."""
+        from webdav4.client import ResourceConflict
+
+        try:
+            self._mkcol_once(directory)
+        except ResourceConflict:
+            if not directory:
+                raise  # the base URL's own parent is missing: not ours to create
+            self._mkcol(posixpath.dirname(directory))
+            self._mkcol_once(directory)
+
+    def _mkcol_once(self, directory: str) -> None:
+        """One MKCOL. Another upload may create the same collection at the
+        same moment, and servers answer that race differently (405, or a 500
+        from WsgiDAV's own mkdir failing with EEXIST): "a collection is there
+        now" is success; anything else is the real error."""
         from webdav4.client import ResourceAlreadyExists, ResourceConflict
 
         try:
@@ -315,13 +358,14 @@ class WebdavStore(FsspecStore):
         except ResourceAlreadyExists:
             return
         except ResourceConflict:
-            if not directory:
-                raise  # the base URL's own parent is missing: not ours to create
-            self._mkcol(posixpath.dirname(directory))
+            raise  # a missing parent: the caller walks up
+        except Exception:
             try:
-                self.fs.client.mkdir(directory)
-            except ResourceAlreadyExists:
-                return
+                there = bool(self.fs.client.isdir(directory))
+            except Exception:
+                there = False
+            if not there:
+                raise
 
     def _upload(
         self,
@@ -331,6 +375,7 @@ class WebdavStore(FsspecStore):
         size: int | None,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if size is not None:

@@ -1,9 +1,10 @@
-"""Seafile storage provider for ocs_transfer.
-
-Not implemented yet: this package reserves the name and the layout. It
-registers nothing, so `ocs-transfer plugins` does not list it until its
-provider lands.
-"""
+"""Seafile storage provider for ocs_transfer: the ``seafile`` provider
+(:class:`~ocs_transfer_seafile.store.SeafileStore`), an fsspec filesystem over
+the Seafile Web API (``seafile://``,
+:class:`~ocs_transfer_seafile.fs.SeafileFileSystem`), and the
+``ocs-transfer seafile get-token`` / ``list-repos`` helpers
+(:func:`~ocs_transfer_seafile.api.get_token`,
+:func:`~ocs_transfer_seafile.api.list_repos`)."""
 
 from __future__ import annotations
 

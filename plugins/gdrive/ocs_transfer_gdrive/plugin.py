@@ -1,0 +1,20 @@
+"""Registers the ``gdrive`` provider and the ``gdrive`` command group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ocs_transfer.hookspecs import hookimpl
+
+
+@hookimpl
+def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
+    register("ocs_transfer_gdrive.store:GdriveStore", name="gdrive", schemes=("gdrive",))
+
+
+@hookimpl
+def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .cli import gdrive
+
+    register(gdrive)

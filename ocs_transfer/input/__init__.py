@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from .fitsfile import FitsFile
     from .headerdata import HeaderData
     from .lcofitsfile import LcoFitsFile
-    from .lcotarwithfitsfile import LcoTarWithFitsFile
-    from .soarfitsfile import SOARFitsFile
     from .tarwithfitsfile import TarWithFitsFile
     from .thumbnailfile import ThumbnailFile
 
@@ -44,8 +42,6 @@ _MODULES = {
     "FitsFile": "fitsfile",
     "HeaderData": "headerdata",
     "LcoFitsFile": "lcofitsfile",
-    "LcoTarWithFitsFile": "lcotarwithfitsfile",
-    "SOARFitsFile": "soarfitsfile",
     "TarWithFitsFile": "tarwithfitsfile",
     "ThumbnailFile": "thumbnailfile",
 }
@@ -60,9 +56,7 @@ __all__ = [
     "HeaderData",
     "FitsFile",
     "LcoFitsFile",
-    "SOARFitsFile",
     "TarWithFitsFile",
-    "LcoTarWithFitsFile",
     "ThumbnailFile",
     "FileFactory",
     "FileTypeConfigurationError",

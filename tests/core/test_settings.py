@@ -39,9 +39,7 @@ def test_every_variable_is_documented_in_readme() -> None:
 
 def test_defaults_need_no_environment() -> None:
     assert Settings.from_env({}) == Settings()
-    assert Settings().required_headers == (
-        "PROPID", "DATE-OBS", "DAY-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID"
-    )  # fmt: skip
+    assert Settings().required_headers == ("PROPID", "DATE-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID")
 
 
 def test_values_are_parsed_like_ocs_archive() -> None:

@@ -16,6 +16,14 @@ classes that ingester services already catch:
     Nothing to retry because nothing went wrong: e.g. the identical file is
     already stored. Callers usually log it and move on.
 
+The four classes are unrelated to each other (each derives only from
+``OcsTransferError``), as in the OCS ingester's own exception module, and every
+specific error below is exactly one of them. So the order of ``except`` clauses
+does not matter: ``except DoNotRetryError`` does not catch a
+``NonFatalDoNotRetryError``, and ``except RetryError`` does not catch a
+``BackoffRetryError`` (catch both, ``except (RetryError, BackoffRetryError)``,
+to mean "retryable"; or ask :func:`ocs_transfer.retry.classify`).
+
 Each class also states its intent in ``retry_intent`` (``"retry"``,
 ``"backoff"``, ``"never"``, ``"done"``, or ``"cause"``: decided by the error it
 was raised ``from``, final when there is none), which
@@ -49,6 +57,9 @@ __all__ = [
     "DataFileError",
     "DoNotRetryError",
     "FileSpecificationError",
+    "FileSpecificationException",
+    "FileStoreConnectionError",
+    "FileStoreSpecificationError",
     "FinalStorageError",
     "IntegrityError",
     "NonFatalDoNotRetryError",
@@ -111,7 +122,7 @@ class RetryError(OcsTransferError):
     retry_intent: ClassVar[RetryIntent] = "retry"
 
 
-class BackoffRetryError(RetryError):
+class BackoffRetryError(OcsTransferError):
     """Retry only after waiting; ``retry_after`` is the wait in seconds when the
     other side said (e.g. a ``Retry-After`` header), otherwise ``None``."""
 
@@ -128,8 +139,9 @@ class DoNotRetryError(OcsTransferError):
     retry_intent: ClassVar[RetryIntent] = "never"
 
 
-class NonFatalDoNotRetryError(DoNotRetryError):
-    """Nothing to retry and nothing wrong (e.g. already stored)."""
+class NonFatalDoNotRetryError(OcsTransferError):
+    """Nothing to retry and nothing wrong (e.g. already stored). Not a
+    ``DoNotRetryError``: catch it on its own."""
 
     retry_intent: ClassVar[RetryIntent] = "done"
 
@@ -162,8 +174,10 @@ class FileSpecificationError(DoNotRetryError, ValueError):
     headers. The file itself must change before it can be processed."""
 
 
-#: Alias used by STYLE.md and by code written against ocs_archive's naming.
+#: Alias used by STYLE.md.
 DataFileError = FileSpecificationError
+#: ocs_archive 0.5's name (``ocs_archive.input.file.FileSpecificationException``).
+FileSpecificationException = FileSpecificationError
 
 
 # -- storage -----------------------------------------------------------------------
@@ -186,8 +200,9 @@ class TransientStorageError(StorageError, RetryError):
     """A storage provider failed transiently (connection, timeout, 5xx)."""
 
 
-class RateLimitError(TransientStorageError, BackoffRetryError):
-    """A storage provider asked us to slow down."""
+class RateLimitError(StorageError, BackoffRetryError):
+    """A storage provider asked us to slow down (a ``BackoffRetryError``, not a
+    ``TransientStorageError``: retry only after waiting)."""
 
 
 class QuotaExceededError(StorageError, DoNotRetryError):
@@ -210,6 +225,19 @@ class IntegrityError(StorageError, RetryError):
 
 class AlreadyStoredError(StorageError, NonFatalDoNotRetryError):
     """The identical content is already stored at this path."""
+
+
+class FileStoreConnectionError(TransientStorageError):
+    """ocs_archive 0.5's name for a file-store failure that may pass on a retry
+    (a dropped connection, a timeout, a 5xx, a rate limit). Raised by the
+    ocs_archive-shaped stores of :mod:`ocs_transfer.storage.compat`, with the
+    precise error as its ``__cause__``."""
+
+
+class FileStoreSpecificationError(ConfigurationError):
+    """ocs_archive 0.5's name for a file store that cannot work as configured
+    (unknown ``FILESTORE_TYPE``, missing bucket or root, refused credentials).
+    Retrying will not help."""
 
 
 class UnsafePathError(DoNotRetryError, ValueError):

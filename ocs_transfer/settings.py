@@ -22,13 +22,22 @@ import attrs
 
 from .exceptions import ConfigurationError
 
-__all__ = ["ENV_VARIABLES", "Settings", "parse_mapping", "parse_tuple"]
+__all__ = ["ENV_VARIABLES", "Settings", "get_tuple_from_environment", "parse_mapping", "parse_tuple"]
 
 
 def parse_tuple(value: str) -> tuple[str, ...]:
     """A comma-separated list, as ocs_archive reads it (spaces removed, empty
     items dropped)."""
     return tuple(item for item in value.replace(" ", "").split(",") if item)
+
+
+def get_tuple_from_environment(variable_name: str, default: str) -> tuple[str, ...]:
+    """ocs_archive 0.5's helper, for settings modules that import it: the
+    variable (or ``default``) with spaces removed, outer commas stripped, split
+    on commas. Unlike :func:`parse_tuple` it keeps empty items (``"a,,b"``
+    gives ``("a", "", "b")``) and an empty value gives ``("",)``, exactly as
+    ocs_archive did."""
+    return tuple(os.getenv(variable_name, default).strip(",").replace(" ", "").split(","))
 
 
 def parse_mapping(value: str) -> dict[str, str]:
@@ -81,11 +90,13 @@ _EXPECTED: dict[Callable[[str], Any], str] = {
 }
 
 
-def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
-    """Declare a field read from environment variable ``name``."""
+def _env(name: str, default: Any, parse: Callable[[str], Any] = str, aliases: tuple[str, ...] = ()) -> Any:
+    """Declare a field read from environment variable ``name`` (or, when it is
+    unset, the first of ``aliases`` that is set)."""
+    metadata = {"env": name, "parse": parse, "aliases": aliases}
     if isinstance(default, dict):
-        return attrs.field(factory=lambda: dict(default), metadata={"env": name, "parse": parse})
-    return attrs.field(default=default, metadata={"env": name, "parse": parse})
+        return attrs.field(factory=lambda: dict(default), metadata=metadata)
+    return attrs.field(default=default, metadata=metadata)
 
 
 _T = parse_tuple
@@ -102,7 +113,7 @@ class Settings:
     ignored_chars: tuple[str, ...] = _env("IGNORED_CHARS", ("-l00", "tstnrs"), _T)
     header_blacklist: tuple[str, ...] = _env("HEADER_BLACKLIST", ("HISTORY", "COMMENT"), _T)
     required_headers: tuple[str, ...] = _env(
-        "REQUIRED_HEADERS", ("PROPID", "DATE-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID"), _T
+        "REQUIRED_HEADERS", ("PROPID", "DATE-OBS", "DAY-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID"), _T
     )
     required_thumbnail_metadata: tuple[str, ...] = _env(
         "REQUIRED_THUMBNAIL_METADATA",
@@ -155,7 +166,10 @@ class Settings:
     radius_key: str = _env("RADIUS_KEY", "RADIUS")
     ra_key: str = _env("RA_KEY", "RA")
     dec_key: str = _env("DEC_KEY", "DEC")
-    thumbnail_frame_filename_key: str = _env("THUMBNAIL_FRAME_FILENAME_KEY", "frame_basename")
+    #: ``THUMBNAIL_FRAME_BASENAME_KEY`` as in ocs_archive; ``THUMBNAIL_FRAME_FILENAME_KEY`` is read when it is unset.
+    thumbnail_frame_basename_key: str = _env(
+        "THUMBNAIL_FRAME_BASENAME_KEY", "frame_basename", aliases=("THUMBNAIL_FRAME_FILENAME_KEY",)
+    )
     thumbnail_size_key: str = _env("THUMBNAIL_SIZE_KEY", "size")
 
     # -- file store ------------------------------------------------------------------
@@ -207,7 +221,10 @@ class Settings:
         values: dict[str, Any] = {}
         for field in attrs.fields(cls):
             name = field.metadata.get("env")
-            if name is None or name not in env:
+            if name is None:
+                continue
+            name = next((n for n in (name, *field.metadata.get("aliases", ())) if n in env), None)
+            if name is None:
                 continue
             parse = field.metadata["parse"]
             raw = env[name]
@@ -232,3 +249,20 @@ ENV_VARIABLES: dict[str, tuple[str, Any]] = {
     for f in attrs.fields(Settings)
     if "env" in f.metadata
 }
+
+
+#: ocs_archive 0.5's ``INTEGER_TYPES``, by the settings that name those keys.
+_INTEGER_TYPE_FIELDS = ("request_id_key", "requestgroup_id_key", "observation_id_key", "configuration_id_key")
+
+
+def __getattr__(name: str) -> Any:
+    """``ocs_transfer.settings.REQUIRED_HEADERS`` and the other upper-case names
+    of ``ocs_archive.settings.settings``, for code that reads them as module
+    constants (``from ocs_transfer import settings``). Each read builds
+    :meth:`Settings.from_env` anew; new code passes a :class:`Settings`."""
+    if name == "INTEGER_TYPES":
+        current = Settings.from_env()
+        return [getattr(current, f) for f in _INTEGER_TYPE_FIELDS]
+    if name in ENV_VARIABLES:
+        return getattr(Settings.from_env(), ENV_VARIABLES[name][0])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,12 +7,15 @@ plugin, third-party ones) are loaded only by tests that ask for them.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ocs_transfer import plugins
+
+from .reference_libs import OCS_ARCHIVE_05, Reference, reference_venv
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "data"
@@ -52,6 +55,29 @@ def _own_memory_filesystem(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(MemoryFileSystem, "store", {})
     monkeypatch.setattr(MemoryFileSystem, "pseudo_dirs", [""])
+
+
+#: How code written for ocs_archive 0.5 changes when it moves to ocs_transfer: its imports, nothing else.
+OCS_ARCHIVE_IMPORTS = (
+    ("from ocs_archive.settings import settings", "from ocs_transfer import settings"),
+    ("ocs_archive.settings.settings", "ocs_transfer.settings"),
+    ("ocs_archive.storage.filestorefactory", "ocs_transfer.storage.compat"),
+    ("ocs_archive.storage.filestore", "ocs_transfer.storage.compat"),
+    ("ocs_archive.storage.s3store", "ocs_transfer.storage.compat"),
+    ("ocs_archive.storage.filesystemstore", "ocs_transfer.storage.compat"),
+    ("ocs_archive.", "ocs_transfer."),
+)
+
+
+@pytest.fixture(scope="session")
+def ocs_archive_05() -> Reference:
+    """ocs_archive 0.5.0 in its own virtual environment (built once per machine),
+    and the same scripts run with ocs_transfer after their imports change."""
+    try:
+        python = reference_venv("ocs-archive-0.5.0", OCS_ARCHIVE_05) / "bin" / "python"
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"the ocs_archive 0.5.0 reference environment could not be built: {exc}")
+    return Reference(python, OCS_ARCHIVE_IMPORTS)
 
 
 def pytest_configure(config: pytest.Config) -> None:

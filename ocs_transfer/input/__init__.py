@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .fitsfile import FitsFile
     from .headerdata import HeaderData
     from .lcofitsfile import LcoFitsFile
+    from .lcotarwithfitsfile import LcoTarWithFitsFile
+    from .soarfitsfile import SOARFitsFile
     from .tarwithfitsfile import TarWithFitsFile
     from .thumbnailfile import ThumbnailFile
 
@@ -42,6 +44,8 @@ _MODULES = {
     "FitsFile": "fitsfile",
     "HeaderData": "headerdata",
     "LcoFitsFile": "lcofitsfile",
+    "LcoTarWithFitsFile": "lcotarwithfitsfile",
+    "SOARFitsFile": "soarfitsfile",
     "TarWithFitsFile": "tarwithfitsfile",
     "ThumbnailFile": "thumbnailfile",
 }
@@ -56,7 +60,9 @@ __all__ = [
     "HeaderData",
     "FitsFile",
     "LcoFitsFile",
+    "SOARFitsFile",
     "TarWithFitsFile",
+    "LcoTarWithFitsFile",
     "ThumbnailFile",
     "FileFactory",
     "FileTypeConfigurationError",

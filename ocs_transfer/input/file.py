@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 
 __all__ = ["EmptyFile", "File", "LcoName", "PhotonRanchName", "split_name"]
 
+
+def __getattr__(name: str) -> Any:
+    """ocs_archive 0.5 kept ``DataFile`` and ``FileSpecificationException`` in its
+    ``input.file`` module: ``from ocs_transfer.input.file import DataFile`` works too."""
+    if name == "DataFile":
+        from .datafile import DataFile
+
+        return DataFile
+    if name == "FileSpecificationException":
+        return FileSpecificationError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 HASH_CHUNK_SIZE = 1024 * 1024
 
 

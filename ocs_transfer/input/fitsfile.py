@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from ..exceptions import FileSpecificationError
+from ..settings import Settings
 from .datafile import DataFile
-from .file import split_name
+from .file import EmptyFile, split_name
 from .fitsheader import MAX_STREAM_SKIP, BinaryReader, Source, image_header_from_compressed, iter_hdus
+from .headerdata import HeaderData
 
 __all__ = ["FITS_SUFFIXES", "FitsFile"]
 
@@ -68,56 +70,74 @@ class FitsFile(DataFile):
         return storage
 
     @contextmanager
-    def _header_source(self) -> Iterator[tuple[Source, str]]:
-        """A reader positioned at the first FITS header, and how the FITS is stored."""
+    def _open_fits(self) -> Iterator[tuple[BinaryReader, str, int | None]]:
+        """The FITS bytes of this file (decompressed as a stream where the name
+        says so), how the file stores them, and their size when known."""
         storage = self._check_extension()
         f = self.open_file
         with fits_source(f.get_from_start(), f.name, storage, f.size, self.max_stream_skip) as source:
-            yield source, storage
+            yield source.fileobj, storage, source.size
+
+    @contextmanager
+    def get_fits(self) -> Iterator[BinaryReader]:
+        """ocs_archive's hook: the FITS bytes as a file object at their first byte.
+
+        Subclasses may override it (e.g. to fetch or unpack the FITS from
+        elsewhere); the headers are then read from what it yields, as a
+        stream (gzip or bzip2 content is recognised by its first bytes)."""
+        with self._open_fits() as (fileobj, _, _):
+            yield fileobj
+
+    @contextmanager
+    def _header_source(self) -> Iterator[Source]:
+        """A reader positioned at the first FITS header."""
+        name = self.open_file.name
+        if type(self).get_fits is not FitsFile.get_fits:
+            with self.get_fits() as fileobj, _sniffed_source(fileobj, name, self.max_stream_skip) as source:
+                yield source
+            return
+        with self._open_fits() as (fileobj, _, size):
+            yield Source(fileobj, name, size=size, max_skip=self.max_stream_skip)
 
     def _create_header_data(self, file_metadata: dict[str, Any]) -> None:
+        if isinstance(self.open_file, EmptyFile):
+            # No file, only its name and metadata (as ocs_archive, e.g. to compute a store path).
+            super()._create_header_data(file_metadata)
+            return
         try:
-            with self._header_source() as (source, storage):
-                headers = self._choose_header(source, file_metadata, storage == "fpack")
+            with self._header_source() as source:
+                headers = self._choose_header(source, file_metadata)
         finally:
             self.open_file.fileobj.seek(0)  # leave the file ready to be copied
         super()._create_header_data(headers)
 
-    def _choose_header(self, source: Source, metadata: dict[str, Any], want_compressed: bool) -> dict[str, Any]:
-        chosen: dict[str, Any] | None = None
+    def _choose_header(self, source: Source, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The first HDU header that, merged with ``metadata``, has every required
+        header (a tile-compressed image's header as the image would have it). A
+        bare primary header is taken only when no later header qualifies."""
         fallback: dict[str, Any] | None = None
         best_missing: list[str] | None = None
         seen = 0
-        saw_compressed = False
         for hdu in iter_hdus(source):
             seen += 1
             header = hdu.header
             if hdu.is_compressed_image:
-                saw_compressed = True
                 header = image_header_from_compressed(header, source.name)
-            if chosen is None:
-                merged = {**header, **metadata}
-                missing = self._missing_headers(merged)
-                if not missing and hdu.is_bare and fallback is None:
+            merged = {**header, **metadata}
+            missing = self._missing_headers(merged)
+            if not missing and hdu.is_bare:
+                if fallback is None:
                     fallback = merged  # an empty primary: prefer a later header with content
-                elif not missing:
-                    chosen = merged
-                elif best_missing is None or len(missing) < len(best_missing):
-                    best_missing = missing
-            if chosen is not None and (saw_compressed or not want_compressed):
-                break
-        if want_compressed and not saw_compressed:
-            raise FileSpecificationError(
-                f"{source.name}: named .fits.fz but has no tile-compressed image HDU (ZIMAGE = T);"
-                " compress it with fpack or rename it .fits"
-            )
-        result = chosen if chosen is not None else fallback
-        if result is None:
-            raise FileSpecificationError(
-                f"{source.name}: missing required headers: {', '.join(best_missing or self.required_headers)}"
-                f" (not all in any of its {seen} HDUs; supply them as file metadata, or change the required headers)"
-            )
-        return result
+            elif not missing:
+                return merged
+            elif best_missing is None or len(missing) < len(best_missing):
+                best_missing = missing
+        if fallback is not None:
+            return fallback
+        raise FileSpecificationError(
+            f"{source.name}: missing required headers: {', '.join(best_missing or self.required_headers)}"
+            f" (not all in any of its {seen} HDUs; supply them as file metadata, or change the required headers)"
+        )
 
     # -- normalising ----------------------------------------------------------------------------
 
@@ -131,17 +151,7 @@ class FitsFile(DataFile):
             self.header_data.remove_header(header)
 
     def _normalize_null_values(self) -> None:
-        """Null markers (``NULL_HEADER_VALUES``, e.g. ``N/A``) become ``''``, or
-        ``None`` for integer-valued keys, which also turn ``NONE`` into ``None``."""
-        integer_keys = self.INTEGER_TYPES
-        nulls = self.settings.null_header_values
-        updates: dict[str, Any] = {}
-        for key, value in self.header_data.get_headers().items():
-            if isinstance(value, str) and value in nulls:
-                updates[key] = None if key in integer_keys else ""
-            elif key in integer_keys and isinstance(value, str) and "NONE" in value.upper():
-                updates[key] = None
-        self.header_data.update_headers(updates)
+        normalize_null_values(self.header_data, self.settings)
 
     def _normalize_related_frames(self) -> None:
         """Related frames are stored by basename: drop their extensions."""
@@ -161,6 +171,21 @@ class FitsFile(DataFile):
     def get_filestore_content_type(self) -> str:
         storage = fits_storage(self.open_file.extension)
         return _CONTENT_TYPES.get(storage or "", super().get_filestore_content_type())
+
+
+def normalize_null_values(header_data: HeaderData, settings: Settings) -> None:
+    """Null markers (``NULL_HEADER_VALUES``, e.g. ``N/A``) become ``''``, or
+    ``None`` for integer-valued keys, which also turn ``NONE`` into ``None``."""
+    integer_keys = (settings.request_id_key, settings.requestgroup_id_key, settings.observation_id_key,
+                    settings.configuration_id_key)
+    nulls = settings.null_header_values
+    updates: dict[str, Any] = {}
+    for key, value in header_data.get_headers().items():
+        if isinstance(value, str) and value in nulls:
+            updates[key] = None if key in integer_keys else ""
+        elif key in integer_keys and isinstance(value, str) and "NONE" in value.upper():
+            updates[key] = None
+    header_data.update_headers(updates)
 
 
 @contextmanager
@@ -183,3 +208,51 @@ def fits_source(fileobj: BinaryReader, name: str, storage: str, size: int | None
             stream.close()  # type: ignore[attr-defined]
     else:
         yield Source(fileobj, name, size=size, max_skip=max_skip)
+
+
+@contextmanager
+def _sniffed_source(fileobj: BinaryReader, name: str, max_skip: int) -> Iterator[Source]:
+    """A :class:`Source` over what a subclass's ``get_fits()`` gave: gzip or
+    bzip2 content (recognised by its first bytes) is decompressed as a
+    stream; a plain seekable file is read by seeking, like our own files."""
+    raw: Any = fileobj
+    seekable = bool(getattr(raw, "seekable", lambda: False)())
+    start = fileobj.read(3)
+    storage = next((s for s, magic in _MAGIC.items() if start.startswith(magic)), "plain")
+    if seekable:
+        raw.seek(-len(start), 1)
+        rest: Any = raw
+    else:
+        rest = _Prefixed(start, fileobj)
+    if storage == "plain":
+        size = None
+        if seekable:
+            pos = raw.tell()
+            size = raw.seek(0, 2) - pos
+            raw.seek(pos)
+        yield Source(rest, name, size=size, max_skip=max_skip)
+        return
+    stream: Any = gzip.GzipFile(fileobj=rest, mode="rb") if storage == "gzip" else bz2.BZ2File(rest)
+    try:
+        yield Source(stream, name, size=None, max_skip=max_skip)
+    finally:
+        stream.close()
+
+
+class _Prefixed:
+    """``prefix`` then the rest of ``fileobj``, read forward only."""
+
+    def __init__(self, prefix: bytes, fileobj: BinaryReader) -> None:
+        self._prefix = prefix
+        self._fileobj = fileobj
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._prefix:
+            return self._fileobj.read(size)
+        if size < 0:
+            data, self._prefix = self._prefix + self._fileobj.read(), b""
+            return data
+        data, self._prefix = self._prefix[:size], self._prefix[size:]
+        if len(data) < size:
+            data += self._fileobj.read(size - len(data))
+        return data

@@ -290,50 +290,83 @@ def iter_hdus(source: Source) -> Iterator[Hdu]:
 
 
 # Keywords of the binary table that carries a tile-compressed image; they
-# describe the table, not the image, and do not appear in the image header.
-_TABLE_KEYS = re.compile(
-    r"^(?:XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|EXTEND|SIMPLE|CHECKSUM|DATASUM"
-    r"|T(?:TYPE|FORM|UNIT|SCAL|ZERO|NULL|DISP|DIM|DMIN|DMAX|LMIN|LMAX)\d+"
-    r"|ZIMAGE|ZTABLE|ZCMPTYPE|ZBITPIX|ZNAXIS\d*|ZTILE\d+|ZNAME\d+|ZVAL\d+|ZMASKCMP|ZQUANTIZ|ZDITHER0"
-    r"|ZSIMPLE|ZTENSION|ZEXTEND|ZBLOCKED|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM)$"
+# describe the table, not the image, and are not in the image header. The
+# lists are astropy's (``_bintable_header_to_image_header``), so the header is
+# the one astropy (and so ocs_archive) shows, key for key and in its order.
+_STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "BSCALE", "BZERO",
+               "TFIELDS")
+_TABLE_COLUMN_KEYS = re.compile(
+    r"^T(?:TYPE|FORM|UNIT|NULL|SCAL|ZERO|DISP|BCOL|DIM|CTYP|CUNI|CRPX|CRVL|CDLT|RPOS)[1-9][0-9 ]*$"
 )
+_COMPRESSION_KEYS = frozenset((
+    "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM",
+    "ZIMAGE", "ZCMPTYPE", "ZMASKCMP", "ZQUANTIZ", "ZDITHER0", "ZBLANK", "ZSCALE", "ZZERO",
+))  # fmt: skip
+_INDEXED_COMPRESSION_KEYS = re.compile(r"^(?:ZNAXIS|ZTILE|ZNAME|ZVAL)[1-9][0-9 ]*$", re.IGNORECASE)
+
+
+def _is_table_or_compression_key(key: str) -> bool:
+    return (
+        key in ("TFIELDS", "THEAP", "CHECKSUM", "DATASUM")
+        or key in _COMPRESSION_KEYS
+        or bool(_TABLE_COLUMN_KEYS.match(key))
+        or bool(_INDEXED_COMPRESSION_KEYS.match(key))
+    )
 
 
 def image_header_from_compressed(header: dict[str, Any], name: str) -> dict[str, Any]:
-    """The header of the image a tile-compressed (``ZIMAGE = T``) table holds:
-    ``Z`` keywords become their image counterparts and the table's own
-    keywords go."""
+    """The header of the image a tile-compressed (``ZIMAGE = T``) table holds,
+    as astropy gives it: ``Z`` keywords become their image counterparts, the
+    table's own keywords go, ``BSCALE``/``BZERO`` stay only when not 0 (and
+    move to the end, as ``EXTEND``, ``BLOCKED``, ``CHECKSUM`` and ``DATASUM``
+    do)."""
     zbitpix = header.get("ZBITPIX")
     znaxis = header.get("ZNAXIS")
     if zbitpix not in _VALID_BITPIX or not isinstance(znaxis, int) or not 0 <= znaxis <= 999:
         raise FileSpecificationError(
             f"{name}: malformed compressed image header: ZBITPIX={zbitpix!r}, ZNAXIS={znaxis!r}"
         )
-    image: dict[str, Any] = {}
-    if "ZSIMPLE" in header:
-        image["SIMPLE"] = header["ZSIMPLE"]
-    else:
-        image["XTENSION"] = header.get("ZTENSION", "IMAGE")
-    image["BITPIX"] = zbitpix
-    image["NAXIS"] = znaxis
+    axes: list[tuple[str, Any]] = []
     for i in range(1, znaxis + 1):
         n = header.get(f"ZNAXIS{i}")
         if not isinstance(n, int) or n < 0:
             raise FileSpecificationError(f"{name}: malformed compressed image header: ZNAXIS{i}={n!r}")
-        image[f"NAXIS{i}"] = n
+        axes.append((f"NAXIS{i}", n))
+    table_naxis = header.get("NAXIS", 0) if isinstance(header.get("NAXIS"), int) else 0
+    table_fields = header.get("TFIELDS", 0) if isinstance(header.get("TFIELDS"), int) else 0
+    stripped = {f"NAXIS{i}" for i in range(1, table_naxis + 1)} | set(_STRUCTURAL)
+    stripped |= {f"{k}{i}" for k in ("TFORM", "TSCAL", "TZERO", "TNULL", "TTYPE", "TUNIT", "TDISP", "TDIM", "THEAP",
+                                     "TBCOL") for i in range(1, table_fields + 1)}
+    rest = {k: v for k, v in header.items() if k not in stripped and not _is_table_or_compression_key(k)}
+    for key in ("BSCALE", "BZERO"):
+        if header.get(key):  # astropy keeps them only when not 0 (BZERO = 0.0 goes), at the end
+            rest[key] = header[key]
+    for key in [k for k in rest if k.startswith("NAXIS") and k[5:].isdigit() and int(k[5:]) > znaxis]:
+        del rest[key]
+    image: dict[str, Any] = {}
     if "ZSIMPLE" in header:
-        if "ZEXTEND" in header:
-            image["EXTEND"] = header["ZEXTEND"]
+        image["SIMPLE"] = header["ZSIMPLE"]
     else:
+        image["XTENSION"] = "IMAGE"
+    image["BITPIX"] = zbitpix
+    image["NAXIS"] = znaxis
+    image.update(axes)
+    if "ZSIMPLE" not in header:
         image["PCOUNT"] = header.get("ZPCOUNT", 0)
         image["GCOUNT"] = header.get("ZGCOUNT", 1)
-    for key, value in header.items():
-        if not _TABLE_KEYS.match(key) and key not in image:
+    for key, value in rest.items():
+        if key not in image:
             image[key] = value
+    for zkey, key in (("ZEXTEND", "EXTEND"), ("ZBLOCKED", "BLOCKED"), ("ZHECKSUM", "CHECKSUM"),
+                      ("ZDATASUM", "DATASUM")):
+        if zkey in header:
+            image.pop(key, None)
+            image[key] = header[zkey]
     if image.get("EXTNAME") == "COMPRESSED_IMAGE":  # the table's default name, not the image's
         del image["EXTNAME"]
-    if "ZHECKSUM" in header:
-        image["CHECKSUM"] = header["ZHECKSUM"]
-    if "ZDATASUM" in header:
-        image["DATASUM"] = header["ZDATASUM"]
+    if zbitpix > 0 and "BLANK" not in image:
+        if "ZBLANK" in header:
+            image["BLANK"] = header["ZBLANK"]
+        elif any(header.get(f"TTYPE{i}") == "ZBLANK" for i in range(1, table_fields + 1)):
+            image["BLANK"] = -(1 << (zbitpix - 1))
     return image

@@ -123,9 +123,10 @@ class HeaderData:
     def get_requestgroup_id(self) -> Any:
         return self._get(self.settings.requestgroup_id_key)
 
-    def get_frame_basename(self) -> str:
-        """A thumbnail's frame: its basename without extension."""
-        return self._get_str(self.settings.thumbnail_frame_filename_key).split(".")[0]
+    def get_frame_basename(self) -> str | None:
+        """A thumbnail's frame, as its metadata gives it; ``None`` when absent (as ocs_archive)."""
+        value = self._get(self.settings.thumbnail_frame_basename_key)
+        return None if value is None else str(value)
 
     def get_size(self) -> str:
         """A thumbnail's size label (e.g. ``small``)."""

@@ -82,9 +82,10 @@ class LcoFitsFile(FitsFile):
         self.header_data.update_headers({key: inferred})
 
     def _repair_reduction_level(self) -> None:
-        """A missing (or 0) reduction level comes from the name's last two digits;
-        tarballs are fully reduced (90); names without digits are raw (0)."""
-        if self.header_data.get_reduction_level():
+        """A missing reduction level comes from the name's last two digits;
+        tarballs are fully reduced (90); names without digits are raw (0). A
+        level the headers give wins, 0 included (as ocs_archive)."""
+        if self.header_data.headers_are_set((self.settings.reduction_level_key,)):
             return
         if self.open_file.extension.lower() == ".tar.gz":
             level = MAX_REDUCTION

@@ -16,11 +16,11 @@ import lzma
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import IO, ClassVar
 
 from ..exceptions import FileSpecificationError
-from .fitsfile import FitsFile, fits_source, fits_storage
-from .fitsheader import Source
+from .fitsfile import FitsFile, fits_storage
+from .fitsheader import BinaryReader, Source
 
 __all__ = ["TarWithFitsFile", "first_fits_member"]
 
@@ -148,9 +148,27 @@ class TarWithFitsFile(FitsFile):
             )
         return "tar"
 
+    @staticmethod
+    def _get_meta_file_from_targz(tarfileobj: tarfile.TarFile) -> IO[bytes]:
+        """ocs_archive's hook: the member of ``tarfileobj`` whose header is the
+        metadata. Overriding it changes which member is read: the tarball is
+        then opened with :mod:`tarfile` (random access, nothing extracted to
+        disk) and the override picks the member. Without an override the
+        tarball is read as a stream up to its first ``.fits``/``.fits.fz``."""
+        for member in tarfileobj.getmembers():
+            if member.isfile() and fits_storage(member.name, _TAR_FITS_SUFFIXES) is not None:
+                extracted = tarfileobj.extractfile(member)
+                if extracted is not None:
+                    return extracted
+        raise FileSpecificationError("the tar archive has no .fits or .fits.fz member")
+
     @contextmanager
-    def _header_source(self) -> Iterator[tuple[Source, str]]:
+    def _open_fits(self) -> Iterator[tuple[BinaryReader, str, int | None]]:
         self._check_extension()
+        if type(self)._get_meta_file_from_targz is not TarWithFitsFile._get_meta_file_from_targz:
+            with self._member_from_hook() as member:
+                yield member, "plain", None
+            return
         f = self.open_file
         raw = f.get_from_start()
         magic = raw.read(6)
@@ -162,14 +180,27 @@ class TarWithFitsFile(FitsFile):
                 break
         try:
             archive = Source(stream or raw, f.name, size=None if stream else f.size, max_skip=self.max_stream_skip)
-            member, size = first_fits_member(archive)
-            storage = fits_storage(member, _TAR_FITS_SUFFIXES) or "plain"
-            reader = _MemberReader(archive, size)
-            with fits_source(reader, f"{f.name}:{member}", storage, None, self.max_stream_skip) as source:
-                yield source, storage
+            _, size = first_fits_member(archive)
+            yield _MemberReader(archive, size), "plain", None
         finally:
             if stream is not None:
                 stream.close()
+
+    @contextmanager
+    def _member_from_hook(self) -> Iterator[BinaryReader]:
+        f = self.open_file
+        try:
+            archive = tarfile.open(fileobj=f.get_from_start(), mode="r:*")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise FileSpecificationError(f"{f.name}: not a readable tar archive ({exc})") from None
+        try:
+            member = self._get_meta_file_from_targz(archive)
+            try:
+                yield member
+            finally:
+                member.close()
+        finally:
+            archive.close()
 
     def get_filestore_content_type(self) -> str:
         return self.content_type or ""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .datafile import DataFile, _safe_component
+from .fitsfile import normalize_null_values
 
 __all__ = ["ThumbnailFile"]
 
@@ -13,10 +15,21 @@ __all__ = ["ThumbnailFile"]
 class ThumbnailFile(DataFile):
     """A thumbnail: required metadata is ``REQUIRED_THUMBNAIL_METADATA`` (by
     default ``frame_basename``, ``size``, ``DATE-OBS``, ``DAY-OBS``, ``INSTRUME``,
-    ``SITEID``, ``TELID``), stored under ``site/instrument/day/thumbnails/``."""
+    ``SITEID``, ``TELID``), stored under ``site/instrument/day/thumbnails/``.
+
+    As in ocs_archive, the ``required_headers`` argument is ignored: a
+    thumbnail always needs ``REQUIRED_THUMBNAIL_METADATA`` (so code passing the
+    FITS ``REQUIRED_HEADERS`` to every file type keeps working). Null values
+    (``NULL_HEADER_VALUES``) are normalised as in FITS headers."""
 
     def _default_required_headers(self) -> Sequence[str]:
         return self.settings.required_thumbnail_metadata
+
+    def _missing_headers(self, headers: Mapping[str, Any]) -> list[str]:
+        return [k for k in self.settings.required_thumbnail_metadata if k not in headers]
+
+    def _normalise_headers(self) -> None:
+        normalize_null_values(self.header_data, self.settings)
 
     def get_filestore_path(self) -> str:
         hd = self.header_data

@@ -17,8 +17,39 @@ def test_four_retry_classes_importable_by_documented_names() -> None:
     for name in ("RetryError", "BackoffRetryError", "DoNotRetryError", "NonFatalDoNotRetryError"):
         assert getattr(ocs_transfer, name) is getattr(E, name)
         assert issubclass(getattr(E, name), E.OcsTransferError)
-    assert issubclass(E.BackoffRetryError, E.RetryError)
-    assert issubclass(E.NonFatalDoNotRetryError, E.DoNotRetryError)
+
+
+
+RETRY_CLASSES = (E.RetryError, E.BackoffRetryError, E.DoNotRetryError, E.NonFatalDoNotRetryError)
+
+
+def test_the_four_retry_classes_are_unrelated() -> None:
+    """As in the OCS ingester's exception module: catching one never catches
+    another, whatever the order of the except clauses."""
+    for cls in RETRY_CLASSES:
+        assert cls.__bases__ == (E.OcsTransferError,)
+        for other in RETRY_CLASSES:
+            assert cls is other or not issubclass(cls, other), (cls, other)
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _all_subclasses(sub)
+    return out
+
+
+def test_every_error_is_at_most_one_retry_class() -> None:
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.walk_packages(ocs_transfer.__path__, "ocs_transfer."):
+        if mod.name.startswith(("ocs_transfer.testing", "ocs_transfer.transfer.migrations")):
+            continue  # the migrations' env.py runs only inside alembic
+        importlib.import_module(mod.name)
+    for cls in _all_subclasses(E.OcsTransferError):
+        kinds = [k.__name__ for k in RETRY_CLASSES if issubclass(cls, k)]
+        assert len(kinds) <= 1, f"{cls.__module__}.{cls.__qualname__} is {kinds}"
 
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)

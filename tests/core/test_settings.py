@@ -39,7 +39,9 @@ def test_every_variable_is_documented_in_readme() -> None:
 
 def test_defaults_need_no_environment() -> None:
     assert Settings.from_env({}) == Settings()
-    assert Settings().required_headers == ("PROPID", "DATE-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID")
+    assert Settings().required_headers == (
+        "PROPID", "DATE-OBS", "DAY-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID"
+    )  # fmt: skip
 
 
 def test_values_are_parsed_like_ocs_archive() -> None:

@@ -97,9 +97,10 @@ def test_endless_header_is_bounded(settings) -> None:
     assert_rejected(header(cards, end=False), "x.fits", settings, "no END card within 1000 blocks")
 
 
-def test_fpack_name_without_compressed_hdu(settings) -> None:
+def test_fpack_name_without_compressed_hdu_is_read_as_ocs_archive_does(settings) -> None:
+    # LCO catalogs (*_cat.fits.fz) are uncompressed tables with the .fits.fz name.
     plain = fits_bytes(LCO_HEADERS)
-    assert_rejected(plain, "x.fits.fz", settings, "no tile-compressed image HDU")
+    assert read(plain, "x.fits.fz", settings).get_header_data().get_site_id() == "coj"
 
 
 def test_compressed_names_with_wrong_content(settings) -> None:

@@ -53,8 +53,9 @@ def test_inspect_metadata_for_pdf_and_missing_file(examples_dir: Path, tmp_path:
     pdf = examples_dir / "cptnrs03-fa13-20150219-0001-e92-summary.pdf"
     result = CliRunner().invoke(main, ["inspect", str(pdf)])
     assert result.exit_code == 1 and "missing required headers" in result.stderr
-    meta = ["-m", "PROPID=LCO2015", "-m", "DATE-OBS=2015-02-19T13:56:05.261", "-m", "INSTRUME=nres03",
-            "-m", "SITEID=cpt", "-m", "TELID=igla", "-m", "OBSTYPE=EXPOSE", "-m", "BLKUID=1", "-m", "RLEVEL=92"]
+    meta = ["-m", "PROPID=LCO2015", "-m", "DATE-OBS=2015-02-19T13:56:05.261", "-m", "DAY-OBS=20150219",
+            "-m", "INSTRUME=nres03", "-m", "SITEID=cpt",
+            "-m", "TELID=igla", "-m", "OBSTYPE=EXPOSE", "-m", "BLKUID=1", "-m", "RLEVEL=92"]
     result = CliRunner().invoke(main, ["inspect", "--json", *meta, str(pdf), str(tmp_path / "nope.fits")])
     assert result.exit_code == 1
     assert "nope.fits" in result.stderr

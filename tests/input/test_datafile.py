@@ -205,7 +205,7 @@ def test_thumbnail(settings) -> None:
     assert t.get_filestore_path() == "cpt/nres03/20150219/thumbnails/test.jpg"
     assert t.get_filestore_content_type() == "image/jpeg"
     record = t.get_header_data().get_archive_frame_data()
-    assert record["frame_basename"] == "test" and record["size"] == "small"
+    assert record["frame_basename"] == "test.fits.fz" and record["size"] == "small"  # as given, as ocs_archive
     with pytest.raises(FileSpecificationError, match="frame_basename"):
         del meta["frame_basename"]
         ThumbnailFile(EmptyFile("test.jpg"), meta, settings=settings)

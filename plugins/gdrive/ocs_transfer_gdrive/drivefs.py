@@ -735,7 +735,7 @@ class Upload:
             if problem is not None:
                 if isinstance(problem, ObjectNotFoundError) or getattr(problem, "status", 0) == 410:
                     raise TransientStorageError(f"{self._what()}: the upload session expired; the upload starts over")
-                if not isinstance(problem, TransientStorageError):
+                if not isinstance(problem, (TransientStorageError, RateLimitError)):
                     raise problem
                 failures += 1
                 if failures > self.fs.rate_limit_waits + 2:
@@ -782,7 +782,7 @@ class Upload:
         error = _mapped(response, self._what())
         if isinstance(error, ObjectNotFoundError):
             raise TransientStorageError(f"{self._what()}: the upload session expired; the upload starts over")
-        if isinstance(error, TransientStorageError):
+        if isinstance(error, (TransientStorageError, RateLimitError)):
             return None
         raise error
 

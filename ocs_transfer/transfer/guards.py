@@ -39,6 +39,7 @@ __all__ = [
     "SYSTEM_DIRECTORIES",
     "USER_SCOPES",
     "check_ambient_credentials",
+    "check_base_url",
     "check_endpoints",
     "check_local_roots",
     "parse_endpoint",
@@ -63,6 +64,27 @@ _AUTHORITY = re.compile(
 _NUMERIC = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]*))*\.?$", re.IGNORECASE)
 #: Schemes that read this machine's files, not a server: never an endpoint.
 _LOCAL_SCHEMES = ("file", "local", "unix", "jar", "data")
+#: Hosts a provider's base URL may reach over plain ``http://`` (test servers, local proxies).
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_base_url(key: str, value: str, *, full_url: bool = False) -> str:
+    """A provider option that replaces one of its API's base URLs (for a proxy
+    or a test server): ``https://host[:port]``, plain ``http://`` only for a
+    loopback host, no path (unless ``full_url``), query, fragment or user info.
+    Returns it without a trailing slash. (The allow-list is checked separately,
+    for the provider's ``endpoint_options``.)"""
+    parts = urlsplit(value)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"option {key}={value!r} must be an https:// URL with a host, e.g. https://host")
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS:
+        raise ConfigurationError(f"option {key}={value!r}: plain http:// is accepted only for loopback hosts; use https://")
+    if not full_url and parts.path.strip("/"):
+        raise ConfigurationError(f"option {key}={value!r} must be a scheme and host only, with no path")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"option {key}={value!r} must not carry a query, fragment or user name")
+    return value.rstrip("/")
 
 
 def _refuse(key: str, text: str, why: str) -> ConfigurationError:

@@ -19,8 +19,9 @@ import attrs
 
 from ocs_transfer.exceptions import CredentialError, TransientStorageError
 from ocs_transfer.redact import Secret, redact
+from ocs_transfer.transfer.guards import check_base_url
 
-from .client import DEFAULT_API_URL, check_base_url
+from .client import DEFAULT_API_URL
 
 __all__ = ["AUTHORIZE_URL", "Authorization", "AuthorizeRequest", "authorize_url", "exchange_code"]
 

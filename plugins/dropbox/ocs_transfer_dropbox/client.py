@@ -16,12 +16,9 @@ content hash.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
 from ocs_transfer.exceptions import (
-    ConfigurationError,
     CredentialError,
     FinalStorageError,
     ObjectNotFoundError,
@@ -39,7 +36,6 @@ __all__ = [
     "ContentHasher",
     "DEFAULT_API_URL",
     "DEFAULT_CONTENT_URL",
-    "check_base_url",
     "error_summary",
     "make_client",
     "translate_dropbox_error",
@@ -78,24 +74,6 @@ class ContentHasher:
         if self._in_block:
             overall.update(self._block.digest())
         return overall.hexdigest()
-
-
-def check_base_url(name: str, value: str) -> str:
-    """A scheme and host (and port), no path; ``http`` only for loopback."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(f"dropbox {name} {value!r} must look like https://host (a scheme and a host)")
-    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
-        raise ConfigurationError(f"dropbox {name} {value!r} must be a scheme and host only, with no path or query")
-    if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise ConfigurationError(f"dropbox {name} {value!r}: plain http is allowed only for loopback hosts")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _session(api_url: str, content_url: str) -> Any:

@@ -45,13 +45,13 @@ from ocs_transfer.storage.clients import PerThreadClient
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import Hasher, HashingReader
 from ocs_transfer.storage.paths import safe_path
+from ocs_transfer.transfer.guards import check_base_url
 
 from .client import (
     BLOCK,
     DEFAULT_API_URL,
     DEFAULT_CONTENT_URL,
     ContentHasher,
-    check_base_url,
     error_summary,
     make_client,
     translate_dropbox_error,

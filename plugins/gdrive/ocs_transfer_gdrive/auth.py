@@ -21,6 +21,7 @@ import attrs
 
 from ocs_transfer.exceptions import ConfigurationError, CredentialError
 from ocs_transfer.redact import Secret
+from ocs_transfer.transfer.guards import check_base_url
 
 __all__ = [
     "AUTHORIZE_URL",
@@ -30,7 +31,6 @@ __all__ = [
     "Authorization",
     "AuthorizationRequest",
     "authorize_url",
-    "check_endpoint",
     "exchange_code",
     "make_credentials",
     "reauthorize_error",
@@ -41,25 +41,6 @@ DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL,
 AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 #: Full Drive access: the destination folder may be one the user made (``drive.file`` would not see it).
 SCOPE = "https://www.googleapis.com/auth/drive"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def check_endpoint(name: str, url: str, *, full_url: bool) -> str:
-    """Check an endpoint option: ``https://`` (``http://`` only for loopback
-    hosts), a host, no path unless ``full_url``. Returns the URL without a
-    trailing slash. (``OCS_TRANSFER_ENDPOINT_ALLOWLIST`` is checked by the core
-    for the provider's ``endpoint_options``.)"""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError(f"option {name}={url!r} must be an https:// URL (e.g. {DEFAULT_API_URL})")
-    if parts.scheme == "http" and host not in _LOOPBACK:
-        raise ConfigurationError(f"option {name}={url!r}: plain http:// is accepted only for loopback hosts; use https://")
-    if not full_url and parts.path.strip("/"):
-        raise ConfigurationError(f"option {name}={url!r} must be a scheme and host only, with no path")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(f"option {name}={url!r} must not carry a query, fragment or user name")
-    return url.rstrip("/")
 
 
 def reauthorize_error(detail: str = "") -> CredentialError:
@@ -164,8 +145,8 @@ def exchange_code(
     (``about.get``) which account it belongs to."""
     import requests
 
-    token_url = check_endpoint("token_url", token_url, full_url=True)
-    api_url = check_endpoint("api_url", api_url, full_url=False)
+    token_url = check_base_url("token_url", token_url, full_url=True)
+    api_url = check_base_url("api_url", api_url)
     secret = client_secret.reveal() if isinstance(client_secret, Secret) else client_secret
     try:
         response = requests.post(token_url, data={

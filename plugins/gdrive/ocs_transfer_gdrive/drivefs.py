@@ -50,8 +50,9 @@ from ocs_transfer.exceptions import (
 )
 from ocs_transfer.retry import parse_retry_after
 from ocs_transfer.storage.clients import PerThreadClient
+from ocs_transfer.transfer.guards import check_base_url
 
-from .auth import DEFAULT_API_URL, DEFAULT_TOKEN_URL, check_endpoint, make_credentials, reauthorize_error
+from .auth import DEFAULT_API_URL, DEFAULT_TOKEN_URL, make_credentials, reauthorize_error
 
 __all__ = ["FOLDER", "DriveApiError", "DriveFileSystem", "SHARE_MODES"]
 
@@ -157,8 +158,8 @@ class DriveFileSystem(AbstractFileSystem):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.api_url = check_endpoint("api_url", api_url, full_url=False)
-        self.token_url = check_endpoint("token_url", token_url, full_url=True)
+        self.api_url = check_base_url("api_url", api_url)
+        self.token_url = check_base_url("token_url", token_url, full_url=True)
         if credentials is None:
             credentials = make_credentials(
                 {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token,

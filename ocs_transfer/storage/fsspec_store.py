@@ -134,9 +134,14 @@ class FsspecStore(FileStore):
         return full.lstrip("/")
 
     @staticmethod
+    def _temp_prefix(name: str) -> str:
+        """How every temporary name of an upload to ``name`` (a base name) begins."""
+        return f".{name[:180]}.{TEMP_MARKER}-"
+
+    @staticmethod
     def _temp_path(final: str) -> str:
         directory, name = posixpath.split(final)
-        temp = f".{name[:180]}.{TEMP_MARKER}-{uuid.uuid4().hex[:12]}"
+        temp = FsspecStore._temp_prefix(name) + uuid.uuid4().hex[:12]
         return posixpath.join(directory, temp) if directory else temp
 
     @staticmethod

@@ -1245,13 +1245,13 @@ def _discard_stale_partials(store: FileStore, remote_path: str) -> None:
     """Remove staged uploads an earlier attempt of this transfer left beside
     its path when its worker was killed (a live attempt cleans up after itself;
     the lease guarantees no other attempt of this transfer is running)."""
-    from ..storage.fsspec_store import TEMP_MARKER, FsspecStore
+    from ..storage.fsspec_store import FsspecStore
 
     if not isinstance(store, FsspecStore) or store.atomic_writes:
         return
     full = store._full(remote_path)
     parent, name = posixpath.split(full)
-    prefix = f".{name[:180]}.{TEMP_MARKER}-"
+    prefix = store._temp_prefix(name)
     try:
         entries = store.fs.ls(parent or "/", detail=False)
         for entry in entries:

@@ -1184,8 +1184,7 @@ class Engine:
             try:
                 step()
             except Exception as exc:
-                name = getattr(step, "__name__", "sweep")
-                log.warning("periodic pass: %s failed: %s: %s", name, type(exc).__name__, exc)
+                log.warning("periodic pass: %s failed: %s: %s", step.__name__, type(exc).__name__, exc)
 
 
 def _keep_seconds(snapshot: dict[str, Any]) -> int | None:

@@ -450,7 +450,7 @@ def _plan(
               help="A live line of running transfers on stderr [default: on a terminal; plain log lines otherwise].")
 def worker_command(threads: int | None, until_idle: bool, poll: float, live: bool | None) -> None:
     """Run transfers as they come due (stop with Ctrl-C or SIGTERM)."""
-    from .engine import Worker
+    from .worker import Worker
 
     worker = Worker(_ctx().engine(), threads=threads, poll_interval=poll)
 

@@ -8,7 +8,7 @@ workers on many machines).
 SQLite runs in WAL mode with a busy timeout, and every transaction starts with
 ``BEGIN IMMEDIATE`` so that a read-then-write (claiming a transfer) cannot be
 interleaved with another writer. PostgreSQL claims with ``FOR UPDATE SKIP
-LOCKED`` (see :mod:`ocs_transfer.transfer.engine`).
+LOCKED`` (see :mod:`ocs_transfer.transfer.core`).
 
 The schema is managed by Alembic (:mod:`.migrations`). :meth:`Ledger.migrate`
 runs whenever a ledger is opened through :meth:`Ledger.from_settings` (and by

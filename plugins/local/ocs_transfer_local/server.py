@@ -57,7 +57,13 @@ from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import attrs
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    DAVError,
+)
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 
@@ -79,6 +85,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SHA256_ENVIRON = "ocs_transfer.sha256"
+MAX_UPLOAD_ENVIRON = "ocs_transfer.max_upload_bytes"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
@@ -97,9 +104,10 @@ def _is_partial(name: str) -> bool:
 class _AtomicUpload:
     """A temporary file beside ``final`` that becomes ``final`` on commit."""
 
-    def __init__(self, final: str, expected: int | None) -> None:
+    def __init__(self, final: str, expected: int | None, limit: int | None = None) -> None:
         self.final = final
         self.expected = expected
+        self.limit = limit
         self.count = 0
         self.sha256 = hashlib.sha256()
         directory, name = os.path.split(final)
@@ -108,6 +116,8 @@ class _AtomicUpload:
         self.file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> int:
+        if self.limit is not None and self.count + len(data) > self.limit:
+            raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, _too_large(self.limit))
         with _disk_errors():
             self.file.write(data)
         self.sha256.update(data)
@@ -172,6 +182,10 @@ def _disk_errors() -> Iterator[None]:
         raise
 
 
+def _too_large(limit: int) -> str:
+    return f"the upload is larger than this server accepts ({limit} bytes)"
+
+
 def _content_length(environ: WSGIEnvironment) -> int | None:
     value = environ.get("CONTENT_LENGTH")
     return int(value) if value and str(value).isdigit() else None
@@ -212,7 +226,8 @@ class _File(FileResource):  # type: ignore[misc]
     def begin_write(self, *, content_type: str | None = None) -> _AtomicUpload:
         if self.provider.readonly:
             raise DAVError(HTTP_FORBIDDEN)
-        self._upload = _AtomicUpload(self._file_path, _content_length(self.environ))
+        limit = self.environ.get(MAX_UPLOAD_ENVIRON)
+        self._upload = _AtomicUpload(self._file_path, _content_length(self.environ), limit)
         return self._upload
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -403,6 +418,12 @@ class _App:
         if not parts and method in ("DELETE", "MOVE", "PUT"):
             return self._respond(start_response, "403 Forbidden", {"error": "the server's root cannot be replaced,"
                                  " moved or deleted"})  # fmt: skip
+        limit = self.config.max_upload_bytes
+        if method == "PUT" and limit is not None:
+            declared = _content_length(environ)
+            if declared is not None and declared > limit:  # refused before the body is read
+                return self._respond(start_response, "413 Payload Too Large", {"error": _too_large(limit)})
+            environ[MAX_UPLOAD_ENVIRON] = limit
         if method == "PUT" and not self.config.readonly and len(parts) > 1:
             self._make_parents(parts)
         if method in ("MOVE", "COPY"):
@@ -459,8 +480,9 @@ class _App:
             return self._respond(start_response, "405 Method Not Allowed", {"error": "signed links are read-only"},
                                  [("Allow", "GET, HEAD")])
         key = self.config.signing_key
-        query = parse_qs(str(environ.get("QUERY_STRING", "")))
-        exp, sig = (query.get("exp") or [""])[0], (query.get("sig") or [""])[0]
+        query = parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+        exps, sigs = query.get("exp", []), query.get("sig", [])
+        exp, sig = (exps[0], sigs[0]) if len(exps) == len(sigs) == 1 else ("", "")  # one of each, or none
         path = "/".join(parts)
         if key is None or not parts or not verify_signature(key, path, exp, sig):
             return self._respond(start_response, "403 Forbidden", {"error": "the link is invalid or has expired"})

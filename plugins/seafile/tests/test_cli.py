@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from ocs_transfer.cli import main
 
-from .conftest import PASSWORD, USER, token_of
+from .conftest import PASSWORD, USER, token_for, token_of
 from .fake_seafile import FakeSeafile
 
 
@@ -75,13 +75,16 @@ def test_bad_server_url_is_refused_at_once() -> None:
     assert "scheme and host" in result.text
 
 
-def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path) -> None:
+def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path, token_kind: str) -> None:
+    """With an account token, and with a library API token in the record's
+    ``token`` (found out by asking the server)."""
     repo = fake.add_repo("Results")
+    token = token_for(fake, repo, token_kind)
     env = {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
            "OCS_TRANSFER_KEYS": "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
            "OCS_TRANSFER_ACTIVE_KEY": "k1"}  # fmt: skip
     record = {"storage_backend": "Seafile", "storage_backend_id": "seafile", "storage_backend_keep_days": "10",
-              "storage_backend_config": json.dumps({"token": token_of(fake), "repoid": repo.id})}  # fmt: skip
+              "storage_backend_config": json.dumps({"token": token, "repoid": repo.id})}  # fmt: skip
     imported = run("dest", "import", "-", "--option", f"server_url={fake.url}", input=json.dumps(record), env=env)
     assert "provider seafile" in imported.output
     assert "ok:" in run("dest", "test", "Seafile", env=env).output
@@ -94,13 +97,16 @@ def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path) ->
     (transfer,) = status["transfers"]
     assert transfer["state"] == "completed"
     (link,) = fake.share_links.values()
-    assert transfer["link"] == link["link"] and link["expire_days"] == 10
+    # a library token's links cannot expire (the route takes no expiry)
+    assert transfer["link"] == link["link"] and link["expire_days"] == (10 if token_kind == "account" else None)
     assert link["path"] == "/results.zip"
     assert fake.read(repo.id, "/results.zip") == data
     assert fake.files(repo.id) == ["results.zip"]  # nothing else (no probe, no partial) was left
     shown = run("status", env=env).stdout
     assert "completed" in shown and link["link"] in shown
-    assert token_of(fake) not in "".join([imported.output, shown, json.dumps(status)])
+    assert token not in "".join([imported.output, shown, json.dumps(status)])
+    if token_kind == "repo":
+        assert not [t for s, _, t in fake.log if s == "seahub" and t.startswith("/api2/repos")]  # via-repo-token only
 
 
 @pytest.mark.parametrize("missing", ["token", "repoid"])

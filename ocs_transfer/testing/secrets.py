@@ -33,7 +33,7 @@ from urllib.parse import quote, quote_plus
 
 from ..redact import RedactingFilter, Secret
 
-__all__ = ["DEBUG_LOGGERS", "SecretScan", "leaked_forms"]
+__all__ = ["DEBUG_LOGGERS", "SecretScan", "cli_round_trip", "leaked_forms"]
 
 #: Loggers raised to DEBUG during a scan, besides every logger that exists by then.
 DEBUG_LOGGERS = (
@@ -99,6 +99,7 @@ class SecretScan:
         self.log_lines: list[str] = []
         self.payloads: list[str] = []
         self.checked: list[str] = []  #: where :meth:`check` looked, in order
+        self._kept: list[tuple[str, str]] = []
 
     def add(self, name: str, value: str | Secret) -> None:
         """Register a secret by a name for findings (never the value)."""
@@ -122,6 +123,29 @@ class SecretScan:
             found = self.findings(text)
             assert not found, f"{where} shows {', '.join(found)}"
         self.checked.append(where)
+
+    def keep(self, where: str, text: str) -> None:
+        """Check ``text`` when :meth:`debug_logging` ends, so that secrets
+        learnt during the run (access tokens a fake issued) count too."""
+        self._kept.append((where, text))
+
+    def run_cli(self, env: dict[str, str], *args: str, input: str | None = None, ok: bool = True) -> str:
+        """Run ``ocs-transfer -vv ARGS`` in this process (click's runner) and
+        keep its output and any traceback for the scan; fail if its success
+        is not ``ok``."""
+        import traceback
+
+        from click.testing import CliRunner
+
+        from ..cli import main
+
+        result = CliRunner().invoke(main, ["-vv", *args], env=env, input=input, catch_exceptions=True)
+        text = result.output
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            text += "".join(traceback.format_exception(result.exception))
+        self.keep(f"the output of {' '.join(args[:2])}", text)
+        assert (result.exit_code == 0) is ok, text
+        return text
 
     def check_ledger(self, url: str) -> int:
         """Fail if any row of any table of the ledger at ``url`` shows a
@@ -160,6 +184,8 @@ class SecretScan:
                 lg.setLevel(level)
                 lg.disabled = disabled
         self.check("the DEBUG log", "\n".join(self.log_lines))
+        for where, text in self._kept:
+            self.check(where, text)
 
     @contextlib.contextmanager
     def hook_payloads(self) -> Iterator[list[str]]:
@@ -178,6 +204,30 @@ class SecretScan:
         with plugins.temporary_plugin(Recorder(), "secret-scan-recorder"):
             yield seen
         self.check("the transfer_finished hook's payloads", "\n".join(seen))
+
+
+def cli_round_trip(scan: SecretScan, env: dict[str, str], name: str, add: list[str], files: list[str],
+                   *, input: str | None = None) -> dict[str, Any]:
+    """The commands a user runs for a new destination, each kept for
+    ``scan``: ``dest add NAME ADD...`` (or ``dest import`` when ``add`` starts
+    with it), ``dest show`` (plain and ``--json``), ``dest list``, ``dest
+    test``, ``schedule FILES --to NAME``, ``worker --until-idle``, ``status``.
+    Returns ``status --json``. Call it inside :meth:`SecretScan.debug_logging`."""
+    import json
+
+    if add and add[0] == "import":
+        scan.run_cli(env, "dest", *add, "--name", name, input=input)
+    else:
+        scan.run_cli(env, "dest", "add", name, *add, input=input)
+    scan.run_cli(env, "dest", "show", name)
+    scan.run_cli(env, "dest", "show", name, "--json")
+    scan.run_cli(env, "dest", "list")
+    scan.run_cli(env, "dest", "test", name)
+    scan.run_cli(env, "schedule", *files, "--to", name)
+    scan.run_cli(env, "worker", "--until-idle", "--poll", "0.05")
+    scan.run_cli(env, "status")
+    status: dict[str, Any] = json.loads(scan.run_cli(env, "status", "--json"))
+    return status
 
 
 def _column_text(value: Any) -> str:

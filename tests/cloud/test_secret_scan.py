@@ -17,16 +17,13 @@ import base64
 import json
 import os
 import secrets
-import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from ocs_transfer import plugins
-from ocs_transfer.cli import main
 from ocs_transfer.redact import Secret
 from ocs_transfer.testing.secrets import SecretScan
 from ocs_transfer.testing.servers import S3Endpoint
@@ -37,23 +34,11 @@ SESSION_TOKEN = "IQoJb3JpZ2luX2VjE" + uuid.uuid4().hex + "SeSsIoN" + "Z" * 30
 KEY_ID = "ASIA" + uuid.uuid4().hex[:16].upper()
 
 
-class Cli:
-    def __init__(self, tmp_path: Path, scan: SecretScan) -> None:
-        self.db = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-        self.scan = scan
-        key = base64.b64encode(os.urandom(32)).decode()
-        scan.add("the ledger key", key)
-        self.env = {"OCS_TRANSFER_LEDGER_URL": self.db, "OCS_TRANSFER_KEYS": f"k1:{key}",
-                    "OCS_TRANSFER_ACTIVE_KEY": "k1", "OCS_TRANSFER_RETRY_DELAYS": "0"}  # fmt: skip
-
-    def __call__(self, *args: str, input: str | None = None, ok: bool = True) -> str:
-        result = CliRunner().invoke(main, ["-vv", *args], env=self.env, input=input, catch_exceptions=True)
-        text = result.output
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            text += "".join(traceback.format_exception(result.exception))
-        self.scan.check(f"the output of {' '.join(args[:2])}", text)
-        assert (result.exit_code == 0) is ok, text
-        return text
+def ledger_env(tmp_path: Path, scan: SecretScan) -> dict[str, str]:
+    key = base64.b64encode(os.urandom(32)).decode()
+    scan.add("the ledger key", key)
+    return {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}", "OCS_TRANSFER_KEYS": f"k1:{key}",
+            "OCS_TRANSFER_ACTIVE_KEY": "k1", "OCS_TRANSFER_RETRY_DELAYS": "0"}  # fmt: skip
 
 
 @pytest.fixture
@@ -78,7 +63,11 @@ def test_no_credential_reaches_output_logs_ledger_or_hooks(
                         ("the S3 secret key", moto_endpoint.secret + "-scan"), ("the file server token", token),
                         ("the signing key", signing_key), ("the wrong token", wrong_token)]:  # fmt: skip
         scan.add(name, value)
-    cli = Cli(tmp_path, scan)
+    env = ledger_env(tmp_path, scan)
+
+    def cli(*args: str, input: str | None = None, ok: bool = True) -> str:
+        return scan.run_cli(env, *args, input=input, ok=ok)
+
     bucket = make_bucket(moto_endpoint)
     src = tmp_path / "night"
     src.mkdir()
@@ -115,7 +104,7 @@ def test_no_credential_reaches_output_logs_ledger_or_hooks(
     log = "\n".join(scan.log_lines)
     assert "botocore" in log and "x-amz-security-token" in log.lower()
     assert len(payloads) == 9
-    rows = scan.check_ledger(cli.db)
+    rows = scan.check_ledger(env["OCS_TRANSFER_LEDGER_URL"])
     assert rows >= 3 + 9
     # stores and their configurations, as code would print them
     from ocs_transfer.settings import Settings
@@ -123,9 +112,9 @@ def test_no_credential_reaches_output_logs_ledger_or_hooks(
     from ocs_transfer.transfer.destinations import Destinations
     from ocs_transfer.transfer.ledger import Ledger
 
-    ledger = Ledger(cli.db)
+    ledger = Ledger(env["OCS_TRANSFER_LEDGER_URL"])
     try:
-        dests = Destinations(ledger, KeyRing.parse(cli.env["OCS_TRANSFER_KEYS"], "k1"), settings=Settings())
+        dests = Destinations(ledger, KeyRing.parse(env["OCS_TRANSFER_KEYS"], "k1"), settings=Settings())
         for name in ("cloud", "files"):
             with dests.open_store(name) as store:
                 scan.check(f"the {name} store", store, getattr(store, "config", None), getattr(store, "fs", None))

@@ -120,3 +120,29 @@ def test_import_of_an_incomplete_record_fails_at_test(fake: FakeSeafile, tmp_pat
     run("dest", "import", "-", "--option", f"server_url={fake.url}", input=json.dumps(record), env=env)
     result = run("dest", "test", "Seafile", env=env, ok=False)
     assert result.exit_code != 0 and ("repo_id" in result.text or "token" in result.text)
+
+
+def test_no_credential_shows_anywhere(fake: FakeSeafile, tmp_path: Path, token_kind: str) -> None:
+    """The secrets scan (issue 19) over the commands a user runs, every
+    logger at DEBUG (httpx's, httpcore's): the account or library token stays
+    out of the output, the log, the ledger and the hook's payloads."""
+    from ocs_transfer.testing.secrets import SecretScan, cli_round_trip
+
+    repo = fake.add_repo("Results")
+    token = token_for(fake, repo, token_kind)
+    scan = SecretScan()
+    scan.add(f"the {token_kind} token", token)
+    env = {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+           "OCS_TRANSFER_KEYS": "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+           "OCS_TRANSFER_ACTIVE_KEY": "k1"}  # fmt: skip
+    record = {"storage_backend_id": "seafile", "storage_backend_config": {"token": token, "repoid": repo.id}}
+    files = []
+    for i in range(2):
+        (tmp_path / f"r{i}.zip").write_bytes(os.urandom(200_000 + i))
+        files.append(str(tmp_path / f"r{i}.zip"))
+    with scan.debug_logging(), scan.hook_payloads() as payloads:
+        status = cli_round_trip(scan, env, "sea", ["import", "-", "--option", f"server_url={fake.url}"], files,
+                                input=json.dumps(record))  # fmt: skip
+    assert [t["state"] for t in status["transfers"]] == ["completed"] * 2
+    assert len(payloads) == 2 and any("httpx" in line or "httpcore" in line for line in scan.log_lines)
+    scan.check_ledger(env["OCS_TRANSFER_LEDGER_URL"])

@@ -41,6 +41,9 @@ class ServerConfig:
     #: The largest upload accepted, in bytes (None: no limit but the disk's). Larger
     #: ones answer 413 before their body is read, or as soon as a chunked body passes it.
     max_upload_bytes: int | None = None
+    #: Temporary files of uploads that died (the server was killed mid-upload) are
+    #: removed once they are this many seconds old: at start, then every hour.
+    partial_max_age: float = 6 * 3600.0
 
     def __attrs_post_init__(self) -> None:
         if not self.tokens:

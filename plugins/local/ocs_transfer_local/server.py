@@ -80,6 +80,7 @@ __all__ = [
     "SIGNING_KEY_ENV",
     "load_secrets",
     "make_app",
+    "sweep_partials",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ MAX_UPLOAD_ENVIRON = "ocs_transfer.max_upload_bytes"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
+#: Seconds between sweeps of dead uploads' temporary files (see ServerConfig.partial_max_age).
+SWEEP_INTERVAL = 3600.0
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 #: The longest file or folder name most file systems take (ext4, XFS, btrfs).
 _MAX_NAME_BYTES = 255
@@ -270,6 +273,31 @@ class AtomicFilesystemProvider(FilesystemProvider):  # type: ignore[misc]
         if os.path.isdir(file_path):
             return _Folder(path, environ, file_path)
         return _File(path, environ, file_path)
+
+
+def sweep_partials(root: str, older_than: float, *, now: float | None = None) -> list[str]:
+    """Remove the temporary files of dead uploads under ``root`` whose last
+    write is more than ``older_than`` seconds ago (never following symbolic
+    links); returns the paths removed. A live upload writes its temporary
+    file continually (and a stalled one is cut long before), so only the
+    leftovers of a killed server are old."""
+    limit = (time.time() if now is None else now) - older_than
+    removed = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            if not _is_partial(name):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
+                    os.unlink(path)
+                    removed.append(path)
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+    if removed:
+        log.info("removed %d temporary file(s) of dead uploads under %s", len(removed), root)
+    return removed
 
 
 # -- the WSGI application around WsgiDAV ---------------------------------------------------
@@ -720,6 +748,8 @@ class FileServer:
         self._guard = _SlowClientGuard(config)
         self._server.ConnectionClass = _connection_class(self._guard)
         self._thread: threading.Thread | None = None
+        self._sweeping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"FileServer(root={str(self.config.root)!r}, bind={self._server.bind_addr!r})"
@@ -736,6 +766,7 @@ class FileServer:
 
     def start(self) -> Self:
         self._guard.start()
+        self._start_sweeper()
         self._server.prepare()
         self._thread = threading.Thread(target=self._server.serve, name="ocs-transfer-file-server", daemon=True)
         self._thread.start()
@@ -756,9 +787,27 @@ class FileServer:
     def stop(self) -> None:
         self._server.stop()
         self._guard.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeping.set()
+        for thread in (self._thread, self._sweeper):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._sweeper = None
+
+    def _start_sweeper(self) -> None:
+        self._sweeping.clear()
+        root, age = str(self.config.root), self.config.partial_max_age
+
+        def run() -> None:
+            while True:
+                try:
+                    sweep_partials(root, age)
+                except OSError as exc:
+                    log.warning("sweeping dead uploads under %s failed: %s", root, exc)
+                if self._sweeping.wait(SWEEP_INTERVAL):
+                    return
+
+        self._sweeper = threading.Thread(target=run, name="ocs-transfer-file-server-sweeper", daemon=True)
+        self._sweeper.start()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -239,14 +239,19 @@ class Topology:
                     channel.close()
 
     def counts(self, conn: Any) -> dict[str, int]:
-        """Messages ready in each queue (not those delivered and unacknowledged)."""
+        """Messages ready in each queue (not those delivered and unacknowledged);
+        0 for a queue not made yet."""
+        import amqp.exceptions
+
         result = {}
-        channel = conn.channel()
-        try:
-            for queue in self.queues:
+        for queue in self.queues:
+            channel = conn.channel()
+            try:
                 result[queue] = int(channel.queue_declare(queue, passive=True).message_count)
-        finally:
-            channel.close()
+            except amqp.exceptions.NotFound:
+                result[queue] = 0  # the broker closed this channel
+            else:
+                channel.close()
         return result
 
     def delete(self, conn: Any) -> None:

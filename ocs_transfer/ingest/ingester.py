@@ -51,6 +51,12 @@ class Ingested:
     transfers: tuple[int, ...] = ()  #: transfer ids scheduled now
     destinations: tuple[str, ...] = ()  #: destinations that have the file scheduled (now or before)
 
+    @property
+    def repeat(self) -> bool:
+        """Nothing new was done: the file was already stored (or is not stored
+        here) and no transfer was scheduled now (a message delivered again)."""
+        return (self.path is None or self.already_stored) and not self.transfers
+
 
 class Ingester:
     """Ingests files into ``store`` and/or schedules them to destinations.

@@ -409,7 +409,10 @@ class _Consumer:
             if outcome.action == "retry" or not isinstance(exc, OcsTransferError):
                 log.debug("%s: attempt %d failed", subject, attempt, exc_info=True)
             return attrs.evolve(outcome, subject=subject)
-        why = "already stored" if ingested.already_stored else "stored"
+        why = "stored"
+        if ingested.repeat:
+            done = ("already stored",) * ingested.already_stored + ("already scheduled",) * bool(ingested.destinations)
+            why = " and ".join(done) or "nothing to do"
         return Outcome("ack", why, ingested=ingested, subject=subject)
 
     # The rest runs in the connection's thread.
@@ -450,7 +453,7 @@ class _Consumer:
         else:
             message.ack()
             ingested = outcome.ingested
-            if ingested is not None and not ingested.already_stored:
+            if ingested is not None and not ingested.repeat:
                 self.stats.stored += 1
                 log.info(
                     "%s: ingested%s%s",

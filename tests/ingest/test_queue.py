@@ -112,7 +112,7 @@ def test_cli_good_missing_bad_repeated_and_invalid_messages(
 def test_enqueue_refuses_missing_files_and_queues_nothing(rabbit: Rabbit, files: dict[str, Path]) -> None:
     from ocs_transfer.exceptions import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="no-such.fits: no such file; nothing was queued"):
+    with pytest.raises(ConfigurationError, match=r"no-such\.fits: no such file; nothing was queued"):
         enqueue(rabbit.url, rabbit.name, [files["good0"], files["good0"].parent / "no-such.fits"])
     enqueue(rabbit.url, rabbit.name, [files["good0"]])  # the queue exists now; the refused call added nothing
     assert rabbit.counts()["main"] == 1

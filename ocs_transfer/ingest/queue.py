@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import signal
 import socket
 import threading
@@ -74,6 +75,8 @@ DELIVERY_LIMIT = 5
 TIMEOUT = 30.0
 HEARTBEAT = 30
 _ATTEMPT = "x-ocs-attempt"
+#: Seconds a message may take to move from a retry queue back into the queue once its delay is over.
+_DEAD_LETTER_GRACE = 2.0
 _REASON_LIMIT = 2000
 
 
@@ -394,7 +397,11 @@ class _Consumer:
         self.stats = ConsumeStats()
         self._delivered: list[tuple[Any, Future[Outcome]]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._waker = socket.socketpair()  # pool threads wake the connection's thread through it
+        for end in self._waker:
+            end.setblocking(False)
         self._last_delivery = time.monotonic()
+        self._retry_back = 0.0  #: when the last message this consumer sent to a retry queue is due back
 
     # Runs in a pool thread.
     def _handle(self, body: bytes, headers: Mapping[str, Any] | None) -> Outcome:
@@ -422,7 +429,25 @@ class _Consumer:
         self._last_delivery = time.monotonic()
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         future = self._pool.submit(self._handle, body, message.headers)
+        future.add_done_callback(self._wake)
         self._delivered.append((message, future))
+
+    def _wake(self, _: Future[Outcome]) -> None:
+        with contextlib.suppress(OSError):  # full (already woken) or closed (stopping)
+            self._waker[1].send(b"\0")
+
+    def _wait(self, conn: Any) -> None:
+        """Take every frame the broker has sent, then sleep until it sends
+        more, an ingestion finishes, or a second passes (heartbeats, stop)."""
+        while True:
+            try:
+                conn.drain_events(timeout=0)
+            except TimeoutError:
+                break
+        ready, _, _ = select.select([conn.connection.sock, self._waker[0]], [], [], 1.0)
+        if self._waker[0] in ready:
+            with contextlib.suppress(BlockingIOError):
+                self._waker[0].recv(4096)
 
     def _settle(self, producer: Any) -> None:
         still = []
@@ -441,6 +466,8 @@ class _Consumer:
             _publish(producer, body, self.topology.retry_queue(outcome.delay), kept)
             message.ack()
             self.stats.retried += 1
+            # It comes back after its delay (plus the broker's dead-lettering): not idle before then.
+            self._retry_back = max(self._retry_back, time.monotonic() + outcome.delay + _DEAD_LETTER_GRACE)
             log.warning("%s: attempt %d failed, again in %d s: %s", what, attempt, outcome.delay, outcome.reason)
         elif outcome.action == "dead":
             dead = {**_kept_headers(headers), "x-ocs-reason": outcome.reason, "x-ocs-error": outcome.error,
@@ -468,7 +495,10 @@ class _Consumer:
     def _done_now(self, conn: Any) -> bool:
         if self.max_messages is not None and self.stats.received >= self.max_messages:
             return True
-        if not self.until_idle or self._delivered or time.monotonic() - self._last_delivery < self.idle_seconds:
+        now = time.monotonic()
+        if not self.until_idle or self._delivered or now - self._last_delivery < self.idle_seconds:
+            return False
+        if now < self._retry_back:
             return False
         counts = self.topology.counts(conn)
         if any(counts[q] for q in self.topology.queues if q != self.topology.dead):
@@ -492,8 +522,7 @@ class _Consumer:
         self._last_delivery = time.monotonic()
         consuming = True
         while consuming or self._delivered:
-            with contextlib.suppress(socket.timeout, TimeoutError):
-                conn.drain_events(timeout=0.2)
+            self._wait(conn)
             conn.heartbeat_check()
             if consuming and (self.stop.is_set() or self._done_now(conn)):
                 consumer.cancel()  # take no more; finish what was delivered
@@ -504,7 +533,11 @@ class _Consumer:
         connected_once = False
         lost_at: float | None = None
         wait = 1.0
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="ocs-ingest") as pool:
+        with (
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="ocs-ingest") as pool,
+            self._waker[0],
+            self._waker[1],
+        ):
             self._pool = pool
             while True:
                 try:

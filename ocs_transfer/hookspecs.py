@@ -74,3 +74,20 @@ def ocs_transfer_transfer_finished(transfer: Any) -> None:
     thread that finished the transfer, so keep it short; exceptions it raises
     are logged and ignored.
     """
+
+
+@hookspec
+def ocs_transfer_file_ingested(ingested: Any) -> None:
+    """A file was ingested from the ingest queue (or by
+    :meth:`ocs_transfer.ingest.Ingester.ingest`): stored in the file store
+    and/or scheduled to its destinations.
+
+    ``ingested`` is an :class:`ocs_transfer.ingest.Ingested`: the file's path,
+    the archive record and headers, where it is in the store and its version
+    set, the transfers scheduled. This is where a site adds its own step, such
+    as posting the record to its science archive. It runs before the message
+    is acknowledged, and again when a message is delivered again (then
+    ``already_stored`` may be true), so make it idempotent. An exception it
+    raises is classified as any other: a ``RetryError`` retries the message
+    later, a ``DoNotRetryError`` moves it to the dead-letter queue.
+    """

@@ -56,6 +56,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ocs_transfer.input.builtin",
     "ocs_transfer.storage.builtin",
     "ocs_transfer.transfer.builtin",
+    "ocs_transfer.ingest.builtin",
     "ocs_transfer.cli_builtin",
 )
 

@@ -27,7 +27,7 @@ from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
-from .guards import check_ambient_credentials, check_local_roots
+from .guards import check_ambient_credentials, check_local_folders, check_local_roots
 from .guards import check_endpoints as check_endpoint_names
 from .ledger import Ledger
 from .models import DestinationRow
@@ -211,6 +211,7 @@ def check_destination(
     check_endpoint_names(options, settings, tuple(cls.endpoint_options))
     check_ambient_credentials(cls, options, credentials, scope, settings)
     check_local_roots(cls, options, scope, settings)
+    check_local_folders(cls, options)
 
 
 #: Provider options that name a server the service will connect to, for a

@@ -78,6 +78,18 @@ def test_add_checks_options_against_the_providers_config(
     assert "no destinations" in local_cli("dest", "list").output  # nothing was created
 
 
+def test_add_refuses_a_local_root_that_is_a_file(local_cli: Cli, tmp_path: Path) -> None:
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a folder")
+    bad = local_cli("dest", "add", "d", "--provider", "local", "--option", f"root={afile}", ok=False)
+    assert bad.exit_code != 0 and "is a file" in str(bad.exception) and str(afile) in str(bad.exception)
+    assert "no destinations" in local_cli("dest", "list").output  # nothing was created
+    local_cli("dest", "add", "d", "--provider", "local", "--option", f"root={tmp_path / 'archive'}")
+    bad = local_cli("dest", "edit", "d", "--option", f"root={afile}", ok=False)
+    assert "is a file" in str(bad.exception)
+    assert afile.read_text() == "not a folder"
+
+
 def test_edit_checks_options_too(cli: Cli) -> None:
     cli("dest", "add", "m", "--provider", "memory", "--option", f"root={unique_root('e')}")
     bad = cli("dest", "edit", "m", "--option", "rooot=/x", ok=False)

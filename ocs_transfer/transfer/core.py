@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -178,6 +178,36 @@ class _Running:
     bytes_done: int = 0
     deletes_source: bool = True
     saved_at: float = 0.0  #: when bytes_done was last written to the ledger
+    #: the failure of the source (reading it, or finding it changed), when one happened
+    source_failure: BaseException | None = None
+
+    def failed_at_source(self, exc: BaseException) -> None:
+        self.source_failure = exc
+
+    @contextlib.contextmanager
+    def source_side(self) -> Iterator[None]:
+        """Failures inside are the source's."""
+        try:
+            yield
+        except Exception as exc:
+            self.failed_at_source(exc)
+            raise
+
+    def destination_may_fix(self, exc: BaseException) -> bool:
+        """Whether fixing the destination (``dest edit``, ``retry --refresh``)
+        can help with ``exc``: not when the source changed or failed (the
+        store's error about a failed read has the source's failure as its
+        cause), nor when the destination was removed."""
+        if isinstance(exc, SourceChangedError | DestinationNotFoundError):
+            return False
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            if link is self.source_failure:
+                return False
+            seen.add(id(link))
+            link = link.__cause__ or link.__context__
+        return True
 
 
 @attrs.frozen
@@ -562,7 +592,7 @@ class EngineCore:
         try:
             return self.destinations.credentials(snap["id"], uuid=snap.get("uuid"))
         except DestinationNotFoundError:
-            raise ConfigurationError(
+            raise DestinationNotFoundError(
                 f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
                 " the source is kept: schedule the file again for an existing destination"
             ) from None
@@ -570,17 +600,21 @@ class EngineCore:
     def _copy(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
         """Copy the source to ``work.remote_path``, or adopt the identical object
         already there; refuse (and leave alone) any other object there."""
-        source = self.source_store(work.source_ref)
         path = work.source_path
-        before = source.info(path)
-        _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
+        with running.source_side():
+            source = self.source_store(work.source_ref)
+            before = source.info(path)
+            _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
 
         def unchanged_at_end() -> None:
-            _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
+            with running.source_side():
+                _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
 
         existing = _info_or_none(store, work.remote_path)
-        with source.get_fileobj(path) as raw:
-            reader = _GuardedReader(raw, unchanged_at_end)
+        with contextlib.ExitStack() as opened:
+            with running.source_side():
+                raw = opened.enter_context(source.get_fileobj(path))
+            reader = _GuardedReader(raw, unchanged_at_end, on_failure=running.failed_at_source)
             if existing is not None:
                 adopted = _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
                 _check_bytes(path, adopted, work.sha256)
@@ -665,10 +699,11 @@ class EngineCore:
             values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
-            values["last_error"] = (
-                f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
-                f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
-            )
+            if running.destination_may_fix(exc):
+                values["last_error"] = (
+                    f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
+                    f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
+                )
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:

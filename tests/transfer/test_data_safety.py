@@ -416,3 +416,61 @@ def test_failed_source_deletion_rolls_back_and_is_finished_later(rig: Rig) -> No
     assert engine.finish_source_deletions() == 1
     assert not source.exists("r.fits") and engine.source_file(queued.file_id)["delete_state"] == "deleted"
     assert_nothing_lost(engine, {"backup": {"r.fits": data}}, {"backup": store})
+
+
+# -- the final message's hint -------------------------------------------------------------------
+
+
+class _BrokenSource(MemoryStore):
+    """A memory store whose readers fail after the first 64 KiB (a disk error)."""
+
+    def open(self, path: str, version_id: str | None = None) -> Any:
+        inner = super().open(path, version_id)
+
+        class Reader(io.RawIOBase):
+            given = 0
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                if self.given >= 65536:
+                    raise OSError(5, "Input/output error")
+                data = inner.read(min(len(buffer), 65536 - self.given))
+                buffer[: len(data)] = data
+                self.given += len(data)
+                return len(data)
+
+        return io.BufferedReader(Reader(), 16 * 1024)
+
+
+def test_the_dest_edit_hint_is_given_only_where_fixing_the_destination_helps(rig: Rig) -> None:
+    stores = {"backup": rig.add_dest("backup"), "denied": rig.add_dest("denied")}
+    FAULTS[stores["denied"].root] = ["never"]
+    for name in ("changed.fits", "gone.fits", "broken.fits", "refused.fits"):
+        rig.add_source(name, 200_000)
+    broken = get_store(rig.source_url)
+    broken.__class__ = _BrokenSource
+    plain = rig.make_engine()
+    engine = rig.make_engine(source_resolver=lambda ref: broken)
+    [changed] = plain.schedule(rig.source_url, "changed.fits", ["backup"])
+    [gone] = plain.schedule(rig.source_url, "gone.fits", ["backup"])
+    [refused] = plain.schedule(rig.source_url, "refused.fits", ["denied"])
+    rig.source.put(io.BytesIO(data_for("new bytes", 200_000)), "changed.fits")
+    rig.source.delete_file("gone.fits")
+    for _ in range(6):
+        plain.run_due()
+        rig.clock.advance(3600)
+    [unreadable] = engine.schedule(rig.source_url, "broken.fits", ["backup"])
+    for _ in range(6):
+        engine.run_due()
+        rig.clock.advance(3600)
+    final = {t.source_path: plain.get(t.id) for t in (changed, gone, refused, unreadable)}
+    assert {t.state for t in final.values()} == {"failed"}
+    assert SourceChangedError.__name__ in final["changed.fits"].last_error
+    assert "Input/output error" in final["broken.fits"].last_error
+    # the source's failures: editing the destination cannot help
+    for name in ("changed.fits", "gone.fits", "broken.fits"):
+        assert "--refresh" not in final[name].last_error and "dest edit" not in final[name].last_error, name
+    assert f"retry {refused.id} --refresh" in final["refused.fits"].last_error  # the destination's: it can
+    assert_nothing_lost(plain, {"backup": {}, "denied": {}}, stores)

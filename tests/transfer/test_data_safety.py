@@ -7,6 +7,7 @@ cleaned. Each test ends with the nothing-lost check."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -138,22 +139,46 @@ def run_worker(rig: Rig) -> int:
     return Worker(rig.engine, threads=2, poll_interval=0.01).run(until_idle=True)
 
 
-def test_schedule_two_same_named_files_via_the_cli_is_refused(tmp_path: Path, local_plugin: None) -> None:
+def _two_nights_for_one_backup(tmp_path: Path) -> tuple[Cli, list[Path]]:
+    """A CLI with a deleting destination ``backup`` (flat layout) and two
+    different files of one name in folders night1 and night2."""
     cli = Cli(tmp_path)
     cli("dest", "add", "backup", "--provider", "faulty-memory", "--option", f"root={unique_root('cli')}",
-        "--delete-source")
+        "--delete-source")  # fmt: skip
     paths = []
     for night in ("night1", "night2"):
         path = tmp_path / night / "img.fits"
         path.parent.mkdir()
         path.write_bytes(data_for(night, 5_000))
         paths.append(path)
+    return cli, paths
+
+
+def test_schedule_two_same_named_files_via_the_cli_is_refused(tmp_path: Path, local_plugin: None) -> None:
+    cli, paths = _two_nights_for_one_backup(tmp_path)
     first = cli("schedule", str(paths[0]), "--to", "backup")
     refused = cli("schedule", str(paths[1]), "--to", "backup", ok=False)
     assert refused.exit_code != 0 and "already the target of transfer" in cli.outputs[-1]
     assert first.output.count("->") == 1
     cli("worker", "--until-idle", "--poll", "0.01")
     assert not paths[0].exists() and paths[1].read_bytes() == data_for("night2", 5_000)
+
+
+def test_schedule_of_two_files_for_one_remote_path_queues_neither(tmp_path: Path, local_plugin: None) -> None:
+    """One `schedule` of files that want one remote path is all or nothing: both are
+    refused, the message names both, and a third file given with them is not queued either."""
+    cli, paths = _two_nights_for_one_backup(tmp_path)
+    other = tmp_path / "night1" / "other.fits"
+    other.write_bytes(data_for("other", 5_000))
+    refused = cli("schedule", str(other), str(paths[0]), str(paths[1]), "--to", "backup", ok=False)
+    said = cli.outputs[-1]
+    assert refused.exit_code != 0 and "would both go to 'img.fits'" in said and "nothing was scheduled" in said
+    assert str(paths[0].parent) in said and str(paths[1].parent) in said
+    assert json.loads(cli("status", "--json").output)["transfers"] == []
+    cli("worker", "--until-idle", "--poll", "0.01")
+    for path, night in ((paths[0], "night1"), (paths[1], "night2")):
+        assert path.read_bytes() == data_for(night, 5_000)  # both kept
+    assert other.read_bytes() == data_for("other", 5_000)
 
 
 def test_an_other_object_at_the_path_is_never_taken_or_overwritten(rig: Rig) -> None:

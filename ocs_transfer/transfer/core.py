@@ -837,6 +837,14 @@ class EngineCore:
             )
         snap = dest.snapshot()
         with self.ledger.session() as session:
+            source_file = session.get(SourceFileRow, current.file_id)
+            context = json.loads(source_file.context or "{}") if source_file is not None else {}
+        remote = remote_path_for(snap, current.source_path, context)
+        # the scheduling-time check: another source's transfer may target the new path
+        mine = (dest.id, (current.source_store, current.source_path))
+        self._refuse_taken_paths({mine: remote}, {dest.id: dest.name},
+                                 f"was not refreshed (transfer {transfer_id} keeps its old destination)")  # fmt: skip
+        with self.ledger.session() as session:
             row = session.scalars(select(TransferRow).where(TransferRow.id == transfer_id).with_for_update()).first()
             file = session.get(SourceFileRow, current.file_id)
             if row is None or file is None:
@@ -846,7 +854,7 @@ class EngineCore:
                     f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
                 )
             row.snapshot = json.dumps(snap, sort_keys=True)
-            row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
+            row.remote_path = remote
             row.destination_name, row.updated_at = dest.name, self.clock()
         return self.get(transfer_id)
 

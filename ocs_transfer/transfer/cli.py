@@ -393,8 +393,10 @@ def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], sour
             raise ConfigurationError("-m needs local files; with --source give --target/--project instead")
         created = engine.schedule(source, list(files), destinations, context=given)
     else:
-        for directory, name, context in _plan(engine, files, destinations, given, metadata, include, exclude):
-            created += engine.schedule(directory, [name], destinations, context=context)
+        plan = _plan(engine, files, destinations, given, metadata, include, exclude)
+        # one call: all or nothing (two files that want one remote path are both refused)
+        created = engine.schedule_files([(directory, name, context, "") for directory, name, context in plan],
+                                        destinations)  # fmt: skip
     for t in created:
         click.echo(f"{t.id}\t{t.source_path}\t-> {t.destination_name}:{t.remote_path}")
 

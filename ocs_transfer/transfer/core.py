@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -167,6 +167,11 @@ def remote_path_for(snapshot: Mapping[str, Any], source_path: str, context: Mapp
     return safe_path("/".join([*base, layout.path_for(None, values)]))
 
 
+def _named(source: tuple[str, str]) -> str:
+    """A source file as messages name it: ``path from store``."""
+    return f"{source[1]} from {source[0]}"
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -178,6 +183,36 @@ class _Running:
     bytes_done: int = 0
     deletes_source: bool = True
     saved_at: float = 0.0  #: when bytes_done was last written to the ledger
+    #: the failure of the source (reading it, or finding it changed), when one happened
+    source_failure: BaseException | None = None
+
+    def failed_at_source(self, exc: BaseException) -> None:
+        self.source_failure = exc
+
+    @contextlib.contextmanager
+    def source_side(self) -> Iterator[None]:
+        """Failures inside are the source's."""
+        try:
+            yield
+        except Exception as exc:
+            self.failed_at_source(exc)
+            raise
+
+    def destination_may_fix(self, exc: BaseException) -> bool:
+        """Whether fixing the destination (``dest edit``, ``retry --refresh``)
+        can help with ``exc``: not when the source changed or failed (the
+        store's error about a failed read has the source's failure as its
+        cause), nor when the destination was removed."""
+        if isinstance(exc, SourceChangedError | DestinationNotFoundError):
+            return False
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            if link is self.source_failure:
+                return False
+            seen.add(id(link))
+            link = link.__cause__ or link.__context__
+        return True
 
 
 @attrs.frozen
@@ -279,6 +314,22 @@ class EngineCore:
         of ``paths`` would share, is refused (:class:`RemotePathTakenError`)."""
         if isinstance(paths, str):
             paths = [paths]
+        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
+        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
+        if bad:
+            raise ConfigurationError(
+                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
+            )
+        ctx = dict(context or {})
+        return self.schedule_files([(source, path, ctx, hashes.get(path, "")) for path in paths], destinations)
+
+    def schedule_files(
+        self, files: Sequence[tuple[str, str, Mapping[str, str], str]], destinations: Iterable[str | int]
+    ) -> list[Transfer]:
+        """:meth:`schedule` for files of several sources, each with its own
+        layout context: ``(source, path, context, sha256 or "")``. All or
+        nothing: when any file cannot be queued (missing, or its remote path
+        taken on a destination, also by another of ``files``) none is."""
         dests = [self.destinations.get(ref) for ref in destinations]
         if not dests:
             raise ConfigurationError("no destinations given: name at least one (see `ocs-transfer dest list`)")
@@ -287,31 +338,28 @@ class EngineCore:
                 raise ConfigurationError(f"destination {dest.name!r} is disabled; enable it or pick another")
         if len({d.id for d in dests}) != len(dests):
             raise ConfigurationError("a destination is named twice")
-        ctx = dict(context or {})
-        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
-        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
-        if bad:
-            raise ConfigurationError(
-                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
-            )
         now = self.clock()
         asked = any(d.delete_source for d in dests)
         snaps = [(d, d.snapshot()) for d in dests]
-        targets = {(d.id, path): remote_path_for(snap, path, ctx) for d, snap in snaps for path in paths}
-        self._refuse_taken_paths(source, targets, {d.id: d.name for d in dests})
-        stats = self._stat_sources(source, paths)
+        names = {d.id: d.name for d in dests}
+        targets = {
+            (d.id, (source, path)): remote_path_for(snap, path, dict(ctx)) for d, snap in snaps
+            for source, path, ctx, _ in files
+        }  # fmt: skip
+        self._refuse_taken_paths(targets, names)
+        stats = self._stat_sources(files)
         created: list[Transfer] = []
         with self.ledger.session() as session:
-            for start in range(0, len(paths), 500):  # bulk inserts, in slices
-                batch = paths[start : start + 500]
+            for start in range(0, len(files), 500):  # bulk inserts, in slices
+                batch = files[start : start + 500]
                 file_ids = session.scalars(
                     insert(SourceFileRow).returning(SourceFileRow.id, sort_by_parameter_order=True),
                     [
-                        {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
+                        {"store": source, "path": path, "context": json.dumps(dict(ctx), sort_keys=True),
                          "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now,
-                         "size": stats[path].size, "mtime": _mtime(stats[path]), "sha256": hashes.get(path, ""),
+                         "size": stats[(source, path)].size, "mtime": _mtime(stats[(source, path)]), "sha256": sha,
                          "transfer_count": len(dests)}
-                        for path in batch
+                        for source, path, ctx, sha in batch
                     ],
                 ).all()  # fmt: skip
                 session.execute(
@@ -319,11 +367,11 @@ class EngineCore:
                     [
                         {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
                          "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
-                         "next_attempt_at": now, "remote_path": targets[(dest.id, path)], "created_at": now,
+                         "next_attempt_at": now, "remote_path": targets[(dest.id, (source, path))], "created_at": now,
                          "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
                          "provider_checksum": "", "remote_version": "", "link": "", "worker": "",
                          "cancel_requested": False}
-                        for file_id, path in zip(file_ids, batch, strict=True)
+                        for file_id, (source, path, _, _) in zip(file_ids, batch, strict=True)
                         for dest, snap in snaps
                     ],
                 )  # fmt: skip
@@ -335,31 +383,33 @@ class EngineCore:
                 )
                 created += [Transfer.from_rows(t, f) for t, f in session.execute(query)]
                 session.expunge_all()
-        log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(paths))
+        log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(files))
         return created
 
-    def _stat_sources(self, source: str, paths: Sequence[str]) -> dict[str, ObjectInfo]:
-        store = self.source_store(source)
-        stats: dict[str, ObjectInfo] = {}
-        for path in paths:
+    def _stat_sources(self, files: Sequence[tuple[str, str, Any, Any]]) -> dict[tuple[str, str], ObjectInfo]:
+        stats: dict[tuple[str, str], ObjectInfo] = {}
+        for source, path, _, _ in files:
             try:
-                stats[path] = store.info(path)
+                stats[(source, path)] = self.source_store(source).info(path)
             except ObjectNotFoundError:
                 raise ConfigurationError(f"{path}: no such file in {source}; nothing was scheduled") from None
         return stats
 
-    def _refuse_taken_paths(
-        self, source: str, targets: Mapping[tuple[int, str], str], names: Mapping[int, str]
-    ) -> None:
-        """Refuse when two sources would share a remote path on one destination."""
-        seen: dict[tuple[int, str], str] = {}
-        for (dest_id, path), remote in targets.items():
-            other = seen.setdefault((dest_id, remote), path)
-            if other != path:
+    def _refuse_taken_paths(self, targets: Mapping[tuple[int, tuple[str, str]], str], names: Mapping[int, str],
+                            outcome: str = "was not scheduled, nor anything else") -> None:  # fmt: skip
+        """Refuse when two sources (``(store, path)``) would share a remote
+        path on one destination: two of ``targets``, or one of them and a
+        pending, running or completed (unexpired) transfer of another source.
+        ``outcome`` says what became of the refused one."""
+        seen: dict[tuple[int, str], tuple[str, str]] = {}
+        for (dest_id, src), remote in targets.items():
+            other = seen.setdefault((dest_id, remote), src)
+            if other != src:
+                one, two = (other[1], src[1]) if other[0] == src[0] else (_named(other), _named(src))
                 raise RemotePathTakenError(
-                    f"{other} and {path} would both go to {remote!r} on destination {names[dest_id]!r};"
-                    " nothing was scheduled. Use a layout that keeps them apart (a template with more"
-                    " fields), or send them to different destinations"
+                    f"{one} and {two} would both go to {remote!r} on destination"
+                    f" {names[dest_id]!r}; nothing was scheduled. Use a layout that keeps them apart (a template"
+                    " with more fields), or send them to different destinations"
                 )
         live = (PENDING, IN_PROGRESS, COMPLETED)
         wanted = list(seen.items())
@@ -376,11 +426,11 @@ class EngineCore:
                 )  # fmt: skip
                 for transfer_id, dest_id, remote, store, path in session.execute(query):
                     mine = seen.get((dest_id, remote))
-                    if mine is not None and (store, path) != (source, mine):
+                    if mine is not None and (store, path) != mine:
                         raise RemotePathTakenError(
                             f"{remote!r} on destination {names[dest_id]!r} is already the target of transfer"
-                            f" {transfer_id} ({path} from {store}); {mine} from {source} was not scheduled. Use a"
-                            " layout that keeps them apart, or send it to another destination"
+                            f" {transfer_id} ({_named((store, path))}); {_named(mine)} {outcome}. Use a layout that"
+                            " keeps them apart, or send it to another destination"
                         )
 
     # -- reading -----------------------------------------------------------------------
@@ -562,7 +612,7 @@ class EngineCore:
         try:
             return self.destinations.credentials(snap["id"], uuid=snap.get("uuid"))
         except DestinationNotFoundError:
-            raise ConfigurationError(
+            raise DestinationNotFoundError(
                 f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
                 " the source is kept: schedule the file again for an existing destination"
             ) from None
@@ -570,17 +620,21 @@ class EngineCore:
     def _copy(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
         """Copy the source to ``work.remote_path``, or adopt the identical object
         already there; refuse (and leave alone) any other object there."""
-        source = self.source_store(work.source_ref)
         path = work.source_path
-        before = source.info(path)
-        _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
+        with running.source_side():
+            source = self.source_store(work.source_ref)
+            before = source.info(path)
+            _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
 
         def unchanged_at_end() -> None:
-            _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
+            with running.source_side():
+                _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
 
         existing = _info_or_none(store, work.remote_path)
-        with source.get_fileobj(path) as raw:
-            reader = _GuardedReader(raw, unchanged_at_end)
+        with contextlib.ExitStack() as opened:
+            with running.source_side():
+                raw = opened.enter_context(source.get_fileobj(path))
+            reader = _GuardedReader(raw, unchanged_at_end, on_failure=running.failed_at_source)
             if existing is not None:
                 adopted = _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
                 _check_bytes(path, adopted, work.sha256)
@@ -665,10 +719,11 @@ class EngineCore:
             values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
-            values["last_error"] = (
-                f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
-                f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
-            )
+            if running.destination_may_fix(exc):
+                values["last_error"] = (
+                    f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
+                    f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
+                )
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:
@@ -782,6 +837,14 @@ class EngineCore:
             )
         snap = dest.snapshot()
         with self.ledger.session() as session:
+            source_file = session.get(SourceFileRow, current.file_id)
+            context = json.loads(source_file.context or "{}") if source_file is not None else {}
+        remote = remote_path_for(snap, current.source_path, context)
+        # the scheduling-time check: another source's transfer may target the new path
+        mine = (dest.id, (current.source_store, current.source_path))
+        self._refuse_taken_paths({mine: remote}, {dest.id: dest.name},
+                                 f"was not refreshed (transfer {transfer_id} keeps its old destination)")  # fmt: skip
+        with self.ledger.session() as session:
             row = session.scalars(select(TransferRow).where(TransferRow.id == transfer_id).with_for_update()).first()
             file = session.get(SourceFileRow, current.file_id)
             if row is None or file is None:
@@ -791,7 +854,7 @@ class EngineCore:
                     f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
                 )
             row.snapshot = json.dumps(snap, sort_keys=True)
-            row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
+            row.remote_path = remote
             row.destination_name, row.updated_at = dest.name, self.clock()
         return self.get(transfer_id)
 

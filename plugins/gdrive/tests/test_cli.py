@@ -111,6 +111,23 @@ def test_share_links(drive: FakeDrive) -> None:
         assert all(p["role"] == "reader" for p in perms)
 
 
+def test_dest_import_of_a_record_with_token_url(drive: FakeDrive, tmp_path: Path) -> None:
+    """token_url is an option (its name has "token" in it): the provider's declared
+    credential fields say what is a credential, not how a name looks."""
+    cli = Cli(tmp_path)
+    creds = drive.credentials()
+    record = {"storage_backend": "Drive", "storage_backend_id": "gdrive",
+              "storage_backend_config": {**creds, "token_url": drive.token_url, "api_url": drive.url,
+                                         "root": "imported"}}  # fmt: skip
+    cli("dest", "import", "-", input=json.dumps(record))
+    shown = json.loads(cli("dest", "show", "Drive", "--json").output)
+    assert shown["options"]["token_url"] == drive.token_url
+    assert sorted(shown["credential_fields"]) == sorted(creds)
+    assert "ok:" in cli("dest", "test", "Drive").output
+    for text in cli.outputs:
+        assert not [v for v in creds.values() if v in text]
+
+
 def test_end_to_end_through_the_cli(drive: FakeDrive, tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     client, secret = next(iter(drive.clients.items()))

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ocs_transfer.ingest import IngestMessage, Ingester, consume, enqueue
+from ocs_transfer.ingest import Ingester, IngestMessage, consume, enqueue
 from ocs_transfer.ingest.queue import Topology, open_connection
 from ocs_transfer.storage import get_store
 

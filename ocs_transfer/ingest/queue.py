@@ -365,6 +365,7 @@ class ConsumeStats:
     already: int = 0  #: acknowledged: already stored / nothing to do (NonFatalDoNotRetryError)
     retried: int = 0  #: moved to a retry queue
     dead: int = 0  #: moved to NAME.dead
+    returned: int = 0  #: delivered but not answered (the connection was lost; the broker delivers them again)
     reconnects: int = 0
 
 
@@ -563,6 +564,7 @@ class _Consumer:
                     # Unanswered messages come back from the broker; let their ingestion finish first.
                     for _, future in self._delivered:
                         future.exception()
+                    self.stats.returned += len(self._delivered)
                     self._delivered = []
                 finally:
                     with contextlib.suppress(Exception):

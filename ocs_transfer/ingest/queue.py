@@ -234,8 +234,13 @@ class Topology:
             except amqp.exceptions.PreconditionFailed as exc:
                 raise ConfigurationError(
                     f"queue {queue!r} exists with other settings ({exc.reply_text}); it was not made by"
-                    " ocs-transfer with these retry delays and delivery limit: use another --queue-name, or"
-                    " delete the queue once it is empty"
+                    " ocs-transfer with this delivery limit: use another --queue-name, or delete the queue"
+                    " once it is empty"
+                ) from None
+            except amqp.exceptions.ChannelError as exc:  # e.g. 403: the user may not configure queues
+                raise ConfigurationError(
+                    f"the broker refused to make queue {queue!r} ({exc.reply_text}); give the user 'configure'"
+                    " permission on it, or have an administrator create the queues"
                 ) from None
             finally:
                 with contextlib.suppress(Exception):
@@ -566,6 +571,8 @@ class _Consumer:
                         future.exception()
                     self.stats.returned += len(self._delivered)
                     self._delivered = []
+                    if self.stop.wait(1.0):  # not a tight loop when the broker keeps closing the channel
+                        return self.stats
                 finally:
                     with contextlib.suppress(Exception):
                         conn.release()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocs_transfer.exceptions import ConfigurationError, FileSpecificationError
-from ocs_transfer.ingest import IngestFileError, IngestMessage, Ingester
+from ocs_transfer.ingest import Ingester, IngestFileError, IngestMessage
 from ocs_transfer.ingest.message import MAX_MESSAGE_SIZE, MessageError
 from ocs_transfer.storage import get_store
 

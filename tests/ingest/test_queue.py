@@ -309,3 +309,19 @@ def test_a_dropped_broker_connection_is_opened_again_and_nothing_is_lost(
     for path in queued:
         assert store.info(archive_path(path)).size == path.stat().st_size
     assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}
+
+
+def test_several_files_at_once(rabbit: Rabbit, files: dict[str, Path]) -> None:
+    folder = files["good0"].parent
+    queued = [folder / f"cpt1m010-kb70-20151219-{n:04d}-e10.fits.fz" for n in range(100, 109)]
+    for path in queued:
+        path.write_bytes(files["good1"].read_bytes())
+    enqueue(rabbit.url, rabbit.name, [*queued, files["bad"]])
+    store = get_store("memory", root=f"many-{uuid.uuid4().hex[:8]}")
+    stats = consume(rabbit.url, rabbit.name, Ingester(store), concurrency=3, until_idle=True, idle_seconds=0.5)
+    assert (stats.received, stats.stored, stats.dead) == (len(queued) + 1, len(queued), 1)
+    for path in queued:
+        assert store.info(archive_path(path)).size == path.stat().st_size
+    [(body, _)] = rabbit.take_dead()
+    assert json.loads(body)["filepath"] == str(files["bad"])
+    assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}

@@ -456,13 +456,9 @@ class _Consumer:
                 self._waker[0].recv(4096)
 
     def _settle(self, producer: Any) -> None:
-        still = []
-        for message, future in self._delivered:
-            if not future.done():
-                still.append((message, future))
-                continue
-            self._answer(producer, message, future.result())
-        self._delivered = still
+        for item in [item for item in self._delivered if item[1].done()]:
+            self._answer(producer, item[0], item[1].result())
+            self._delivered.remove(item)  # answered (a lost connection leaves the rest to come back)
 
     def _answer(self, producer: Any, message: Any, outcome: Outcome) -> None:
         body, headers, what = message.body, message.headers or {}, outcome.subject

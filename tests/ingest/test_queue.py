@@ -325,3 +325,40 @@ def test_several_files_at_once(rabbit: Rabbit, files: dict[str, Path]) -> None:
     [(body, _)] = rabbit.take_dead()
     assert json.loads(body)["filepath"] == str(files["bad"])
     assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}
+
+
+def test_sigterm_finishes_the_files_in_hand_and_loses_none(
+    rabbit: Rabbit, files: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    folder = files["good0"].parent
+    queued = [folder / f"coj1m011-kb05-20150219-{n:04d}-e91.fits.fz" for n in range(400, 420)]
+    for path in queued:
+        path.write_bytes(files["good0"].read_bytes())
+    enqueue(rabbit.url, rabbit.name, queued)
+    root = tmp_path / "archive"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OCS_TRANSFER_QUEUE_URL": rabbit.url,
+           "FILESTORE_TYPE": "local", "FILESYSTEM_STORAGE_ROOT_DIR": str(root)}  # fmt: skip
+    proc = subprocess.Popen(
+        [CLI, "ingest", "--queue-name", rabbit.name, "--concurrency", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in root.rglob("*.fits.fz") if p.is_file()]) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the ingester did not start storing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    stored = {p.name for p in root.rglob("*.fits.fz") if p.is_file()}
+    counts = rabbit.counts()
+    # Each message is either stored (and acknowledged) or still waiting: none lost, none half done.
+    assert counts["main"] + len(stored) == len(queued) and counts["dead"] == counts["retry"] == 0
+    assert stored <= {p.name for p in queued}
+    assert f"{len(stored)} ingested" in stderr

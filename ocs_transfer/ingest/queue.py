@@ -532,6 +532,8 @@ class _Consumer:
             self._settle(producer)
 
     def run(self) -> ConsumeStats:
+        import amqp.exceptions
+
         connected_once = False
         lost_at: float | None = None
         wait = 1.0
@@ -558,10 +560,12 @@ class _Consumer:
                     return self.stats
                 except OcsTransferError:
                     raise
-                except (*conn.connection_errors, *conn.channel_errors) as exc:
+                except (*conn.connection_errors, *conn.channel_errors, amqp.exceptions.MessageNacked) as exc:
+                    # (A nacked publish: the retry or dead queue could not take it. Answer nothing; it comes back.)
                     lost_at = time.monotonic()
                     self.stats.reconnects += 1
-                    log.warning("lost the broker at %s (%s); reconnecting", self.url, self.url.clean(str(exc)))
+                    why = self.url.clean(f"{type(exc).__name__}: {exc}")
+                    log.warning("lost the broker at %s (%s); reconnecting", self.url, why)
                     # Unanswered messages come back from the broker; let their ingestion finish first.
                     for _, future in self._delivered:
                         future.exception()

@@ -89,6 +89,14 @@ def enqueue_command(files: tuple[str, ...], queue_url: str, queue_name: str, met
     help="Store files in the configured file store (FILESTORE_TYPE ...); --no-store only schedules.",
 )
 @click.option("--layout", default=None, help="Layout of the file store (default: the files' archive path).")
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    metavar="DIR",
+    help="Take only files under DIR (repeat); messages naming other paths go to NAME.dead.",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True, help="Files ingested at once.")
 @click.option(
     "--retry-delays",
@@ -112,6 +120,7 @@ def ingest_command(
     destinations: tuple[str, ...],
     store: bool,
     layout: str | None,
+    roots: tuple[str, ...],
     concurrency: int,
     retry_delays: tuple[int, ...],
     max_attempts: int,
@@ -135,7 +144,9 @@ def ingest_command(
     engine = _ctx().engine() if destinations or ledger_exists(settings) else None
     if file_store is None and engine is None:
         raise ConfigurationError("--no-store needs a ledger to schedule into: give --to DEST (see `ocs-transfer dest`)")
-    ingester = Ingester(file_store, engine=engine, destinations=destinations, settings=settings, layout=layout)
+    ingester = Ingester(
+        file_store, engine=engine, destinations=destinations, settings=settings, layout=layout, roots=roots
+    )
     stats = consume(queue_url, queue_name, ingester, concurrency=concurrency, retry_delays=retry_delays,
                     max_attempts=max_attempts, until_idle=until_idle)  # fmt: skip
     click.echo(

@@ -66,7 +66,10 @@ class Ingester:
     ``engine`` is the transfer engine whose ledger receives the transfers of
     messages that name destinations, and of ``destinations`` (every file goes
     to these). ``layout`` places files in the store (default: the data file's
-    own file-store path, as ocs_archive).
+    own file-store path, as ocs_archive). ``roots``, when given, are the
+    folders messages may name files under (symbolic links resolved); any other
+    path is refused, so whoever can publish to the queue cannot have other
+    files of the ingester's machine archived.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Ingester:
         destinations: Sequence[str] = (),
         settings: Settings | None = None,
         layout: Any = None,
+        roots: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         if store is None and engine is None:
             raise ConfigurationError("nothing to ingest into: give a file store, a transfer engine, or both")
@@ -87,6 +91,7 @@ class Ingester:
         self.destinations = tuple(destinations)
         self.settings = settings if settings is not None else (engine.settings if engine else Settings())
         self.layout = layout
+        self.roots = tuple(os.path.realpath(r) for r in roots)
 
     def ingest(self, message: IngestMessage) -> Ingested:
         """Ingest the message's file; raise the classified error when it fails."""
@@ -99,6 +104,7 @@ class Ingester:
                 f"the message names destinations ({', '.join(wanted)}) but this ingester has no transfer ledger"
             )
         path = message.filepath
+        self._check_root(path)
         try:
             with open_datafile(path, message.metadata, settings=self.settings) as data_file:
                 header_data = data_file.get_header_data()
@@ -127,6 +133,15 @@ class Ingester:
 
         plugins.get_plugin_manager().hook.ocs_transfer_file_ingested(ingested=ingested)
         return ingested
+
+    def _check_root(self, path: str) -> None:
+        if not self.roots:
+            return
+        real = os.path.realpath(path)
+        if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots):
+            raise IngestFileError(
+                f"{path}: not under the folders this ingester takes files from ({', '.join(self.roots)})"
+            )
 
     def _store(self, data_file: Any) -> tuple[str, dict[str, str], bool]:
         from ..storage import identical_stored

@@ -25,6 +25,8 @@ from ..exceptions import DoNotRetryError
 __all__ = ["IngestMessage", "MessageError"]
 
 _KEYS = ("filepath", "metadata", "destinations")
+#: Bytes a message may have: a path and some header values, not a file.
+MAX_MESSAGE_SIZE = 64 * 1024
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -71,6 +73,10 @@ class IngestMessage:
     @classmethod
     def parse(cls, body: bytes | str) -> IngestMessage:
         """The message in ``body`` (JSON), or :class:`MessageError` saying what is wrong."""
+        if len(body) > MAX_MESSAGE_SIZE:
+            raise MessageError(
+                f"the message has {len(body)} bytes, more than {MAX_MESSAGE_SIZE}: send the path, not the file"
+            )
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:

@@ -234,8 +234,13 @@ class Topology:
             except amqp.exceptions.PreconditionFailed as exc:
                 raise ConfigurationError(
                     f"queue {queue!r} exists with other settings ({exc.reply_text}); it was not made by"
-                    " ocs-transfer with these retry delays and delivery limit: use another --queue-name, or"
-                    " delete the queue once it is empty"
+                    " ocs-transfer with this delivery limit: use another --queue-name, or delete the queue"
+                    " once it is empty"
+                ) from None
+            except amqp.exceptions.ChannelError as exc:  # e.g. 403: the user may not configure queues
+                raise ConfigurationError(
+                    f"the broker refused to make queue {queue!r} ({exc.reply_text}); give the user 'configure'"
+                    " permission on it, or have an administrator create the queues"
                 ) from None
             finally:
                 with contextlib.suppress(Exception):
@@ -365,6 +370,7 @@ class ConsumeStats:
     already: int = 0  #: acknowledged: already stored / nothing to do (NonFatalDoNotRetryError)
     retried: int = 0  #: moved to a retry queue
     dead: int = 0  #: moved to NAME.dead
+    returned: int = 0  #: delivered but not answered (the connection was lost; the broker delivers them again)
     reconnects: int = 0
 
 
@@ -450,13 +456,9 @@ class _Consumer:
                 self._waker[0].recv(4096)
 
     def _settle(self, producer: Any) -> None:
-        still = []
-        for message, future in self._delivered:
-            if not future.done():
-                still.append((message, future))
-                continue
-            self._answer(producer, message, future.result())
-        self._delivered = still
+        for item in [item for item in self._delivered if item[1].done()]:
+            self._answer(producer, item[0], item[1].result())
+            self._delivered.remove(item)  # answered (a lost connection leaves the rest to come back)
 
     def _answer(self, producer: Any, message: Any, outcome: Outcome) -> None:
         body, headers, what = message.body, message.headers or {}, outcome.subject
@@ -530,6 +532,8 @@ class _Consumer:
             self._settle(producer)
 
     def run(self) -> ConsumeStats:
+        import amqp.exceptions
+
         connected_once = False
         lost_at: float | None = None
         wait = 1.0
@@ -556,14 +560,19 @@ class _Consumer:
                     return self.stats
                 except OcsTransferError:
                     raise
-                except (*conn.connection_errors, *conn.channel_errors) as exc:
+                except (*conn.connection_errors, *conn.channel_errors, amqp.exceptions.MessageNacked) as exc:
+                    # (A nacked publish: the retry or dead queue could not take it. Answer nothing; it comes back.)
                     lost_at = time.monotonic()
                     self.stats.reconnects += 1
-                    log.warning("lost the broker at %s (%s); reconnecting", self.url, self.url.clean(str(exc)))
+                    why = self.url.clean(f"{type(exc).__name__}: {exc}")
+                    log.warning("lost the broker at %s (%s); reconnecting", self.url, why)
                     # Unanswered messages come back from the broker; let their ingestion finish first.
                     for _, future in self._delivered:
                         future.exception()
+                    self.stats.returned += len(self._delivered)
                     self._delivered = []
+                    if self.stop.wait(1.0):  # not a tight loop when the broker keeps closing the channel
+                        return self.stats
                 finally:
                     with contextlib.suppress(Exception):
                         conn.release()

@@ -272,3 +272,93 @@ def test_a_message_that_keeps_crashing_the_consumer_is_dead_lettered(rabbit: Rab
     assert json.loads(body) == {"filepath": str(files["good0"])}
     assert headers["x-first-death-reason"] == "delivery_limit"
     assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}
+
+
+# -- the broker connection drops in the middle -------------------------------------------------------
+
+
+def test_a_dropped_broker_connection_is_opened_again_and_nothing_is_lost(
+    rabbit: Rabbit, files: dict[str, Path]
+) -> None:
+    folder = files["good0"].parent
+    queued = [folder / f"coj1m011-kb05-20150219-{n:04d}-e91.fits.fz" for n in range(200, 206)]
+    for path in queued:
+        path.write_bytes(files["good0"].read_bytes())
+    enqueue(rabbit.url, rabbit.name, queued)
+    host, port = rabbit.url.split("@")[1].split("/")[0].split(":")
+    store = get_store("memory", root=f"drop-{uuid.uuid4().hex[:8]}")
+    with FaultProxy((host, int(port))) as proxy:
+
+        class DropOnce:
+            dropped = False
+
+            @hookimpl
+            def ocs_transfer_file_ingested(self, ingested: Ingested) -> None:
+                if not self.dropped and ingested.filepath == str(queued[2]):
+                    self.dropped = True
+                    proxy.drop_connections()  # while this message is stored but not yet acknowledged
+
+        through = rabbit.url.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/")
+        with plugins.temporary_plugin(DropOnce(), name="drop"):
+            stats = consume(through, rabbit.name, Ingester(store), until_idle=True, idle_seconds=0.5)
+    assert stats.reconnects == 1 and stats.dead == 0
+    # The message in hand was never acknowledged (the hook dropped the connection first): it came back, as a repeat.
+    # (Its acknowledgement may have been written to the dead socket, then it counts as stored and not returned.)
+    assert stats.received == len(queued) + 1 and stats.already >= 1
+    assert stats.received == stats.stored + stats.already + stats.returned
+    for path in queued:
+        assert store.info(archive_path(path)).size == path.stat().st_size
+    assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}
+
+
+def test_several_files_at_once(rabbit: Rabbit, files: dict[str, Path]) -> None:
+    folder = files["good0"].parent
+    queued = [folder / f"cpt1m010-kb70-20151219-{n:04d}-e10.fits.fz" for n in range(100, 109)]
+    for path in queued:
+        path.write_bytes(files["good1"].read_bytes())
+    enqueue(rabbit.url, rabbit.name, [*queued, files["bad"]])
+    store = get_store("memory", root=f"many-{uuid.uuid4().hex[:8]}")
+    stats = consume(rabbit.url, rabbit.name, Ingester(store), concurrency=3, until_idle=True, idle_seconds=0.5)
+    assert (stats.received, stats.stored, stats.dead) == (len(queued) + 1, len(queued), 1)
+    for path in queued:
+        assert store.info(archive_path(path)).size == path.stat().st_size
+    [(body, _)] = rabbit.take_dead()
+    assert json.loads(body)["filepath"] == str(files["bad"])
+    assert rabbit.counts() == {"main": 0, "retry": 0, "dead": 0}
+
+
+def test_sigterm_finishes_the_files_in_hand_and_loses_none(
+    rabbit: Rabbit, files: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    folder = files["good0"].parent
+    queued = [folder / f"coj1m011-kb05-20150219-{n:04d}-e91.fits.fz" for n in range(400, 420)]
+    for path in queued:
+        path.write_bytes(files["good0"].read_bytes())
+    enqueue(rabbit.url, rabbit.name, queued)
+    root = tmp_path / "archive"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "OCS_TRANSFER_QUEUE_URL": rabbit.url,
+           "FILESTORE_TYPE": "local", "FILESYSTEM_STORAGE_ROOT_DIR": str(root)}  # fmt: skip
+    proc = subprocess.Popen(
+        [CLI, "ingest", "--queue-name", rabbit.name, "--concurrency", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in root.rglob("*.fits.fz") if p.is_file()]) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the ingester did not start storing"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    stored = {p.name for p in root.rglob("*.fits.fz") if p.is_file()}
+    counts = rabbit.counts()
+    # Each message is either stored (and acknowledged) or still waiting: none lost, none half done.
+    assert counts["main"] + len(stored) == len(queued) and counts["dead"] == counts["retry"] == 0
+    assert stored <= {p.name for p in queued}
+    assert f"{len(stored)} ingested" in stderr

@@ -15,7 +15,8 @@ one); ``--baseline PYTHON`` times a second installation (e.g. the main
 checkout's .venv) in the same rounds, for a before/after ratio. The load
 average before and after is recorded with the results.
 
-    python benchmarks/startup.py [--runs 15] [--baseline /work/main/.venv/bin/python] [--out benchmarks/RESULTS-startup.md]
+    python benchmarks/startup.py [--runs 15] [--baseline /work/main/.venv/bin/python] \
+        [--out benchmarks/RESULTS-startup.md]
 
 Not part of the test suite; ``python -X importtime`` shows where a command's
 time goes.
@@ -109,7 +110,8 @@ def main() -> None:
     for label in cmds:
         for install, python in installs.items():
             t = times[(install, label)]
-            lines.append(f"| {label} | {install} (`{python}`) | {statistics.median(t):.0f} | {min(t):.0f}-{max(t):.0f} |")
+            median, low, high = statistics.median(t), min(t), max(t)
+            lines.append(f"| {label} | {install} (`{python}`) | {median:.0f} | {low:.0f}-{high:.0f} |")
     if args.baseline:
         lines += ["", "| command | baseline / this (medians) |", "|---|---|"]
         for label in cmds:

@@ -24,9 +24,6 @@ import json
 import logging
 import mimetypes
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -105,6 +102,10 @@ class ObservationPortalProposalTags:
                    settings.observation_portal_timeout)
 
     def __call__(self, proposal_id: str) -> list[str] | None:
+        import urllib.error  # here, not at the top: urllib.request pulls in http.client and ssl (tens of ms)
+        import urllib.parse
+        import urllib.request
+
         quoted = urllib.parse.quote(proposal_id, safe="")
         url = urllib.parse.urljoin(self.base_url, f"/api/proposals/{quoted}/")
         if not url.startswith(("http://", "https://")):

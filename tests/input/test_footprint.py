@@ -114,7 +114,12 @@ def plain_headers(draw: st.DrawFn) -> dict[str, Any]:
     rotation = math.radians(draw(st.floats(-180, 180)))
     skew = draw(st.floats(0.9, 1.1))
     flip = draw(st.sampled_from([-1.0, 1.0]))
-    return {
+    # keywords that do not change the transformation, sometimes present
+    extra: dict[str, Any] = draw(st.sampled_from([
+        {}, {"CUNIT1": "deg", "CUNIT2": "deg"}, {"CUNIT1": "DEG", "CUNIT2": "deg"}, {"WCSAXES": 2},
+        {"RADESYS": "FK5", "EQUINOX": 2000.0}, {"CTYPE1A": "RA---ZEA", "CRVAL1A": 1.0, "WCSNAME": "sky"},
+    ]))
+    return {**extra,
         "NAXIS": 2, "NAXIS1": nx, "NAXIS2": ny,
         "CTYPE1": lon + projection, "CTYPE2": lat + projection,
         "CRPIX1": draw(st.floats(-nx, 2.0 * nx)), "CRPIX2": draw(st.floats(-ny, 2.0 * ny)),

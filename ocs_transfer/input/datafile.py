@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import mimetypes
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -356,5 +355,7 @@ class DataFile:
         """The content type to store the file with ('' when unknown)."""
         if self.content_type is not None:
             return self.content_type
+        import mimetypes  # here: it reads the system's type tables, which FITS files never need
+
         guessed, _ = mimetypes.guess_type("x" + self.open_file.extension.lower(), strict=False)
         return guessed or ""

@@ -59,8 +59,11 @@ def ocs_transfer_register_datafile_types(register: Callable[[str, type[Any] | st
 def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
     """Register ``ocs-transfer`` subcommands.
 
-    Call ``register(command)`` with a :class:`click.Command` or
-    :class:`click.Group`; its name becomes the subcommand name.
+    Call ``register("pkg.module:command", name="name")`` with the dotted path
+    of a :class:`click.Command` or :class:`click.Group` and its name, which
+    becomes the subcommand name: the module is imported only when the command
+    runs (or ``--help`` lists it). ``register(command)`` with the object also
+    works, at the price of importing its module whenever any command starts.
     """
 
 

@@ -25,7 +25,10 @@ import click
 from ..exceptions import ConfigurationError
 from ..settings import Settings
 
-__all__ = ["COMMANDS"]
+__all__ = [
+    "cancel_command", "dest_group", "expire_command", "keys_group", "ledger_group", "purge_command", "retry_command",
+    "schedule_command", "status_command", "sweep_command", "worker_command",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -727,9 +730,3 @@ def keys_status() -> None:
         click.echo(f"{kid}{mark}: {'in use' if kid in used else 'unused'}")
     for kid in sorted(used - set(dests.keyring.kids)):
         click.echo(f"{kid}: IN USE BUT MISSING from OCS_TRANSFER_KEYS")
-
-
-COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, ledger_group, keys_group, sweep_command]  # fmt: skip
-
-

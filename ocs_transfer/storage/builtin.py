@@ -19,6 +19,8 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 @hookimpl
 def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
+    from .bundle_cli import bundle_command
     from .cli import send_command
 
     register(send_command)
+    register(bundle_command)

@@ -79,6 +79,7 @@ def bundle_command(
             members = [local_member(path, member) for path, member in planned]
             result = bundle_files(store, members, name, keep=keep, prefix=opened.prefix)
     data = result.as_dict() if isinstance(result, BundleResult) else result
+    _note_short_link(data, keep)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -109,6 +110,18 @@ def _ledger_bundle(
     except BundleFailedError as exc:
         _exit_failed(str(exc))
 
+
+
+def _note_short_link(data: dict[str, Any], keep: timedelta | None) -> None:
+    """Say so on stderr when the provider's links die before the bundle is deleted."""
+    from datetime import UTC, datetime
+
+    if keep is None or not data.get("expires"):
+        return
+    expires = datetime.fromisoformat(data["expires"])
+    if expires < datetime.now(UTC) + keep - timedelta(minutes=1):
+        click.echo(f"note: the provider's links live at most until {expires:%Y-%m-%d %H:%M} UTC, before the bundle"
+                   " is deleted: a new link is needed then", err=True)  # fmt: skip
 
 
 def _exit_failed(message: str) -> NoReturn:

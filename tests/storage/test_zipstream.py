@@ -80,5 +80,5 @@ def test_a_member_that_changed_fails_the_archive(name: str) -> None:
 
 def test_two_members_with_one_name_are_refused() -> None:
     twice = members({"a.txt": b"1"}) + members({"a.txt": b"2"})
-    with pytest.raises(ValueError, match="'a.txt'"):
+    with pytest.raises(ValueError, match=r"'a\.txt'"):
         ZipStream(twice)

@@ -81,6 +81,7 @@ def run_bundle_now(
     from .destinations import Destinations
     from .engine import Engine
     from .ledger import Ledger
+    from .webhook import register_from_settings
 
     ledger = Ledger.from_settings(settings)
     try:
@@ -93,6 +94,7 @@ def run_bundle_now(
                 f"{destination!r} is a destination of the ledger; change its options or credentials with"
                 f" `ocs-transfer dest edit {destination}`, not on the bundle command line"
             )
+        register_from_settings(settings)  # the link reaches the user through the transfer_finished hook
         engine = Engine(ledger, dests, settings=settings, source_resolver=lambda ref: open_source(ref, settings))
         (transfer,) = engine.schedule_bundle(name, local_members(files), [destination], keep_hours=keep_hours)
         claimed = engine.claim(1, only=[transfer.id])

@@ -66,8 +66,10 @@ class _Context:
         if not self.settings.transfer_keys and destinations.kids_in_use():
             KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
         from ..storage.cli import open_source
+        from .webhook import register_from_settings
 
         settings = self.settings
+        register_from_settings(settings)
         return Engine(self.ledger, destinations, settings=settings,
                       source_resolver=lambda ref: open_source(ref, settings))  # fmt: skip
 

@@ -82,3 +82,61 @@ def test_two_members_with_one_name_are_refused() -> None:
     twice = members({"a.txt": b"1"}) + members({"a.txt": b"2"})
     with pytest.raises(ValueError, match=r"'a\.txt'"):
         ZipStream(twice)
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, made as they are read (a 4 GiB member costs no disk)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: object) -> int:
+        view = memoryview(buffer).cast("B")  # type: ignore[arg-type]
+        n = min(len(view), self.left)
+        view[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def test_a_member_past_4_gib_and_a_member_beyond_it(tmp_path: pytest.TempPathFactory) -> None:
+    """The real ZIP64 case: a stored member of 4 GiB + 1 (its sizes and the
+    next member's offset do not fit in 32 bits), written sparsely to disk."""
+    import shutil
+    import subprocess
+    import zlib
+    from pathlib import Path
+
+    big = (1 << 32) + 1
+    tail = b"after the big one\n" * 100
+    ms = [ZipMember(name="a.fits.fz", size=big, open=lambda: Zeros(big)),  # type: ignore[arg-type,return-value]
+          ZipMember(name="b.txt", size=len(tail), open=lambda: io.BytesIO(tail), store=True)]  # fmt: skip
+    stream = ZipStream(ms)
+    path = Path(str(tmp_path)) / "big.zip"
+    chunk = 8 << 20
+    zero = bytes(chunk)
+    buf = bytearray(chunk)
+    total = 0
+    with open(path, "wb") as out:
+        while got := stream.readinto(buf):
+            if buf[:got] == zero[:got]:
+                out.seek(got, os.SEEK_CUR)  # a hole: the zeros take no disk
+            else:
+                out.write(buf[:got])
+            total += got
+        out.truncate(total)
+    assert stream.size == total  # stored members: the size was known ahead
+    with zipfile.ZipFile(path) as zf:
+        a, b = zf.infolist()
+        assert (a.file_size, a.compress_size) == (big, big) and b.header_offset > 1 << 32
+        crc = 0
+        for _ in range(big // chunk):
+            crc = zlib.crc32(zero, crc)
+        assert a.CRC == zlib.crc32(bytes(big % chunk), crc)
+        assert zf.read("b.txt") == tail
+    unzip = shutil.which("unzip")
+    if unzip is not None:
+        done = subprocess.run([unzip, "-p", str(path), "b.txt"], capture_output=True, timeout=120)
+        assert done.returncode == 0 and done.stdout == tail

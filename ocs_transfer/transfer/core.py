@@ -390,10 +390,9 @@ class EngineCore:
         for dest in dests:
             snap = dest.snapshot()
             if keep_hours is not None:
-                snap["keep_hours"] = keep_hours
+                snap["bundle_keep_hours"] = keep_hours
             snaps.append((dest, snap))
-        base = {d.id: [p for p in str(s.get("path") or "").split("/") if p] for d, s in snaps}
-        targets = {(d.id, name): safe_path("/".join([*base[d.id], name])) for d, _ in snaps}
+        targets = {(d.id, name): _bundle_path(snap, name) for d, snap in snaps}
         self._refuse_taken_paths(ref, targets, {d.id: d.name for d in dests})
         stats = []
         for store_ref, path, _ in members:
@@ -962,8 +961,14 @@ class EngineCore:
                 raise ConfigurationError(
                     f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
                 )
+            if file.kind == BUNDLE:  # its own retention stays; it goes to NAME under the path, whatever the layout
+                old = json.loads(row.snapshot)
+                if old.get("bundle_keep_hours") is not None:
+                    snap["bundle_keep_hours"] = old["bundle_keep_hours"]
+                row.remote_path = _bundle_path(snap, file.path)
+            else:
+                row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
             row.snapshot = json.dumps(snap, sort_keys=True)
-            row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
             row.destination_name, row.updated_at = dest.name, self.clock()
         return self.get(transfer_id)
 
@@ -1124,10 +1129,19 @@ class EngineCore:
             )
 
 
+def _bundle_path(snapshot: Mapping[str, Any], name: str) -> str:
+    """Where a bundle goes: ``name`` under the destination's path (no layout)."""
+    from ..storage.paths import safe_path
+
+    base = [p for p in str(snapshot.get("path") or "").split("/") if p]
+    return safe_path("/".join([*base, name]))
+
+
 def _keep_seconds(snapshot: dict[str, Any]) -> int | None:
     """How long a transfer's file stays at its destination, from the snapshot
-    (``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
-    hours = snapshot.get("keep_hours")
+    (a bundle's own ``bundle_keep_hours``, else the destination's
+    ``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
+    hours = snapshot.get("bundle_keep_hours", snapshot.get("keep_hours"))
     if hours is not None:
         return int(hours) * 3600
     days = snapshot.get("keep_days")

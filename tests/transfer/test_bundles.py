@@ -144,3 +144,33 @@ def test_a_member_changed_after_scheduling_fails_the_attempt_and_is_kept(cli: Cl
     for rel, data in files.items():  # nothing deleted
         assert (tmp_path / "out" / rel).read_bytes() == (data if rel != "summary.txt" else b"rewritten after"
                                                          b" scheduling\n")  # fmt: skip
+
+
+def test_a_refreshed_bundle_keeps_its_name_and_retention(cli: Cli, tmp_path: Path) -> None:
+    files = results(tmp_path)
+    root = unique_root("bundles")
+    FAULTS[root] = ["never"]  # refused for good: failed at once
+    cli("dest", "add", "box", "--provider", "faulty-memory", "--option", f"root={root}", "--layout", "by_target",
+        "--path", "old", "--credential", "token", input="tok-bundle\n")  # fmt: skip
+    cli("schedule", "--bundle", "results.zip", str(tmp_path / "out"), "--to", "box", "--keep-days", "3")
+    cli("worker", "--until-idle", "--poll", "0.01")
+    [t] = json.loads(cli("status", "results.zip", "--json").output)
+    assert t["state"] == "failed" and t["remote_path"] == "old/results.zip"
+    cli("dest", "edit", "box", "--path", "users/42")
+    cli("retry", str(t["id"]), "--refresh")
+    cli("worker", "--until-idle", "--poll", "0.01")
+    [t] = json.loads(cli("status", "results.zip", "--json").output)
+    assert t["state"] == "completed" and t["remote_path"] == "users/42/results.zip"  # no layout for bundles
+    from ocs_transfer.storage import get_store
+
+    with get_store("memory", root=root).get_fileobj("users/42/results.zip") as reader:
+        assert_bundle_holds(reader.read(), {f"out/{k}": v for k, v in files.items()})
+    ledger = Ledger(cli.env["OCS_TRANSFER_LEDGER_URL"])
+    try:
+        from ocs_transfer.transfer.crypto import KeyRing
+
+        dests = Destinations(ledger, KeyRing.parse(cli.env["OCS_TRANSFER_KEYS"], "k1"))
+        assert Engine(ledger, dests, clock=lambda: time.time() + 2 * 86400).expire() == 0
+        assert Engine(ledger, dests, clock=lambda: time.time() + 3 * 86400 + 60).expire() == 1  # its 3 days held
+    finally:
+        ledger.close()

@@ -208,6 +208,15 @@ class Settings:
     allow_ambient_credentials: bool = _env("OCS_TRANSFER_ALLOW_AMBIENT_CREDENTIALS", False, _parse_bool)
     #: Folders personal / project ``local`` destinations must lie under; empty: anywhere but system folders.
     local_roots: tuple[str, ...] = _env("OCS_TRANSFER_LOCAL_ROOTS", (), _parse_paths)
+    #: Where the webhook notifier POSTs finished transfers (link, size, checksums, expiry); unset: no webhook.
+    webhook_url: str | None = _env("OCS_TRANSFER_WEBHOOK_URL", None)
+    #: Secret: the webhook's shared HMAC-SHA256 key (its receiver checks the signature header with it).
+    webhook_secret: str | None = attrs.field(
+        default=None, repr=False, metadata={"env": "OCS_TRANSFER_WEBHOOK_SECRET", "parse": str, "secret": True}
+    )
+    #: Seconds one webhook request may take; and how many tries it gets (retryable failures only).
+    webhook_timeout: int = _env("OCS_TRANSFER_WEBHOOK_TIMEOUT", 10, _parse_int)
+    webhook_attempts: int = _env("OCS_TRANSFER_WEBHOOK_ATTEMPTS", 4, _parse_int)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -15,7 +15,7 @@ import click
 from ..exceptions import ConfigurationError
 from ..settings import Settings
 
-__all__ = ["COMMANDS"]
+__all__ = ["enqueue_command", "ingest_command"]
 
 log = logging.getLogger("ocs_transfer.ingest")
 
@@ -158,4 +158,3 @@ def ingest_command(
         sys.exit(1)  # a script that drains the queue should notice what it could not ingest
 
 
-COMMANDS = [ingest_command, enqueue_command]

@@ -33,6 +33,7 @@ __all__ = [
     "ObjectInfo",
     "Progress",
     "StoredObject",
+    "share_link",
 ]
 
 #: How long a download link lives unless the caller says otherwise.
@@ -312,6 +313,20 @@ class FileStore(abc.ABC):
         """A download link valid for ``expiration`` (or permanent, where the
         provider has only permanent links)."""
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        """How long a link :meth:`get_url` makes for ``expiration`` works:
+        ``expiration`` itself, shorter where the provider caps link lives, or
+        None where its links do not expire (they work until the object is
+        deleted)."""
+        return expiration
+
+    def delete_links(self, path: str) -> int:
+        """Withdraw the share links made to ``path`` where the provider keeps
+        them as objects of their own (they would outlive the file, or point
+        at a later file of the same name); how many went. Signed links need
+        nothing: they stop working by themselves."""
+        return 0
+
     def sweep(self, older_than: timedelta = timedelta(hours=24), *, now: datetime | None = None) -> builtins.list[str]:
         """Remove temporary names older than ``older_than`` that crashed
         uploads left; return their paths. Stores that leave none return ``[]``."""
@@ -335,3 +350,27 @@ class FileStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def share_link(
+    store: FileStore, path: str, version_id: str | None, keep: timedelta | None, *, now: float | None = None
+) -> tuple[str | None, datetime | None]:
+    """A link to ``path`` that lives as long as the file is kept (``keep``,
+    else :data:`DEFAULT_LINK_EXPIRATION`), within what the provider allows
+    (:meth:`FileStore.link_lifetime`), and when it stops working (None: a
+    permanent link). ``(None, None)`` when the store makes no links."""
+    import time
+    from datetime import UTC
+
+    from ..exceptions import OcsTransferError
+
+    wanted = keep or DEFAULT_LINK_EXPIRATION
+    lifetime = store.link_lifetime(wanted)
+    started = time.time() if now is None else now
+    try:
+        link = store.get_url(path, version_id, expiration=lifetime or wanted)
+    except (NotImplementedError, OcsTransferError):
+        return None, None
+    if lifetime is None:
+        return link, None
+    return link, datetime.fromtimestamp(int(started + lifetime.total_seconds()), UTC)

@@ -19,3 +19,4 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 @hookimpl
 def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
     register("ocs_transfer.storage.cli:send_command", name="send")
+    register("ocs_transfer.storage.bundle_cli:bundle_command", name="bundle")

@@ -429,6 +429,9 @@ class FsspecStore(FileStore):
             removed.append(self._rel(name))
         return removed
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        return None if self.link_base_url else expiration
+
     def get_url(
         self,
         path: str,

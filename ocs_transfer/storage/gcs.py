@@ -313,6 +313,9 @@ class GCSStore(BucketStore):
         except Exception as exc:
             self._raise(exc, f"delete of {path!r} (generation {version_id}) failed")
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        return None if self.link_base_url else min(expiration, MAX_LINK_EXPIRATION)
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         if self.signer is None:
             raise ConfigurationError(

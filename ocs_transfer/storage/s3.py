@@ -433,6 +433,9 @@ class S3Store(BucketStore):
         except Exception as exc:
             self._raise(exc, f"delete of {path!r} failed")
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        return None if self.link_base_url else min(expiration, MAX_LINK_EXPIRATION)
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         if expiration > MAX_LINK_EXPIRATION or expiration.total_seconds() < 1:
             raise ConfigurationError(

@@ -69,8 +69,10 @@ class _Context:
         if not self.settings.transfer_keys and destinations.kids_in_use():
             KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
         from ..storage.cli import open_source
+        from .webhook import register_from_settings
 
         settings = self.settings
+        register_from_settings(settings)
         return Engine(self.ledger, destinations, settings=settings,
                       source_resolver=lambda ref: open_source(ref, settings))  # fmt: skip
 
@@ -382,16 +384,32 @@ def sweep_command(name: str, hours: float) -> None:
               help="Metadata merged over every local file's headers (repeat); PDFs and JPEGs have only this.")
 @click.option("--include", multiple=True, metavar="GLOB", help="In directories, only files matching (repeat).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="In directories, skip files matching (repeat).")
+@click.option("--bundle", "bundle_name", default=None, metavar="NAME",
+              help="Queue FILES as one zip NAME (e.g. results.zip), made when it is sent, with a share link.")
+@click.option("--keep-days", "keep_hours", default=None, metavar="DAYS|DURATION", callback=_retention,
+              help="With --bundle: keep it (and its link) this long [default: the destination's retention].")
 def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], source: str | None, target: str,
                      project: str, metadata: tuple[str, ...], include: tuple[str, ...],
-                     exclude: tuple[str, ...]) -> None:  # fmt: skip
+                     exclude: tuple[str, ...], bundle_name: str | None, keep_hours: int | None) -> None:  # fmt: skip
     """Queue FILES for every destination given with --to. Local files are
     read now, as `send` reads them, so the destinations' layouts (by_target,
-    archive, templates) get each file's own target, project, site, ..."""
+    archive, templates) get each file's own target, project, site, ...
+    With --bundle, FILES become one transfer per destination: a zip of them
+    all, stored as NAME under the destination's path."""
     engine = _ctx().engine()
     given = {k: v for k, v in (("target", target), ("project", project)) if v}
     created = []
-    if source is not None:
+    if bundle_name is not None:
+        if source is not None or metadata or target or project:
+            raise click.UsageError("--bundle takes local FILES only (no --source, -m, --target or --project)")
+        from ..storage.bundle import plan_files
+        from .bundles import local_members
+
+        members = local_members(plan_files(files, include, exclude))
+        created = engine.schedule_bundle(bundle_name, members, destinations, keep_hours=keep_hours)
+    elif keep_hours is not None:
+        raise click.UsageError("--keep-days goes with --bundle (a destination's retention is set by `dest edit`)")
+    elif source is not None:
         if metadata:
             raise ConfigurationError("-m needs local files; with --source give --target/--project instead")
         created = engine.schedule(source, list(files), destinations, context=given)

@@ -69,12 +69,15 @@ from .attempt import (
 from .destinations import DestinationNotFoundError, Destinations, open_store
 from .ledger import Ledger
 from .models import (
+    BUNDLE,
     CANCELLED,
     COMPLETED,
     FAILED,
+    FILE,
     FINAL_STATES,
     IN_PROGRESS,
     PENDING,
+    BundleMemberRow,
     SourceFileRow,
     TransferRow,
 )
@@ -128,6 +131,8 @@ class Transfer:
     finished_at: float | None
     expired_at: float | None
     heartbeat_at: float | None = None
+    kind: str = "file"  #: "file", or "bundle" (``source_path`` is then the zip's name)
+    link_expires_at: float | None = None  #: when ``link`` stops working (None: never by itself)
 
     @property
     def final(self) -> bool:
@@ -145,6 +150,7 @@ class Transfer:
             remote_path=row.remote_path, remote_version=row.remote_version, link=row.link, worker=row.worker,
             created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
             finished_at=row.finished_at, expired_at=row.expired_at, heartbeat_at=row.heartbeat_at,
+            kind=file.kind or FILE, link_expires_at=row.link_expires_at,
         )  # fmt: skip
 
 
@@ -232,11 +238,14 @@ class _Work:
     #: the sha256 the source must have ("" when not known yet): given at
     #: scheduling, or read by the file's first completed transfer
     sha256: str
+    file_id: int = 0
+    kind: str = FILE
 
     @classmethod
     def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
         return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending", tried_before, file.sha256)  # fmt: skip
+                   file.mtime, file.delete_state == "pending", tried_before, file.sha256, file.id,
+                   file.kind or FILE)  # fmt: skip
 
 
 class EngineCore:
@@ -386,6 +395,106 @@ class EngineCore:
         log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(files))
         return created
 
+    def schedule_bundle(
+        self,
+        name: str,
+        members: Sequence[tuple[str, str, str]],
+        destinations: Iterable[str | int],
+        *,
+        keep_hours: int | None = None,
+    ) -> list[Transfer]:
+        """Queue one bundle: a zip named ``name`` of ``members`` (``(store,
+        path, name in the archive)``, archived in the order given), made when
+        it is sent, for every destination: one transfer per destination, with
+        the retries, states and records of any other. It goes to ``name``
+        under each destination's path (layouts do not apply). ``keep_hours``
+        overrides the destinations' retention for this bundle (how long it
+        and its link are kept). Every member must exist; its size and
+        modification time are recorded, and an attempt that finds one changed
+        fails (retryable) without publishing anything. When a destination
+        asks for source deletion, the members are deleted once every transfer
+        of the bundle completed."""
+        from ..storage.paths import safe_path
+
+        dests = [self.destinations.get(ref) for ref in destinations]
+        if not dests:
+            raise ConfigurationError("no destinations given: name at least one (see `ocs-transfer dest list`)")
+        for dest in dests:
+            if not dest.usable:
+                raise ConfigurationError(f"destination {dest.name!r} is disabled; enable it or pick another")
+        if len({d.id for d in dests}) != len(dests):
+            raise ConfigurationError("a destination is named twice")
+        if not members:
+            raise ConfigurationError(f"bundle {name!r} has no files; nothing was scheduled")
+        names = [safe_path(m[2]) for m in members]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"bundle {name!r} names two files alike; nothing was scheduled")
+        if keep_hours is not None and keep_hours < 1:
+            raise ConfigurationError(f"a bundle is kept at least 1 hour, not {keep_hours}")
+        ref = f"bundle:{uuid.uuid4().hex}"
+        now = self.clock()
+        asked = any(d.delete_source for d in dests)
+        snaps = []
+        for dest in dests:
+            snap = dest.snapshot()
+            if keep_hours is not None:
+                snap["bundle_keep_hours"] = keep_hours
+            snaps.append((dest, snap))
+        targets = {(d.id, (ref, name)): _bundle_path(snap, name) for d, snap in snaps}
+        self._refuse_taken_paths(targets, {d.id: d.name for d in dests})
+        stats = []
+        for store_ref, path, _ in members:
+            try:
+                stats.append(self.source_store(store_ref).info(path))
+            except ObjectNotFoundError:
+                raise ConfigurationError(f"{path}: no such file in {store_ref}; nothing was scheduled") from None
+        with self.ledger.session() as session:
+            file = SourceFileRow(store=ref, path=name, context="{}", delete_source=asked,
+                                 delete_state="pending" if asked else "", created_at=now, size=None, mtime=None,
+                                 sha256="", transfer_count=len(dests), kind=BUNDLE)  # fmt: skip
+            session.add(file)
+            session.flush()
+            file_id = file.id
+            for start in range(0, len(members), 500):
+                session.execute(insert(BundleMemberRow), [
+                    {"file_id": file_id, "position": i, "store": members[i][0], "path": members[i][1],
+                     "name": names[i], "size": stats[i].size, "mtime": _mtime(stats[i])}
+                    for i in range(start, min(start + 500, len(members)))
+                ])  # fmt: skip
+            session.execute(insert(TransferRow), [
+                {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
+                 "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
+                 "next_attempt_at": now, "remote_path": targets[(dest.id, (ref, name))], "created_at": now,
+                 "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
+                 "provider_checksum": "", "remote_version": "", "link": "", "worker": "", "cancel_requested": False}
+                for dest, snap in snaps
+            ])  # fmt: skip
+            query = (
+                select(TransferRow, SourceFileRow)
+                .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
+                .where(TransferRow.file_id == file_id)
+                .order_by(TransferRow.id)
+            )
+            created = [Transfer.from_rows(t, f) for t, f in session.execute(query)]
+        log.info("scheduled bundle %s of %d file(s) for %d destination(s)", name, len(members), len(dests))
+        return created
+
+    def snapshot_of(self, transfer_id: int) -> dict[str, Any]:
+        """The destination as transfer ``transfer_id`` keeps it (no credentials)."""
+        with self.ledger.session() as session:
+            row = session.get(TransferRow, transfer_id)
+            if row is None:
+                raise TransferNotFoundError(f"no transfer with id {transfer_id}")
+            return dict(json.loads(row.snapshot))
+
+    def bundle_members(self, file_id: int) -> list[dict[str, Any]]:
+        """A bundle's members in archive order: ``store``, ``path``, ``name``, ``size``, ``mtime``."""
+        with self.ledger.session() as session:
+            rows = session.scalars(
+                select(BundleMemberRow).where(BundleMemberRow.file_id == file_id).order_by(BundleMemberRow.position)
+            )
+            return [{"store": r.store, "path": r.path, "name": r.name, "size": r.size, "mtime": r.mtime} for r in rows]
+
     def _stat_sources(self, files: Sequence[tuple[str, str, Any, Any]]) -> dict[tuple[str, str], ObjectInfo]:
         stats: dict[tuple[str, str], ObjectInfo] = {}
         for source, path, _, _ in files:
@@ -486,10 +595,11 @@ class EngineCore:
 
     # -- claiming --------------------------------------------------------------------------
 
-    def claim(self, limit: int = 1) -> list[tuple[int, str]]:
-        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``
-        pairs. Pass each to :meth:`execute` (a claim not executed stays
-        ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
+    def claim(self, limit: int = 1, *, only: Sequence[int] | None = None) -> list[tuple[int, str]]:
+        """Atomically take up to ``limit`` due transfers (of ``only``, when
+        given: ids); returns ``(id, lease)`` pairs. Pass each to
+        :meth:`execute` (a claim not executed stays ``in_progress`` until its
+        heartbeat goes stale and it is reclaimed)."""
         now = self.clock()
         running = aliased(TransferRow)
         # never two attempts at one remote path of one destination at once: each
@@ -507,6 +617,8 @@ class EngineCore:
                 .order_by(TransferRow.next_attempt_at, TransferRow.id)
                 .limit(limit * 4)
             )
+            if only is not None:
+                query = query.where(TransferRow.id.in_(list(only)))
             if self.ledger.dialect == "postgresql":
                 query = query.with_for_update(of=TransferRow, skip_locked=True)
             ids: list[int] = []
@@ -597,13 +709,13 @@ class EngineCore:
                 if work.tried_before:  # any earlier attempt (even before a retry) may have been killed mid-upload
                     _discard_stale_partials(store, remote_path)
                 stored = self._copy(store, work, transfer_id, running)
-                link = self._link(store, stored, _keep_seconds(snap))
+                link, link_expires_at = self._link(store, stored, _keep_seconds(snap))
             finally:
                 self.destinations.save_rotated(snap["id"], store)
                 store.close()
         except Exception as exc:
             return self._record_failure(transfer_id, running, exc, work.attempts, secrets)
-        return self._record_success(transfer_id, running, stored, link)
+        return self._record_success(transfer_id, running, stored, link, link_expires_at)
 
     def _destination_credentials(self, snap: Mapping[str, Any]) -> dict[str, Secret]:
         """The credentials of the destination this transfer was queued for: the
@@ -620,6 +732,8 @@ class EngineCore:
     def _copy(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
         """Copy the source to ``work.remote_path``, or adopt the identical object
         already there; refuse (and leave alone) any other object there."""
+        if work.kind == BUNDLE:
+            return self._copy_bundle(store, work, transfer_id, running)
         path = work.source_path
         with running.source_side():
             source = self.source_store(work.source_ref)
@@ -654,21 +768,76 @@ class EngineCore:
             raise
         return stored
 
-    @staticmethod
-    def _link(store: FileStore, stored: StoredObject, keep_seconds: int | None = None) -> str:
-        """The link recorded for a transfer: it lives as long as the file is
-        kept (the destination's retention), or the default link expiration. Links that hold
-        credentials are never stored: they are made when asked for
-        (Destinations.link)."""
-        if store.links_hold_credentials:
-            return ""
+    def _archive(self, work: _Work) -> Any:
+        """The zip stream of a bundle's members; each member is checked
+        against its scheduled size and modification time before and after it
+        is read."""
+        from ..storage.zipstream import ZipMember, ZipStream
+
+        def member(m: dict[str, Any]) -> ZipMember:
+            source = self.source_store(m["store"])
+
+            def opener() -> Any:
+                _check_unchanged(m["path"], source.info(m["path"]), m["size"], m["mtime"], "since it was scheduled")
+                return source.open(m["path"])
+
+            def check(count: int) -> None:
+                if count != m["size"]:
+                    raise SourceChangedError(
+                        f"bundle member {m['path']!r} gave {count} bytes, it had {m['size']} when scheduled; it is"
+                        " kept, and nothing was published. The attempt is retried"
+                    )
+                _check_unchanged(m["path"], source.info(m["path"]), m["size"], m["mtime"], "while it was read")
+
+            return ZipMember(name=m["name"], size=m["size"], open=opener, check=check)
+
+        return ZipStream([member(m) for m in self.bundle_members(work.file_id)], chunk_size=self.settings.chunk_size)
+
+    def _copy_bundle(self, store: FileStore, work: _Work, transfer_id: int, running: _Running) -> StoredObject:
+        """Zip a bundle's members into ``work.remote_path`` as it is sent (or
+        adopt the identical bundle already there: the same members give the
+        same bytes)."""
+        existing = _info_or_none(store, work.remote_path)
+        archive = self._archive(work)
         try:
-            if keep_seconds:
-                return store.get_url(stored.path, stored.version_id, expiration=timedelta(seconds=keep_seconds))
-            return store.get_url(stored.path, stored.version_id)
-        except (OcsTransferError, NotImplementedError) as exc:
-            log.debug("no link for %s: %s", stored.path, type(exc).__name__)
-            return ""
+            if existing is not None:
+                reader = _GuardedReader(archive, lambda: None)
+                size = archive.size if archive.size is not None else existing.size
+                adopted = _adopt(store, existing, reader, size, work.remote_path, ".zip")
+                _check_bytes(work.source_path, adopted, work.sha256)
+                return adopted
+            stored = store.put(
+                archive, work.remote_path, size=archive.size, content_type="application/zip",
+                progress=lambda n: self._progress(transfer_id, running, n), cancel=running.cancel, extension=".zip",
+            )  # fmt: skip
+        finally:
+            archive.close()
+        try:
+            _check_bytes(work.source_path, stored, work.sha256)
+        except SourceChangedError:
+            with contextlib.suppress(OcsTransferError):
+                store.delete_file(stored.path, stored.version_id)
+            raise
+        return stored
+
+    def _link(
+        self, store: FileStore, stored: StoredObject, keep_seconds: int | None = None
+    ) -> tuple[str, float | None]:
+        """The link recorded for a transfer and when it stops working: it
+        lives as long as the file is kept (the destination's retention), or
+        the default link expiration, within what the provider allows. Links
+        that hold credentials are never stored: they are made when asked for
+        (Destinations.link)."""
+        from ..storage.base import share_link
+
+        if store.links_hold_credentials:
+            return "", None
+        keep = timedelta(seconds=keep_seconds) if keep_seconds else None
+        link, expires = share_link(store, stored.path, stored.version_id, keep, now=self.clock())
+        if link is None:
+            log.debug("no link for %s", stored.path)
+            return "", None
+        return link, expires.timestamp() if expires is not None else None
 
     def _progress(self, transfer_id: int, running: _Running, n: int) -> None:
         running.bytes_done += n
@@ -680,14 +849,16 @@ class EngineCore:
             with self.ledger.session() as session:
                 self._lease_update(session, transfer_id, running.lease, bytes_done=running.bytes_done)
 
-    def _record_success(self, transfer_id: int, running: _Running, stored: StoredObject, link: str) -> Transfer:
+    def _record_success(
+        self, transfer_id: int, running: _Running, stored: StoredObject, link: str, link_expires_at: float | None
+    ) -> Transfer:
         now = self.clock()
         with self.ledger.session() as session:
             owned = self._lease_update(
                 session, transfer_id, running.lease, state=COMPLETED, finished_at=now, lease=None, last_error="",
                 bytes_done=stored.size, size=stored.size, md5=stored.md5, sha256=stored.sha256,
                 provider_checksum=stored.provider_checksum or "", remote_version=stored.version_id or "", link=link,
-                heartbeat_at=None,
+                link_expires_at=link_expires_at, heartbeat_at=None,
             )  # fmt: skip
             if owned:  # the first completed transfer of a file records the bytes every other one must match
                 session.execute(
@@ -839,7 +1010,10 @@ class EngineCore:
         with self.ledger.session() as session:
             source_file = session.get(SourceFileRow, current.file_id)
             context = json.loads(source_file.context or "{}") if source_file is not None else {}
-        remote = remote_path_for(snap, current.source_path, context)
+            bundle = source_file is not None and source_file.kind == BUNDLE
+        # a bundle goes to NAME under the destination's path, whatever the layout
+        remote = _bundle_path(snap, current.source_path) if bundle else remote_path_for(snap, current.source_path,
+                                                                                          context)  # fmt: skip
         # the scheduling-time check: another source's transfer may target the new path
         mine = (dest.id, (current.source_store, current.source_path))
         self._refuse_taken_paths({mine: remote}, {dest.id: dest.name},
@@ -853,6 +1027,10 @@ class EngineCore:
                 raise ConfigurationError(
                     f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
                 )
+            if file.kind == BUNDLE:  # its own retention stays
+                old = json.loads(row.snapshot)
+                if old.get("bundle_keep_hours") is not None:
+                    snap["bundle_keep_hours"] = old["bundle_keep_hours"]
             row.snapshot = json.dumps(snap, sort_keys=True)
             row.remote_path = remote
             row.destination_name, row.updated_at = dest.name, self.clock()
@@ -950,6 +1128,8 @@ class EngineCore:
         return self._delete_source(file_id, ref, path, size, mtime)
 
     def _delete_source(self, file_id: int, ref: str, path: str, size: int | None, mtime: float | None) -> bool:
+        if ref.startswith("bundle:"):
+            return self._delete_members(file_id)
         try:
             store = self.source_store(ref)
             try:
@@ -974,6 +1154,36 @@ class EngineCore:
         log.info("source %s deleted: every transfer completed", path)
         return True
 
+    def _delete_members(self, file_id: int) -> bool:
+        """Delete a completed bundle's members: each one still as it was when
+        scheduled (what the bundle holds); a changed one is kept."""
+        kept = 0
+        for m in self.bundle_members(file_id):
+            try:
+                store = self.source_store(m["store"])
+                try:
+                    info = store.info(m["path"])
+                    _check_unchanged(m["path"], info, m["size"], m["mtime"], "after the bundle read it")
+                except SourceChangedError as exc:
+                    log.warning("not deleting: %s", exc)
+                    kept += 1
+                    continue
+                store.delete_file(m["path"])
+            except ObjectNotFoundError:
+                log.info("bundle member %s was already gone", m["path"])
+            except Exception as exc:
+                log.warning("deleting bundle member %s failed (will retry): %s", m["path"], type(exc).__name__)
+                self._undo_deleting(file_id, "pending")
+                return False
+        with self.ledger.session() as session:
+            session.execute(
+                update(SourceFileRow).where(SourceFileRow.id == file_id).values(
+                    delete_state="kept" if kept else "deleted", deleted_at=self.clock()
+                )
+            )
+        log.info("bundle %d: members deleted (%d kept): every transfer completed", file_id, kept)
+        return True
+
     def _undo_deleting(self, file_id: int, state: str) -> None:
         with self.ledger.session() as session:
             session.execute(
@@ -983,10 +1193,19 @@ class EngineCore:
             )
 
 
+def _bundle_path(snapshot: Mapping[str, Any], name: str) -> str:
+    """Where a bundle goes: ``name`` under the destination's path (no layout)."""
+    from ..storage.paths import safe_path
+
+    base = [p for p in str(snapshot.get("path") or "").split("/") if p]
+    return safe_path("/".join([*base, name]))
+
+
 def _keep_seconds(snapshot: dict[str, Any]) -> int | None:
     """How long a transfer's file stays at its destination, from the snapshot
-    (``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
-    hours = snapshot.get("keep_hours")
+    (a bundle's own ``bundle_keep_hours``, else the destination's
+    ``keep_hours``; snapshots taken before hours existed have ``keep_days``)."""
+    hours = snapshot.get("bundle_keep_hours", snapshot.get("keep_hours"))
     if hours is not None:
         return int(hours) * 3600
     days = snapshot.get("keep_days")

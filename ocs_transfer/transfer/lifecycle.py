@@ -159,8 +159,10 @@ class LifecyclePasses(EngineCore):
 
     def expire(self) -> int:
         """Delete files from destinations past their retention (``keep_hours``;
-        a snapshot from before hours has ``keep_days``). Returns how many
-        objects were removed (or found already gone)."""
+        a snapshot from before hours has ``keep_days``; a bundle's own
+        ``keep_hours`` is in its snapshot), and the share links the provider
+        keeps to them. Returns how many objects were removed (or found already
+        gone)."""
         now = self.clock()
         with self.ledger.session() as session:
             rows = list(
@@ -188,6 +190,9 @@ class LifecyclePasses(EngineCore):
                         store.delete_file(path, version or None)
                     except ObjectNotFoundError:
                         pass
+                    withdrawn = store.delete_links(path)  # share links kept as objects of their own go too
+                    if withdrawn:
+                        log.info("transfer %d: %d share link(s) to %s withdrawn", transfer_id, withdrawn, path)
             except (OcsTransferError, CredentialError) as exc:
                 log.warning("transfer %d: expiring %s failed: %s", transfer_id, path, type(exc).__name__)
                 continue

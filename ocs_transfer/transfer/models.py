@@ -17,7 +17,7 @@ import uuid as uuid_mod
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DestinationRow", "SourceFileRow", "TransferRow", "STATES", "FINAL_STATES"]
+__all__ = ["Base", "BundleMemberRow", "DestinationRow", "SourceFileRow", "TransferRow", "STATES", "FINAL_STATES"]
 
 PENDING = "pending"
 IN_PROGRESS = "in_progress"
@@ -26,6 +26,9 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 STATES = (PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
 FINAL_STATES = (COMPLETED, FAILED, CANCELLED)
+#: What a source file row stands for: one file, or a bundle (a zip of its members, made when it is sent).
+FILE = "file"
+BUNDLE = "bundle"
 
 
 class Base(DeclarativeBase):
@@ -92,8 +95,30 @@ class SourceFileRow(Base):
     delete_state: Mapped[str] = mapped_column(String(16), default="")
     deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    #: "file", or "bundle": ``path`` is then the zip's name and its members are in ocs_bundle_members
+    kind: Mapped[str] = mapped_column(String(16), default=FILE, server_default=FILE)
 
     __table_args__ = ({"sqlite_autoincrement": True},)
+
+
+class BundleMemberRow(Base):
+    """One file of a bundle, as it was when the bundle was scheduled."""
+
+    __tablename__ = "ocs_bundle_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("ocs_source_files.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)  #: order in the archive
+    store: Mapped[str] = mapped_column(Text)  #: store name or URL, as SourceFileRow.store
+    path: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)  #: its name in the archive
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        Index("ix_ocs_bundle_members_file", "file_id", "position"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class TransferRow(Base):
@@ -125,6 +150,8 @@ class TransferRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: when ``link`` stops working (None: it does not expire by itself, or there is none)
+    link_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_ocs_transfers_due", "state", "next_attempt_at"),

@@ -101,6 +101,10 @@ def _check_upgraded(ledger: Ledger) -> None:
         assert [(r[0], r[1]) for r in rows] == [(11, "completed"), (12, "failed")]  # nothing cascaded away
         assert {json.loads(r[2])["uuid"] for r in rows} == {dest[3]}
         assert conn.execute(text("SELECT version FROM ocs_transfer_schema_version")).scalar() == 2
+        # 0005: the old rows are files (not bundles), their links of unknown expiry; no bundle members
+        assert conn.execute(text("SELECT kind FROM ocs_source_files")).scalar() == "file"
+        assert conn.execute(text("SELECT count(*) FROM ocs_transfers WHERE link_expires_at IS NULL")).scalar() == 2
+        assert conn.execute(text("SELECT count(*) FROM ocs_bundle_members")).scalar() == 0
     assert _diff(ledger) == []
     assert ledger.migrate() == HEAD_REVISION  # again: nothing to do
 

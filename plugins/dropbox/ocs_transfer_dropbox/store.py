@@ -66,6 +66,8 @@ CONTENT_HASH = "dropbox-content-hash"
 #: Dropbox accepts at most 150 MiB per request.
 MAX_CHUNK = 148 * MiB
 LINK_KINDS = ("shared", "temporary")
+#: How long a Dropbox temporary link works.
+TEMPORARY_LINK_LIFE = timedelta(hours=4)
 
 
 def _base_url(name: str) -> Callable[[Any, Any, str], None]:
@@ -400,6 +402,10 @@ class DropboxStore(FsspecStore):
                 result = self._call("list_folder", more)
             except Exception as exc:
                 self._raise(exc, f"listing {prefix!r} failed")
+
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        # temporary links live four hours (Dropbox's rule); shared links until the file goes
+        return TEMPORARY_LINK_LIFE if self.config.link_kind == "temporary" else None
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         from dropbox import exceptions as dx

@@ -131,5 +131,8 @@ class GdriveStore(FsspecStore):
         value = info.get("md5Checksum")
         return ("md5", str(value)) if value else None
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        return None  # Drive's share links work until the file or its permission goes
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return str(self.fs.share_link(path, self.config.share, self.config.share_domain))

@@ -190,6 +190,11 @@ class SeafileStore(FsspecStore):
 
     # -- links -------------------------------------------------------------------------------
 
+    def link_lifetime(self, expiration: timedelta) -> timedelta | None:
+        if self.config.link_expire_days is not None:
+            return timedelta(days=self.config.link_expire_days)
+        return expiration
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         seconds = expiration.total_seconds()
         if self.config.link_expire_days is not None and self.fs.routes.kind == "repo":

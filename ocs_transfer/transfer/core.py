@@ -436,10 +436,13 @@ class EngineCore:
 
     # -- claiming --------------------------------------------------------------------------
 
-    def claim(self, limit: int = 1) -> list[tuple[int, str]]:
-        """Atomically take up to ``limit`` due transfers; returns ``(id, lease)``
-        pairs. Pass each to :meth:`execute` (a claim not executed stays
-        ``in_progress`` until its heartbeat goes stale and it is reclaimed)."""
+    def claim(self, limit: int = 1, *, ids: Sequence[int] | None = None) -> list[tuple[int, str]]:
+        """Atomically take up to ``limit`` due transfers (only among ``ids``,
+        when given); returns ``(id, lease)`` pairs. Pass each to
+        :meth:`execute` (a claim not executed stays ``in_progress`` until its
+        heartbeat goes stale and it is reclaimed). A transfer that is not
+        pending, not due yet, or whose remote path another attempt is writing
+        is not taken."""
         now = self.clock()
         running = aliased(TransferRow)
         # never two attempts at one remote path of one destination at once: each
@@ -457,18 +460,20 @@ class EngineCore:
                 .order_by(TransferRow.next_attempt_at, TransferRow.id)
                 .limit(limit * 4)
             )
+            if ids is not None:
+                query = query.where(TransferRow.id.in_(list(ids)))
             if self.ledger.dialect == "postgresql":
                 query = query.with_for_update(of=TransferRow, skip_locked=True)
-            ids: list[int] = []
+            chosen: list[int] = []
             targets: set[tuple[int, str]] = set()
             tried: dict[int, bool] = {}
             for transfer_id, dest_id, remote, started_at in session.execute(query):
-                if (dest_id, remote) not in targets and len(ids) < limit:
+                if (dest_id, remote) not in targets and len(chosen) < limit:
                     targets.add((dest_id, remote))
-                    ids.append(transfer_id)
+                    chosen.append(transfer_id)
                     tried[transfer_id] = started_at is not None
             claimed: list[tuple[int, str]] = []
-            for transfer_id in ids:
+            for transfer_id in chosen:
                 lease = uuid.uuid4().hex
                 result = session.execute(
                     update(TransferRow)

@@ -60,7 +60,7 @@ __all__ = ["HEAD_REVISION", "Ledger", "LedgerError", "LedgerUnavailableError"]
 log = logging.getLogger(__name__)
 
 #: The latest revision in :mod:`.migrations` (a test checks it is Alembic's head).
-HEAD_REVISION = "0004_keep_hours"
+HEAD_REVISION = "0005_queued_at"
 #: What a ledger made before Alembic counts as.
 BASELINE_REVISION = "0001_baseline"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

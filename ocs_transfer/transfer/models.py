@@ -125,6 +125,8 @@ class TransferRow(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: when the transfer was last published to a broker as a task (the Celery executor)
+    queued_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_ocs_transfers_due", "state", "next_attempt_at"),

@@ -68,6 +68,15 @@ class MemoryStore(FsspecStore):
         with shared.getbuffer() as view:
             return io.BytesIO(view.tobytes())
 
+    def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
+        # fsspec's memory info looks at every key for children before it looks
+        # the path up (O(objects) per call); an object's own key answers at once.
+        path = self.fs._strip_protocol(full)
+        found = self.fs.store.get(path)
+        if found is not None and version_id is None:
+            return {"name": path, "size": found.size, "type": "file", "created": getattr(found, "created", None)}
+        return super()._info_raw(full, version_id)
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return f"memory://{path.lstrip('/')}"
 

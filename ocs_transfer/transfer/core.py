@@ -37,11 +37,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from sqlalchemy import and_, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from ..exceptions import (
     ConfigurationError,
@@ -75,6 +75,7 @@ from .models import (
     FINAL_STATES,
     IN_PROGRESS,
     PENDING,
+    DestinationRow,
     SourceFileRow,
     TransferRow,
 )
@@ -134,7 +135,9 @@ class Transfer:
         return self.state in FINAL_STATES
 
     @classmethod
-    def from_rows(cls, row: TransferRow, file: SourceFileRow) -> Transfer:
+    def from_rows(cls, row: Any, file: Any) -> Transfer:
+        """From a transfer row and its source file's row (anything with their
+        attributes: ORM rows, or one Core row with both)."""
         snap = json.loads(row.snapshot)
         return cls(
             id=row.id, file_id=row.file_id, source_store=file.store, source_path=file.path,
@@ -167,6 +170,68 @@ def remote_path_for(snapshot: Mapping[str, Any], source_path: str, context: Mapp
     return safe_path("/".join([*base, layout.path_for(None, values)]))
 
 
+# -- the hot path's statements, built once (Core, bound parameters) ------------------------
+#
+# Claiming and recording run for every transfer; building their statements
+# anew each time (and running them through the ORM) cost more CPU than the
+# database's work. SQLAlchemy caches each one's compiled form.
+
+_T = cast(Table, TransferRow.__table__)
+_F = cast(Table, SourceFileRow.__table__)
+_D = cast(Table, DestinationRow.__table__)
+_RUNNING = _T.alias("running")
+#: never two attempts at one remote path of one destination at once: each
+#: removes the partial uploads it finds there, and only one may write
+_BUSY = (
+    exists()
+    .where(_RUNNING.c.state == IN_PROGRESS, _RUNNING.c.destination_id == _T.c.destination_id,
+           _RUNNING.c.remote_path == _T.c.remote_path)
+    .correlate(_T)
+)  # fmt: skip
+_DUE = (
+    select(_T.c.id, _T.c.destination_id, _T.c.remote_path, _T.c.started_at)
+    .where(_T.c.state == PENDING, _T.c.next_attempt_at <= bindparam("b_now"), ~_BUSY)
+    .order_by(_T.c.next_attempt_at, _T.c.id)
+    .limit(bindparam("b_limit"))
+)
+_DUE_QUERIES: dict[tuple[str, bool], Any] = {}
+_TAKE = (
+    update(_T)
+    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.state == PENDING)
+    .values(state=IN_PROGRESS, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
+            heartbeat_at=bindparam("b_now"), started_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+            attempts=_T.c.attempts + 1, cancel_requested=False, bytes_done=0)
+    .returning(_T.c.id)
+)  # fmt: skip
+#: what the claimed attempts need, with their destinations' stored credentials
+_WORK = (
+    select(_T.c.id, _T.c.snapshot, _T.c.remote_path, _T.c.attempts, _F.c.store, _F.c.path, _F.c.size, _F.c.mtime,
+           _F.c.delete_state, _F.c.sha256, _D.c.uuid.label("dest_uuid"), _D.c.credentials.label("dest_credentials"))
+    .select_from(_T.join(_F, _F.c.id == _T.c.file_id).outerjoin(_D, _D.c.id == _T.c.destination_id))
+    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)))
+)  # fmt: skip
+#: a conditional write of an attempt: only while it holds its lease (SET: the parameters given)
+_LEASED = update(_T).where(_T.c.id == bindparam("b_id"), _T.c.lease == bindparam("b_lease"),
+                           _T.c.state == IN_PROGRESS)  # fmt: skip
+_FIRST_SHA256 = (
+    update(_F)
+    .where(_F.c.id == select(_T.c.file_id).where(_T.c.id == bindparam("b_id")).scalar_subquery(), _F.c.sha256 == "")
+    .values(sha256=bindparam("b_sha256"))
+)
+#: a transfer with its source's store and path (what :meth:`Transfer.from_rows` reads)
+_READ = select(_T, _F.c.store, _F.c.path).join(_F, _F.c.id == _T.c.file_id).where(_T.c.id == bindparam("b_id"))
+
+
+def _due_query(dialect: str, among: bool) -> Any:
+    query = _DUE_QUERIES.get((dialect, among))
+    if query is None:
+        query = _DUE.where(_T.c.id.in_(bindparam("b_among", expanding=True))) if among else _DUE
+        if dialect == "postgresql":
+            query = query.with_for_update(of=_T, skip_locked=True)
+        _DUE_QUERIES[(dialect, among)] = query
+    return query
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -197,11 +262,13 @@ class _Work:
     #: the sha256 the source must have ("" when not known yet): given at
     #: scheduling, or read by the file's first completed transfer
     sha256: str
+    #: the destination's credentials, decrypted after the claim (None: look them up in the attempt)
+    credentials: dict[str, Secret] | None = None
 
     @classmethod
-    def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
+    def of(cls, row: Any, file: Any, tried_before: bool, credentials: dict[str, Secret] | None = None) -> _Work:
         return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending", tried_before, file.sha256)  # fmt: skip
+                   file.mtime, file.delete_state == "pending", tried_before, file.sha256, credentials)  # fmt: skip
 
 
 class EngineCore:
@@ -391,14 +458,10 @@ class EngineCore:
 
     @staticmethod
     def _read(session: Session, transfer_id: int) -> Transfer:
-        found = session.execute(
-            select(TransferRow, SourceFileRow)
-            .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
-            .where(TransferRow.id == transfer_id)
-        ).first()
+        found = session.connection().execute(_READ, {"b_id": transfer_id}).first()
         if found is None:
             raise TransferNotFoundError(f"no transfer with id {transfer_id} (see `ocs-transfer status`)")
-        return Transfer.from_rows(found[0], found[1])
+        return Transfer.from_rows(found, found)  # the row has the transfer's columns and the file's store, path
 
     def transfers(
         self, *, state: str | None = None, file_id: int | None = None, destination: str | None = None
@@ -444,66 +507,60 @@ class EngineCore:
         pending, not due yet, or whose remote path another attempt is writing
         is not taken."""
         now = self.clock()
-        running = aliased(TransferRow)
-        # never two attempts at one remote path of one destination at once: each
-        # removes the partial uploads it finds there, and only one may write
-        busy = (
-            exists()
-            .where(running.state == IN_PROGRESS, running.destination_id == TransferRow.destination_id,
-                   running.remote_path == TransferRow.remote_path)
-            .correlate(TransferRow)
-        )  # fmt: skip
+        among = ids is not None
+        params: dict[str, Any] = {"b_now": now, "b_limit": limit * 4}
+        if among:
+            params["b_among"] = list(ids or ())
+            if not params["b_among"]:
+                return []
+        lease = uuid.uuid4().hex  # one per claim: the (transfer, lease) pair names each attempt
         with self.ledger.session() as session:
-            query = (
-                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path, TransferRow.started_at)
-                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now, ~busy)
-                .order_by(TransferRow.next_attempt_at, TransferRow.id)
-                .limit(limit * 4)
-            )
-            if ids is not None:
-                query = query.where(TransferRow.id.in_(list(ids)))
-            if self.ledger.dialect == "postgresql":
-                query = query.with_for_update(of=TransferRow, skip_locked=True)
+            conn = session.connection()
             chosen: list[int] = []
             targets: set[tuple[int, str]] = set()
             tried: dict[int, bool] = {}
-            for transfer_id, dest_id, remote, started_at in session.execute(query):
+            for transfer_id, dest_id, remote, started_at in conn.execute(_due_query(self.ledger.dialect, among),
+                                                                         params):  # fmt: skip
                 if (dest_id, remote) not in targets and len(chosen) < limit:
                     targets.add((dest_id, remote))
                     chosen.append(transfer_id)
                     tried[transfer_id] = started_at is not None
-            claimed: list[tuple[int, str]] = []
-            for transfer_id in chosen:
-                lease = uuid.uuid4().hex
-                result = session.execute(
-                    update(TransferRow)
-                    .where(TransferRow.id == transfer_id, TransferRow.state == PENDING)
-                    .values(
-                        state=IN_PROGRESS, lease=lease, worker=self.worker_id, heartbeat_at=now, started_at=now,
-                        updated_at=now, attempts=TransferRow.attempts + 1, cancel_requested=False, bytes_done=0,
-                    )
-                )  # fmt: skip
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append((transfer_id, lease))
-            if claimed:  # read what the attempts need in the same transaction
-                leases = dict(claimed)
-                rows = session.execute(
-                    select(TransferRow, SourceFileRow)
-                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
-                    .where(TransferRow.id.in_(list(leases)))
-                ).all()
-                with self._lock:
-                    for row, file in rows:
-                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file, tried[row.id])
-        return claimed
+            if not chosen:
+                return []
+            taken = set(conn.execute(_TAKE, {"b_ids": chosen, "b_lease": lease, "b_worker": self.worker_id,
+                                             "b_now": now}).scalars())  # fmt: skip
+            rows = conn.execute(_WORK, {"b_ids": [i for i in chosen if i in taken]}).all() if taken else []
+        # read what the attempts need in the same transaction; decrypt after it
+        decrypted: dict[tuple[str, str], dict[str, Secret] | None] = {}
+        with self._lock:
+            for row in rows:
+                self._claimed[(row.id, lease)] = _Work.of(row, row, tried[row.id], self._claimed_credentials(row,
+                                                                                                         decrypted))
+        return [(i, lease) for i in chosen if i in taken]
+
+    def _claimed_credentials(self, row: Any, seen: dict[tuple[str, str], dict[str, Secret] | None]
+                             ) -> dict[str, Secret] | None:  # fmt: skip
+        """The credentials of a claimed transfer's destination, read in the
+        claim: only when it still is the destination the transfer was queued
+        for (same uuid). Anything else (removed, a key that does not decrypt)
+        is left to the attempt, which records the clear error."""
+        snap_uuid = json.loads(row.snapshot).get("uuid")
+        if row.dest_uuid is None or (snap_uuid and row.dest_uuid != snap_uuid):
+            return None
+        key = (row.dest_uuid, row.dest_credentials or "")
+        if key not in seen:
+            try:
+                seen[key] = self.destinations.decrypt_stored(json.loads(row.snapshot)["id"], row.dest_credentials)
+            except Exception:
+                seen[key] = None
+        found = seen[key]
+        return dict(found) if found is not None else None
 
     def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
-        result = session.execute(
-            update(TransferRow)
-            .where(TransferRow.id == transfer_id, TransferRow.lease == held, TransferRow.state == IN_PROGRESS)
-            .values(updated_at=self.clock(), **values)
+        result = session.connection().execute(
+            _LEASED, {"b_id": transfer_id, "b_lease": held, "updated_at": self.clock(), **values}
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return bool(result.rowcount == 1)
 
     # -- running -------------------------------------------------------------------------
 
@@ -522,7 +579,8 @@ class EngineCore:
 
     def execute(self, transfer_id: int, lease: str) -> Transfer:
         """Run one claimed attempt to its outcome and record it."""
-        running = _Running(lease=lease, cancel=threading.Event())
+        # progress is first saved a second in (a small file's attempt never writes it)
+        running = _Running(lease=lease, cancel=threading.Event(), saved_at=self.clock())
         with self._lock:
             self._running[transfer_id] = running
         try:
@@ -544,7 +602,7 @@ class EngineCore:
         running.deletes_source = work.deletes_source
         secrets: list[Secret] = []
         try:
-            creds = self._destination_credentials(snap)
+            creds = work.credentials if work.credentials is not None else self._destination_credentials(snap)
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
                                scope=self.destinations.scope_for(snap))
@@ -641,12 +699,7 @@ class EngineCore:
                 heartbeat_at=None,
             )  # fmt: skip
             if owned:  # the first completed transfer of a file records the bytes every other one must match
-                session.execute(
-                    update(SourceFileRow)
-                    .where(SourceFileRow.id == select(TransferRow.file_id).where(TransferRow.id == transfer_id)
-                           .scalar_subquery(), SourceFileRow.sha256 == "")
-                    .values(sha256=stored.sha256)
-                )  # fmt: skip
+                session.connection().execute(_FIRST_SHA256, {"b_id": transfer_id, "b_sha256": stored.sha256})
             transfer = self._read(session, transfer_id)
         if not owned:
             log.warning("transfer %d finished here but was reclaimed meanwhile; the new owner records it", transfer_id)

@@ -40,8 +40,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import attrs
-from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, and_, bindparam, exists, func, insert, select, update
 
 from ..exceptions import (
     ConfigurationError,
@@ -213,6 +212,8 @@ _WORK = (
 #: a conditional write of an attempt: only while it holds its lease (SET: the parameters given)
 _LEASED = update(_T).where(_T.c.id == bindparam("b_id"), _T.c.lease == bindparam("b_lease"),
                            _T.c.state == IN_PROGRESS)  # fmt: skip
+#: the same, returning the transfer as written
+_LEASED_RETURNING = _LEASED.returning(*_T.c)
 _FIRST_SHA256 = (
     update(_F)
     .where(_F.c.id == select(_T.c.file_id).where(_T.c.id == bindparam("b_id")).scalar_subquery(), _F.c.sha256 == "")
@@ -243,6 +244,16 @@ class _Running:
     bytes_done: int = 0
     deletes_source: bool = True
     saved_at: float = 0.0  #: when bytes_done was last written to the ledger
+    source: tuple[str, str] = ("", "")  #: the source's store and path
+    sha256: str = ""  #: the source's sha256 known when claimed ("" before the file's first completion)
+
+
+@attrs.frozen
+class _SourceName:
+    """The source file's store and path, as :meth:`Transfer.from_rows` reads them."""
+
+    store: str
+    path: str
 
 
 @attrs.frozen
@@ -266,9 +277,11 @@ class _Work:
     credentials: dict[str, Secret] | None = None
 
     @classmethod
-    def of(cls, row: Any, file: Any, tried_before: bool, credentials: dict[str, Secret] | None = None) -> _Work:
-        return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending", tried_before, file.sha256, credentials)  # fmt: skip
+    def of(cls, row: Any, file: Any, tried_before: bool, credentials: dict[str, Secret] | None = None,
+           snapshot: dict[str, Any] | None = None) -> _Work:  # fmt: skip
+        snap = snapshot if snapshot is not None else json.loads(row.snapshot)
+        return cls(snap, row.remote_path, file.store, file.path, row.attempts, file.size, file.mtime,
+                   file.delete_state == "pending", tried_before, file.sha256, credentials)  # fmt: skip
 
 
 class EngineCore:
@@ -453,12 +466,12 @@ class EngineCore:
     # -- reading -----------------------------------------------------------------------
 
     def get(self, transfer_id: int) -> Transfer:
-        with self.ledger.session() as session:
-            return self._read(session, transfer_id)
+        with self.ledger.transaction() as conn:
+            return self._read(conn, transfer_id)
 
     @staticmethod
-    def _read(session: Session, transfer_id: int) -> Transfer:
-        found = session.connection().execute(_READ, {"b_id": transfer_id}).first()
+    def _read(conn: Connection, transfer_id: int) -> Transfer:
+        found = conn.execute(_READ, {"b_id": transfer_id}).first()
         if found is None:
             raise TransferNotFoundError(f"no transfer with id {transfer_id} (see `ocs-transfer status`)")
         return Transfer.from_rows(found, found)  # the row has the transfer's columns and the file's store, path
@@ -514,8 +527,7 @@ class EngineCore:
             if not params["b_among"]:
                 return []
         lease = uuid.uuid4().hex  # one per claim: the (transfer, lease) pair names each attempt
-        with self.ledger.session() as session:
-            conn = session.connection()
+        with self.ledger.transaction() as conn:
             chosen: list[int] = []
             targets: set[tuple[int, str]] = set()
             tried: dict[int, bool] = {}
@@ -534,33 +546,45 @@ class EngineCore:
         decrypted: dict[tuple[str, str], dict[str, Secret] | None] = {}
         with self._lock:
             for row in rows:
-                self._claimed[(row.id, lease)] = _Work.of(row, row, tried[row.id], self._claimed_credentials(row,
-                                                                                                         decrypted))
+                snap = json.loads(row.snapshot)
+                creds = self._claimed_credentials(row, snap, decrypted)
+                self._claimed[(row.id, lease)] = _Work.of(row, row, tried[row.id], creds, snap)
         return [(i, lease) for i in chosen if i in taken]
 
-    def _claimed_credentials(self, row: Any, seen: dict[tuple[str, str], dict[str, Secret] | None]
-                             ) -> dict[str, Secret] | None:  # fmt: skip
+    def _claimed_credentials(
+        self, row: Any, snap: Mapping[str, Any], seen: dict[tuple[str, str], dict[str, Secret] | None]
+    ) -> dict[str, Secret] | None:
         """The credentials of a claimed transfer's destination, read in the
         claim: only when it still is the destination the transfer was queued
         for (same uuid). Anything else (removed, a key that does not decrypt)
         is left to the attempt, which records the clear error."""
-        snap_uuid = json.loads(row.snapshot).get("uuid")
+        snap_uuid = snap.get("uuid")
         if row.dest_uuid is None or (snap_uuid and row.dest_uuid != snap_uuid):
             return None
         key = (row.dest_uuid, row.dest_credentials or "")
         if key not in seen:
             try:
-                seen[key] = self.destinations.decrypt_stored(json.loads(row.snapshot)["id"], row.dest_credentials)
+                seen[key] = self.destinations.decrypt_stored(snap["id"], row.dest_credentials)
             except Exception:
                 seen[key] = None
         found = seen[key]
         return dict(found) if found is not None else None
 
-    def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
-        result = session.connection().execute(
-            _LEASED, {"b_id": transfer_id, "b_lease": held, "updated_at": self.clock(), **values}
-        )
+    def _lease_update(self, conn: Connection, transfer_id: int, held: str, /, **values: Any) -> bool:
+        result = conn.execute(_LEASED, {"b_id": transfer_id, "b_lease": held, "updated_at": self.clock(), **values})
         return bool(result.rowcount == 1)
+
+    def _lease_record(self, conn: Connection, transfer_id: int, running: _Running, /, **values: Any
+                      ) -> tuple[bool, Transfer]:  # fmt: skip
+        """Write an attempt's outcome while it holds its lease; returns whether
+        it did, and the transfer as it is now."""
+        row = conn.execute(
+            _LEASED_RETURNING, {"b_id": transfer_id, "b_lease": running.lease, "updated_at": self.clock(), **values}
+        ).first()
+        if row is None:  # reclaimed meanwhile: someone else's now
+            return False, self._read(conn, transfer_id)
+        store, path = running.source
+        return True, Transfer.from_rows(row, _SourceName(store, path))
 
     # -- running -------------------------------------------------------------------------
 
@@ -600,6 +624,7 @@ class EngineCore:
                 work = _Work.of(row, file, tried_before=True)
         snap, remote_path = work.snapshot, work.remote_path
         running.deletes_source = work.deletes_source
+        running.source, running.sha256 = (work.source_ref, work.source_path), work.sha256
         secrets: list[Secret] = []
         try:
             creds = work.credentials if work.credentials is not None else self._destination_credentials(snap)
@@ -686,21 +711,20 @@ class EngineCore:
             self.beat()
         elif now - running.saved_at >= PROGRESS_SAVE_INTERVAL:  # `status` shows progress at least every second
             running.saved_at = now
-            with self.ledger.session() as session:
-                self._lease_update(session, transfer_id, running.lease, bytes_done=running.bytes_done)
+            with self.ledger.transaction() as conn:
+                self._lease_update(conn, transfer_id, running.lease, bytes_done=running.bytes_done)
 
     def _record_success(self, transfer_id: int, running: _Running, stored: StoredObject, link: str) -> Transfer:
         now = self.clock()
-        with self.ledger.session() as session:
-            owned = self._lease_update(
-                session, transfer_id, running.lease, state=COMPLETED, finished_at=now, lease=None, last_error="",
+        with self.ledger.transaction() as conn:
+            owned, transfer = self._lease_record(
+                conn, transfer_id, running, state=COMPLETED, finished_at=now, lease=None, last_error="",
                 bytes_done=stored.size, size=stored.size, md5=stored.md5, sha256=stored.sha256,
                 provider_checksum=stored.provider_checksum or "", remote_version=stored.version_id or "", link=link,
                 heartbeat_at=None,
             )  # fmt: skip
-            if owned:  # the first completed transfer of a file records the bytes every other one must match
-                session.connection().execute(_FIRST_SHA256, {"b_id": transfer_id, "b_sha256": stored.sha256})
-            transfer = self._read(session, transfer_id)
+            if owned and not running.sha256:  # the first completed transfer of a file records the bytes
+                conn.execute(_FIRST_SHA256, {"b_id": transfer_id, "b_sha256": stored.sha256})
         if not owned:
             log.warning("transfer %d finished here but was reclaimed meanwhile; the new owner records it", transfer_id)
             return transfer
@@ -736,9 +760,8 @@ class EngineCore:
             logging.WARNING if values["state"] != PENDING else logging.INFO,
             "transfer %d attempt %d: %s -> %s", transfer_id, attempts, message, values["state"],
         )  # fmt: skip
-        with self.ledger.session() as session:
-            owned = self._lease_update(session, transfer_id, running.lease, **values)
-            transfer = self._read(session, transfer_id)
+        with self.ledger.transaction() as conn:
+            owned, transfer = self._lease_record(conn, transfer_id, running, **values)
         if owned and transfer.final:
             self._finished(transfer)
             if transfer.state == COMPLETED:

@@ -85,7 +85,7 @@ class CeleryRig:
                  "--option", "addressing_style=path", "--option", "region=us-east-1",
                  "--option", "max_attempts=2", "--option", "read_timeout=10",
                  "--credentials-file", "-", stdin=f'{{"key": "{moto.key}", "secret": "{moto.secret}"}}')  # fmt: skip
-        self.ledger = Ledger(self.url)
+        self.ledger = Ledger(f"{ledger_url}&application_name=observer")  # the test's own: never dropped
         self.engine = Engine(self.ledger, Destinations(self.ledger, KeyRing.parse(self.keys, "k1")))
         self.files: dict[str, bytes] = {}
         self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []

@@ -72,6 +72,23 @@ class MemoryStore(FsspecStore):
         with shared.getbuffer() as view:
             return io.BytesIO(view.tobytes())
 
+    def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
+        # fsspec's memory info looks at every key for children before it looks
+        # the path up (O(objects) per call). Every caller asks about a file:
+        # the object's own key answers, and without one it is not a file (a
+        # folder or nothing), which is all they need to know.
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        if version_id is not None or type(self.fs).info is not MemoryFileSystem.info:  # a file system of its own
+            return super()._info_raw(full, version_id)
+        path = self.fs._strip_protocol(full)
+        found = self.fs.store.get(path)
+        if found is not None:
+            return {"name": path, "size": found.size, "type": "file", "created": getattr(found, "created", None)}
+        if path in self.fs.pseudo_dirs:
+            return {"name": path, "size": 0, "type": "directory"}
+        raise FileNotFoundError(path)
+
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return f"memory://{path.lstrip('/')}"
 

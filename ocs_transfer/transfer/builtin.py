@@ -8,7 +8,8 @@ from ..hookspecs import hookimpl
 
 #: Command name -> its object in :mod:`ocs_transfer.transfer.cli`, imported when the command runs.
 COMMANDS: dict[str, str] = {
-    "dest": "dest_group", "schedule": "schedule_command", "worker": "worker_command", "status": "status_command",
+    "dest": "dest_group", "schedule": "schedule_command", "worker": "worker_command", "beat": "beat_command",
+    "status": "status_command",
     "retry": "retry_command", "cancel": "cancel_command", "purge": "purge_command", "expire": "expire_command",
     "ledger": "ledger_group", "keys": "keys_group", "sweep": "sweep_command",
 }  # fmt: skip

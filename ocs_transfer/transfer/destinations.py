@@ -538,10 +538,16 @@ class Destinations:
     # -- credentials -----------------------------------------------------------------
 
     def _decrypt_row(self, row: DestinationRow) -> dict[str, Secret]:
-        stored: dict[str, str] = json.loads(row.credentials or "{}")
+        return self.decrypt_stored(row.id, row.credentials)
+
+    def decrypt_stored(self, record_id: int, stored: str | None) -> dict[str, Secret]:
+        """Decrypt the credentials column of destination ``record_id`` as read
+        from the ledger (the engine reads it in the transaction that claims
+        transfers, and checks the uuid itself)."""
+        fields: dict[str, str] = json.loads(stored or "{}")
         return {
-            field: self.keyring.decrypt(blob, table=_TABLE, record_id=row.id, field=f"credentials.{field}")
-            for field, blob in stored.items()
+            field: self.keyring.decrypt(blob, table=_TABLE, record_id=record_id, field=f"credentials.{field}")
+            for field, blob in fields.items()
         }
 
     def credentials(self, ref: str | int, *, uuid: str | None = None) -> dict[str, Secret]:

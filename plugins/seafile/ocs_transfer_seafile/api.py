@@ -453,10 +453,21 @@ def get_token(
 
 
 def list_repos(server_url: str, token: Secret, *, timeout: float = 30.0, verify_tls: bool = True) -> list[Library]:
-    """Every library the token can see (``GET /api2/repos/``)."""
+    """Every library the token can see (``GET /api2/repos/``); for a library
+    API token, its one library (``via-repo-token/repo-info/``, and the
+    token's permission from its root folder's listing)."""
     api = SeafileApi(server_url, token, connect_timeout=timeout, read_timeout=timeout, verify_tls=verify_tls)
     try:
-        items = api.request("GET", "/api2/repos/", what="listing libraries").json()
+        try:
+            items = api.request("GET", "/api2/repos/", what="listing libraries").json()
+        except CredentialError:
+            kind, info = detect_token_kind(api)
+            if kind != "repo":
+                raise
+            root = api.request("GET", f"{_VIA}/dir/", params={"path": "/"}, what="listing the library").json()
+            perm = root.get("user_perm", "") if isinstance(root, Mapping) else ""
+            items = [{"id": info["repo_id"], "name": info.get("repo_name", ""), "size": info.get("size"),
+                      "permission": perm, "encrypted": False}]  # fmt: skip
         return [Library.from_json(item) for item in items if isinstance(item, Mapping)]
     finally:
         api.close()

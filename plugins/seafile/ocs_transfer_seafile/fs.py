@@ -175,6 +175,8 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
             info = dict(self.api.request("GET", Routes.for_repo_token("").library, what="opening the library").json())
         if kind == "account":
             if not self.repo_id:
+                # a token refused as a library token may be no token at all: say so rather than ask for repo_id
+                self.api.request("GET", "/api2/auth/ping/", what="checking the token")
                 raise ConfigurationError(
                     "the Seafile token is an account token: the destination needs repo_id (the library's id;"
                     " see `ocs-transfer seafile list-repos`), or use a library API token"

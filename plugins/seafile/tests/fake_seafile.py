@@ -405,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "POST":
                 self._drain()
             return self._send(401, {"detail": "Invalid token"})
+        if route == "/api2/auth/ping/":
+            return self._send(200, "pong")
         if route == "/api2/repos/":
             return self._send(200, [
                 {"type": "repo", "id": r.id, "name": r.name, "size": r.used(), "permission": r.permission,

@@ -70,6 +70,16 @@ def test_list_repos(fake: FakeSeafile) -> None:
     assert token_of(fake) not in table
 
 
+def test_list_repos_with_a_library_token_shows_its_library(fake: FakeSeafile) -> None:
+    repo = fake.add_repo("Results")
+    fake.add_repo("Other")
+    env = {"SEAFILE_TOKEN": fake.add_repo_token(repo.id, permission="r")}
+    (listed,) = json.loads(run("seafile", "list-repos", "--server", fake.url, "--json", env=env).stdout)
+    assert listed["id"] == repo.id and listed["name"] == "Results" and listed["permission"] == "r"
+    bad = run("seafile", "list-repos", "--server", fake.url, env={"SEAFILE_TOKEN": "f" * 40}, ok=False)
+    assert bad.exit_code != 0 and "refused the token" in bad.text
+
+
 def test_bad_server_url_is_refused_at_once() -> None:
     result = run("seafile", "list-repos", "--server", "seafile.example.edu", env={"SEAFILE_TOKEN": "x"}, ok=False)
     assert "scheme and host" in result.text

@@ -307,6 +307,10 @@ def test_account_token_without_repo_id_says_what_to_do(fake: FakeSeafile) -> Non
     with SeafileStore.from_config(SeafileStore.Config(server_url=fake.url), {"token": token_of(fake)}) as store:
         with pytest.raises(ConfigurationError, match="account token: the destination needs repo_id"):
             put(store, b"x")
+    # a token neither kind takes is said to be refused, not to need repo_id
+    with SeafileStore.from_config(SeafileStore.Config(server_url=fake.url), {"token": "f" * 40}) as store:
+        with pytest.raises(CredentialError, match="refused the token"):
+            put(store, b"x")
 
 
 def test_read_only_repo_token_is_refused_with_a_readable_message(fake: FakeSeafile) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "QueueURL",
     "QueueUnavailableError",
     "Topology",
+    "check_server",
     "consume",
     "decide",
     "enqueue",
@@ -149,7 +150,35 @@ def open_connection(url: str | QueueURL, *, timeout: float = TIMEOUT, heartbeat:
     except Exception as exc:
         conn.release()
         raise _broker_error(queue_url, exc, "cannot connect to") from None
+    try:
+        check_server(conn.connection.server_properties or {}, queue_url)
+    except ConfigurationError:
+        conn.release()
+        raise
     return conn
+
+
+#: Quorum queues with message TTL and at-least-once dead-lettering came in RabbitMQ 3.10.
+MIN_RABBITMQ = (3, 10)
+
+
+def check_server(properties: Mapping[str, Any], where: QueueURL | str) -> None:
+    """Refuse a RabbitMQ older than :data:`MIN_RABBITMQ` (its queues would
+    drop messages on their way between the queues). Other brokers are not
+    checked."""
+    product = properties.get("product", b"")
+    version = properties.get("version", b"")
+    product = product.decode() if isinstance(product, bytes) else str(product)
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if product != "RabbitMQ":
+        return
+    numbers = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if len(numbers) == 2 and numbers < MIN_RABBITMQ:
+        need = ".".join(map(str, MIN_RABBITMQ))
+        raise ConfigurationError(
+            f"the broker at {where} is RabbitMQ {version}; the ingest queue needs {need} or later (quorum queues"
+            " with message TTL and at-least-once dead-lettering). Upgrade the broker"
+        )
 
 
 def _broker_error(queue_url: QueueURL, exc: BaseException, doing: str) -> OcsTransferError:

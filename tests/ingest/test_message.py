@@ -119,3 +119,13 @@ def test_bad_retry_delays_are_refused(delays: tuple[float, ...]) -> None:
 def test_topology_names_every_queue() -> None:
     topology = Topology("ingest", (5, 60))
     assert topology.queues == ("ingest", "ingest.retry.5s", "ingest.retry.60s", "ingest.dead")
+
+
+def test_rabbitmq_older_than_3_10_is_refused() -> None:
+    from ocs_transfer.ingest.queue import check_server
+
+    with pytest.raises(ConfigurationError, match=r"RabbitMQ 3\.9\.29; the ingest queue needs 3\.10 or later"):
+        check_server({"product": "RabbitMQ", "version": "3.9.29"}, "amqp://mq/")
+    check_server({"product": "RabbitMQ", "version": "3.10.8"}, "amqp://mq/")
+    check_server({"product": b"RabbitMQ", "version": b"4.1.0"}, "amqp://mq/")
+    check_server({"product": "LavinMQ", "version": "1.2"}, "amqp://mq/")  # not RabbitMQ: not checked

@@ -231,8 +231,10 @@ _FIRST_SHA256 = (
     .where(_F.c.id == select(_T.c.file_id).where(_T.c.id == bindparam("b_id")).scalar_subquery(), _F.c.sha256 == "")
     .values(sha256=bindparam("b_sha256"))
 )
-#: a transfer with its source's store and path (what :meth:`Transfer.from_rows` reads)
-_READ = select(_T, _F.c.store, _F.c.path, _F.c.kind).join(_F, _F.c.id == _T.c.file_id).where(_T.c.id == bindparam("b_id"))
+#: a transfer with its source's store, path and kind (what :meth:`Transfer.from_rows` reads)
+_READ = (
+    select(_T, _F.c.store, _F.c.path, _F.c.kind).join(_F, _F.c.id == _T.c.file_id).where(_T.c.id == bindparam("b_id"))
+)
 
 
 def _due_query(dialect: str, among: bool) -> Any:

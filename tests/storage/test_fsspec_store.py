@@ -32,7 +32,8 @@ from ocs_transfer.exceptions import (
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import BEHIND_MD5, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.hashing import BEHIND_MD5, INLINE_HASH_BYTES, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.lanes import idle_lanes
 from ocs_transfer.storage.memory import MemoryStore
 from ocs_transfer.testing import ShortReader
 
@@ -172,6 +173,15 @@ def test_progress_adds_up_and_result_matches_hashlib(memory_store: FsspecStore) 
     assert result.version_set() == {"key": result.md5, "md5": result.md5, "extension": ""}
 
 
+def _hash_helpers() -> dict[str, int]:
+    """The native thread ids of the hash helpers at work now, by role."""
+    return {
+        t.name.rsplit("_", 1)[0]: t.native_id
+        for t in threading.enumerate()
+        if t.name.rsplit("_", 1)[0] in ("ocs-transfer-md5", "ocs-transfer-sha256") and t.native_id is not None
+    }
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority can be set on Linux only")
 def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     """MD5 is every upload's critical path: its helper keeps the caller's
@@ -180,12 +190,8 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     me = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     reader = HashingReader(io.BytesIO(b"x" * 100_000))
     try:
-        reader.read(50_000)  # the helpers' threads start with their first chunk
-        helpers = {
-            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
-            for t in threading.enumerate()
-            if t.name.startswith("ocs-transfer-") and t.native_id is not None
-        }
+        reader.read(50_000)  # the helpers are taken with the first chunk
+        helpers = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in _hash_helpers().items()}
         assert helpers == {"ocs-transfer-md5": me, "ocs-transfer-sha256": min(me + BEHIND_MD5, 19)}
         reader.read()
     finally:
@@ -193,6 +199,33 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     data = b"x" * 100_000
     assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == me  # the caller's thread is untouched
+
+
+def test_hash_helpers_are_kept_from_one_file_to_the_next() -> None:
+    """Starting two threads per file cost more than hashing a small file:
+    the next reader gets the same helper threads back."""
+    seen = []
+    for data in (pattern(3 * CHUNK), pattern(2 * CHUNK + 1)):
+        reader = HashingReader(io.BytesIO(data))
+        reader.read(CHUNK)
+        seen.append(_hash_helpers())
+        while reader.read(CHUNK):
+            pass
+        assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+        assert _hash_helpers() == {}  # given back (renamed idle)
+    assert set(seen[0]) == {"ocs-transfer-md5", "ocs-transfer-sha256"}
+    assert seen[1] == seen[0]
+
+
+def test_a_small_source_of_known_size_is_hashed_without_helpers() -> None:
+    data = pattern(INLINE_HASH_BYTES)
+    idle = idle_lanes()
+    reader = HashingReader(io.BytesIO(data), size=len(data))
+    reader.read(CHUNK)
+    assert _hash_helpers() == {}
+    assert idle_lanes() == idle  # none was taken
+    reader.read()
+    assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 @settings(max_examples=40, deadline=None)

@@ -30,7 +30,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
@@ -42,8 +42,10 @@ from ocs_transfer.redact import Secret
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.lanes import Lane, take_lane
 from ocs_transfer.storage.paths import join_under
 
+from .durable import DIRECTORIES, DirectorySync, fsync_directory
 from .signing import signed_url
 
 if TYPE_CHECKING:
@@ -53,15 +55,6 @@ __all__ = ["LocalStore", "fsync_directory"]
 
 #: In-progress uploads of the file server (hidden in listings too).
 _SERVER_PARTIAL = ".ocs-server-partial"
-
-
-def fsync_directory(directory: str) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalStore(FsspecStore):
@@ -105,6 +98,9 @@ class LocalStore(FsspecStore):
         self.server_path = server_path.strip("/")
         self._signing_key = signing_key
         self.read_back = read_back
+        #: makes renames durable; shared with every local store of the process, so that concurrent
+        #: uploads to one folder share its fsyncs (see :mod:`ocs_transfer_local.durable`)
+        self.directories: DirectorySync = DIRECTORIES
         #: the copy's buffers, reused from one upload to the next
         self._buffers = BufferPool(_buffer_size(chunk_size), keep=4 * (_BUFFERS + 1))
 
@@ -195,7 +191,17 @@ class LocalStore(FsspecStore):
     # -- upload, verify, publish -------------------------------------------------------------
 
     def _ensure_parent(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent):
+            return
+        made: list[str] = []  # the folders this call creates, top first
+        folder = parent
+        while folder not in (self.root, os.path.dirname(folder)) and not os.path.isdir(folder):
+            made.insert(0, folder)
+            folder = os.path.dirname(folder)
+        os.makedirs(parent, exist_ok=True)
+        for folder in made:  # a new folder's name is durable once its parent is synced
+            self.directories.sync(os.path.dirname(folder))
 
     def _upload(
         self,
@@ -207,11 +213,14 @@ class LocalStore(FsspecStore):
         metadata: Mapping[str, str] | None,
         options: Mapping[str, Any] | None = None,
     ) -> None:
+        # A file that fits in one buffer is copied by this thread alone: handing
+        # one small write to helper threads costs more than doing it here.
+        small = size is not None and size <= self._buffers.size
         fd = _open_new(path)
         try:
             with (
-                _Writer(fd, self._buffers, read_back=self.read_back) as writer,
-                BufferRing(_BUFFERS, self._buffers) as ring,  # leaves first: waits for every write
+                _Writer(fd, self._buffers, read_back=self.read_back, inline=small) as writer,
+                BufferRing(1 if small else _BUFFERS, self._buffers) as ring,  # leaves first: waits for every write
             ):
                 offset = 0
                 while True:
@@ -243,7 +252,8 @@ class LocalStore(FsspecStore):
         if os.path.isdir(final):
             raise IsADirectoryError(errno.EISDIR, "a directory is in the way", final)
         os.replace(staging, final)
-        fsync_directory(os.path.dirname(final))
+        # put() reports the file stored only after this: an fsync of its folder that began after the rename.
+        self.directories.sync(os.path.dirname(final))
 
     def _discard(self, full: str) -> None:
         try:
@@ -255,7 +265,7 @@ class LocalStore(FsspecStore):
 
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         super().delete_file(path, version_id)
-        fsync_directory(os.path.dirname(self._full(path)))
+        self.directories.sync(os.path.dirname(self._full(path)))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -313,9 +323,12 @@ def _open_new(path: str) -> int:
 
 
 class _Writer:
-    """Writes buffers to ``fd`` in order on a private thread and, with
-    ``read_back``, reads each one back on a second thread and compares it
-    with what was written; :meth:`finish` fsyncs.
+    """Writes buffers to ``fd`` in order on a helper thread and, with
+    ``read_back``, reads each one back on a second helper and compares it
+    with what was written; :meth:`finish` fsyncs. With ``inline`` (a file
+    that fits in one buffer) the caller's thread does both, and
+    :meth:`submit` returns when they are done. The helpers are
+    :mod:`~ocs_transfer.storage.lanes`, kept alive between uploads.
 
     With ``O_DIRECT`` (where the file system allows it) the bytes go from the
     hashed buffer to the device without a copy into the page cache, and the
@@ -325,26 +338,40 @@ class _Writer:
     """
 
     def __init__(
-        self, fd: int, buffers: BufferPool, *, read_back: bool, writeback_every: int = _WRITEBACK_EVERY
+        self,
+        fd: int,
+        buffers: BufferPool,
+        *,
+        read_back: bool,
+        inline: bool = False,
+        writeback_every: int = _WRITEBACK_EVERY,
     ) -> None:
         self.fd = fd
         self.writeback_every = writeback_every
         self.direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
-        self.writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-write")
-        self.checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-check") if read_back else None
+        self.read_back = read_back
+        self.writes: Lane | None = None if inline else take_lane("write")
+        self.checks: Lane | None = take_lane("check") if read_back and not inline else None
         self.pending: list[Future[None]] = []
         self.failed = False
         self.unsynced = 0
         self.buffers = buffers
         self.back: mmap.mmap | None = None  # the read-back buffer, from ``buffers``
 
-    def submit(self, data: memoryview, offset: int) -> Future[None]:
+    def submit(self, data: memoryview, offset: int) -> Future[None] | None:
         """Queue ``data`` for ``offset``; raises the error of an earlier
-        write. The future finishes when ``data`` is written (and checked)."""
+        write. The future finishes when ``data`` is written (and checked);
+        inline, ``data`` is written (and checked) before this returns, and
+        there is no future."""
+        if self.writes is None:
+            self._write(data, offset)
+            if self.read_back:
+                self._check(None, data, offset)
+            return None
         for future in [f for f in self.pending if f.done()]:
             future.result()
             self.pending.remove(future)
-        done = self.writes.submit(self._write, data, offset)
+        done: Future[None] = self.writes.submit(self._write, data, offset)
         if self.checks is not None:
             done = self.checks.submit(self._check, done, data, offset)
         self.pending.append(done)
@@ -379,8 +406,9 @@ class _Writer:
             self.failed = True
             raise
 
-    def _check(self, written: Future[None], data: memoryview, offset: int) -> None:
-        written.result()  # a failed write's error is this check's error
+    def _check(self, written: Future[None] | None, data: memoryview, offset: int) -> None:
+        if written is not None:
+            written.result()  # a failed write's error is this check's error
         if self.failed:
             return
         try:
@@ -412,9 +440,12 @@ class _Writer:
     def __exit__(self, *exc: object) -> None:
         for future in self.pending:
             future.cancel()
-        self.writes.shutdown(wait=True)
-        if self.checks is not None:
-            self.checks.shutdown(wait=True)
+        wait(self.pending)  # nothing may touch fd or a buffer after this
+        self.pending.clear()
+        for lane in (self.writes, self.checks):
+            if lane is not None:
+                lane.release()
+        self.writes = self.checks = None
         if self.back is not None:
             self.buffers.give(self.back)
             self.back = None

@@ -193,18 +193,22 @@ def safe_path(path: str, *, allow_root: bool = False) -> str:
     return path
 
 
-def join_under(root: str | os.PathLike[str], path: str, *, allow_root: bool = False) -> Path:
+def join_under(
+    root: str | os.PathLike[str], path: str, *, allow_root: bool = False, real_root: str | None = None
+) -> Path:
     """``root / path`` for a local directory ``root``, after :func:`safe_path`.
 
     Also refuses a result that leaves ``root`` through a symbolic link (any
     existing component of the joined path, the last one included, is
     resolved). The checks on the text come first; resolving links reads only
-    file metadata. ``allow_root`` is as for :func:`safe_path`.
+    file metadata. ``allow_root`` is as for :func:`safe_path`. ``real_root``
+    is ``os.path.realpath(root)`` when the caller already knows it (a store
+    resolves its root once, not for every file).
     """
     relative = safe_path(path, allow_root=allow_root)
     base = Path(root)
     joined = base / relative if relative else base
-    real_root = os.path.realpath(base)
+    real_root = real_root if real_root is not None else os.path.realpath(base)
     real = os.path.realpath(joined)
     if os.path.commonpath([real_root, real]) != real_root:
         raise UnsafePathError(f"path {_show(path)} leads outside the store root through a symbolic link")

@@ -182,7 +182,8 @@ class LocalStore(FsspecStore):
     # -- paths -----------------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
-        return str(join_under(self.root, path))  # also refuses symbolic links that leave the root
+        # also refuses symbolic links that leave the root
+        return str(join_under(self.root, path, real_root=self.root_real))
 
     @staticmethod
     def is_temporary(path: str) -> bool:

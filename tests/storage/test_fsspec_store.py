@@ -415,3 +415,35 @@ def test_every_test_has_its_own_memory_file_system(run: int) -> None:
     assert list(store.list()) == []
     store.put(io.BytesIO(b"run %d" % run), "left-behind.bin")
     assert [o.path for o in store.list()] == ["left-behind.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_helpers_of_its_own() -> None:
+    """Celery's prefork workers fork after the parent hashed files: the
+    parent's idle helper threads do not exist in the child, which must start
+    its own instead of waiting on them forever."""
+    data = pattern(3 * CHUNK)
+    want = {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+    reader = HashingReader(io.BytesIO(data))
+    while reader.read(CHUNK):
+        pass
+    assert reader.digests() == want
+    assert idle_lanes() >= 2  # the parent keeps its helpers for the next file
+    pid = os.fork()
+    if pid == 0:  # the child: hash again, exit 0 only with the right digests
+        status = 1
+        try:
+            child = HashingReader(io.BytesIO(data))
+            while child.read(CHUNK):
+                pass
+            status = 0 if child.digests() == want else 2
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung waiting for a helper thread that only its parent had")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

@@ -43,15 +43,21 @@ def fsync_directory(directory: str) -> None:
 class _Directory:
     """The group-commit state of one directory (guarded by the sync's lock)."""
 
-    __slots__ = ("asked", "done", "failed", "failures", "running", "users")
+    __slots__ = ("asked", "done", "failures", "running", "users")
 
     def __init__(self) -> None:
         self.asked = 0  #: requests so far; request n is covered by an fsync that began after it
-        self.done = 0  #: every request up to this one is durable
-        self.failed = 0  #: every request up to this one (and above ``done``) failed with ``failures``
-        self.failures: OSError | None = None
+        self.done = 0  #: every request up to this one is durable, or in a failure's range
+        #: (first, last, error): the requests a failed fsync was to cover
+        self.failures: list[tuple[int, int, OSError]] = []
         self.running = False
         self.users = 0
+
+    def failure(self, request: int) -> OSError | None:
+        for first, last, error in self.failures:
+            if first <= request <= last:
+                return error
+        return None
 
 
 class DirectorySync:
@@ -82,10 +88,12 @@ class DirectorySync:
             self.requests += 1
             mine = state.asked
             try:
-                while state.done < mine:
-                    if state.failed >= mine and state.failures is not None:
-                        failure = state.failures
+                while True:
+                    failure = state.failure(mine)
+                    if failure is not None:
                         raise OSError(failure.errno or errno.EIO, failure.strerror or str(failure), directory)
+                    if state.done >= mine:
+                        return
                     if state.running:
                         self._changed.wait()
                         continue
@@ -97,7 +105,8 @@ class DirectorySync:
                         self._fsync(directory)
                     except OSError as exc:
                         self._lock.acquire()
-                        state.failed, state.failures = covers, exc
+                        state.failures.append((state.done + 1, covers, exc))
+                        state.done = covers
                         raise
                     except BaseException:
                         self._lock.acquire()

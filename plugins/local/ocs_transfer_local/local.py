@@ -2,8 +2,10 @@
 
 Uploads stream into a hidden temporary file in the target directory, which is
 fsynced and then renamed over the final path with ``os.replace``; the
-directory is fsynced after. Readers never see a partial file, and a crash
-leaves at most a hidden temporary file that listings skip.
+directory is fsynced after, and only then is the file reported stored.
+Readers never see a partial file, and a crash leaves at most a hidden
+temporary file that listings skip. Uploads running at once share their
+directory fsyncs (:mod:`ocs_transfer_local.durable`).
 
 The copy reads the source straight into page-aligned buffers, which are
 hashed (md5 and sha256, MD5 on a second core, see
@@ -13,7 +15,9 @@ the writes bypass the page cache (``O_DIRECT``), which saves the kernel's
 copy and the write-back, and every chunk is read back from the device and
 compared: the verification reads what the disk holds, not a cached page.
 Elsewhere (file systems without direct I/O) writes are buffered and the
-read-back compares what the kernel keeps.
+read-back compares what the kernel keeps. Small files (up to
+:data:`_SMALL_FILE`) are written through the page cache by the caller's
+thread and read back from the disk after their fsync (:class:`_SmallWriter`).
 
 Links: ``link_base_url`` + path (as ocs_archive's FileSystemStore), or, when
 the directory is served by ``ocs-transfer local-cloud serve``, signed expiring

@@ -14,6 +14,7 @@ skipped; the exit status is 0 only when every file was stored.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -70,6 +71,14 @@ def _link(store: FileStore, path: str) -> str | None:
         return None  # not every destination makes links (a plain directory without a base URL)
 
 
+def default_transfers() -> int:
+    """How many files ``send`` moves at once unless told: four per core, at
+    most 16. Small files spend most of their time waiting for the disk or
+    the network (an fsync, a request), so more of them in flight keep the
+    cores busy; big ones are bounded by memory (each holds its buffers)."""
+    return max(1, min(16, 4 * (os.cpu_count() or 1)))
+
+
 def send_files(
     store: FileStore,
     files: Sequence[Path],
@@ -81,6 +90,7 @@ def send_files(
     prefix: str = "",
     progress_for: Callable[[Path, int], AbstractContextManager[Progress]] | None = None,
     on_result: Callable[[SendResult], None] | None = None,
+    transfers: int = 1,
 ) -> list[SendResult]:
     """Store each of ``files`` in ``store``; one failure never stops the rest.
 
@@ -89,33 +99,74 @@ def send_files(
     metadata of PDFs and JPEGs). ``prefix`` is a folder every path goes under
     (a ledger destination's ``path``). ``progress_for(path, size)`` may return
     a context manager yielding a :data:`~ocs_transfer.storage.base.Progress`
-    callback; ``on_result(result)`` is called after each file.
+    callback; ``on_result(result)`` is called after each file, in the order
+    of ``files``, from the calling thread. ``transfers`` files are stored at
+    once (each in a thread of its own; ``progress_for`` must be thread-safe
+    then). The results are in the order of ``files``.
     """
     from ..input import open_datafile
     from .paths import safe_path
     from .store_file import destination_path
 
+    if transfers < 1:
+        raise ConfigurationError(f"transfers must be at least 1, not {transfers}")
     settings = settings if settings is not None else Settings.from_env()
-    results = []
-    for path in files:
+    given = dict(metadata or {})
+
+    def send_one(path: Path) -> SendResult:
         try:
-            with open_datafile(path, dict(metadata or {}), settings=settings) as data_file, \
+            with open_datafile(path, dict(given), settings=settings) as data_file, \
                     _progress(progress_for, path) as progress:  # fmt: skip
                 where = destination_path(data_file, layout=layout, context=context)
                 if prefix.strip("/"):
                     where = safe_path(f"{prefix.strip('/')}/{where}")
                 stored = store.store_file(data_file, where, progress=progress)
-            result = SendResult(file=str(path), stored=stored, link=_link(store, stored.path))
+            return SendResult(file=str(path), stored=stored, link=_link(store, stored.path))
         except (OcsTransferError, OSError) as exc:
             error = _one_line(exc)
             error = error.removeprefix(f"{path.name}: ")  # the file is named once, in front
             if "missing required headers" in error or "required metadata" in error:
                 error += "; give them with -m KEY=VALUE"
-            result = SendResult(file=str(path), error=error)
+            return SendResult(file=str(path), error=error)
+
+    results: list[SendResult] = []
+    for result in _in_order(send_one, files, transfers):
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+def _in_order(work: Callable[[Path], SendResult], files: Sequence[Path], transfers: int) -> Iterator[SendResult]:
+    """``work(f)`` for each of ``files``, ``transfers`` at a time, yielded
+    in the order of ``files`` as soon as each one and all before it are done."""
+    if transfers == 1 or len(files) <= 1:
+        yield from map(work, files)
+        return
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    ahead = 2 * transfers  # running plus waiting in the pool's queue, so no thread idles between files
+    running: dict[Future[SendResult], int] = {}
+    finished: dict[int, SendResult] = {}
+    queued = iter(enumerate(files))
+    reported = 0
+    pool = ThreadPoolExecutor(transfers, thread_name_prefix="ocs-transfer-send")
+    try:
+        while True:
+            for index, path in queued:
+                running[pool.submit(work, path)] = index
+                if len(running) >= ahead:
+                    break
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished[running.pop(future)] = future.result()
+            while reported in finished:
+                yield finished.pop(reported)
+                reported += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def expand_files(items: Sequence[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[Path]:
@@ -336,13 +387,16 @@ def _table(rows: list[tuple[str, ...]]) -> str:
               help="Provider option for DEST (repeat), e.g. --option endpoint_url=http://127.0.0.1:9000.")
 @click.option("--credentials-file", type=click.File("r"), default=None,
               help='JSON object of credentials for DEST, e.g. {"token": "..."}; "-" reads stdin.')
+@click.option("--transfers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Store N files at once [default: 4 per core, at most 16; here "
+                   f"{default_transfers()}].")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars with bytes, rate and ETA on stderr [default: on a terminal].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list, one object per file) instead of a table.")
 def send_command(
     files: tuple[str, ...], destination: str, layout: str | None, target: str | None, project: str | None,
     metadata: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...], options: tuple[str, ...],
-    credentials_file: IO[str] | None, progress: bool | None, as_json: bool,
+    credentials_file: IO[str] | None, transfers: int | None, progress: bool | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Store FILES (files or directories) in DEST now: read each file's
     metadata, stream it where the layout puts it, verify it, and print where
@@ -374,6 +428,7 @@ def send_command(
         results = send_files(
             store, paths, layout=chosen, context=context, settings=settings, metadata=extra,
             prefix=opened.prefix, progress_for=bar, on_result=report,
+            transfers=transfers or default_transfers(),
         )  # fmt: skip
     if as_json:
         click.echo(json.dumps([r.as_dict(destination) for r in results], indent=2, ensure_ascii=False))
@@ -396,8 +451,10 @@ def send_command(
 def _bars(
     paths: Sequence[Path] | None,
 ) -> Iterator[Callable[[Path, int], AbstractContextManager[Progress]] | None]:
-    """rich progress bars on stderr (bytes, rate, ETA): one per file and one
-    for the batch; None when ``paths`` is None (no progress shown)."""
+    """rich progress bars on stderr (bytes, rate, ETA): one for the batch and
+    one for each file in flight (removed when it is done); None when
+    ``paths`` is None (no progress shown). Thread-safe: files sent at once
+    share the view."""
     if paths is None:
         yield None
         return
@@ -419,7 +476,9 @@ def _bars(
                 bars.advance(task, n)
                 bars.advance(batch, n)
 
-            yield advance
-            bars.update(task, completed=size)
+            try:
+                yield advance
+            finally:
+                bars.remove_task(task)
 
         yield bar

@@ -269,7 +269,7 @@ class FsspecStore(FileStore):
         rel = safe_path(path)
         staging = final if self.atomic_writes else self._temp_path(final)
         content_type = content_type or "application/octet-stream"
-        reader = HashingReader(source, progress=progress, cancel=cancel, extra=self._extra_hashers())
+        reader = HashingReader(source, progress=progress, cancel=cancel, extra=self._extra_hashers(), size=size)
         try:
             try:
                 self._ensure_parent(final)

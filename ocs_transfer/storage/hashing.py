@@ -7,7 +7,10 @@ machines) and the critical path of every upload, so it runs in a helper
 thread while the caller's thread does the rest: hashlib releases the GIL for
 large updates, so both cores work. Each helper holds at most two chunks (one
 being hashed, one waiting, so it never waits for the caller's thread to be
-scheduled), so ``read`` keeps at most three chunks alive.
+scheduled), so ``read`` keeps at most three chunks alive. The helpers'
+threads are :mod:`~ocs_transfer.storage.lanes`, kept alive from one file to
+the next; a source known to be small (:data:`INLINE_HASH_BYTES`) is hashed in
+the caller's thread, where it costs less than any handoff.
 
 On Linux, SHA-256 runs in a second helper whose priority is a few steps
 below the caller's. On two cores the MD5 helper competed for a core with the
@@ -27,18 +30,19 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from typing import IO, Any, Protocol
 
 from ..exceptions import TransferCancelledError
+from .lanes import Lane, take_lane
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "INLINE_HASH_BYTES",
     "BufferPool",
     "BufferRing",
     "Hasher",
@@ -49,6 +53,9 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+#: Sources up to this size are hashed in the reader's own thread: handing a
+#: chunk to a helper and waiting for it costs more than hashing it here.
+INLINE_HASH_BYTES = 256 * 1024
 #: How many nice steps below its creator's priority a helper of a faster hash runs.
 BEHIND_MD5 = 5
 #: Whether a thread's priority can be lowered alone (``setpriority`` on a thread id is Linux's).
@@ -65,60 +72,41 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def _lower_priority(steps: int) -> None:
-    """Run the calling thread ``steps`` nice steps below its priority now
-    (Linux: a thread's id names it alone). Never raises: a refusal leaves the
-    priority as it was."""
-    if not steps:
-        return
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + steps)
-    except OSError:
-        pass
-
-
 class _Background:
-    """Runs one hasher's updates in order on a private thread named
-    ``ocs-transfer-<name>``, ``behind`` nice steps below the caller's
-    priority. One chunk may wait in line behind the one being hashed, so the
-    thread starts the next chunk the moment it finishes one, without waiting
-    for the reader's thread to be scheduled; at most two chunks are held."""
+    """Runs one hasher's updates in order on a helper thread (a
+    :class:`~ocs_transfer.storage.lanes.Lane` named ``ocs-transfer-<name>``,
+    ``behind`` nice steps below the caller's priority), taken when the first
+    chunk comes. One chunk may wait in line behind the one being hashed, so
+    the thread starts the next chunk the moment it finishes one, without
+    waiting for the reader's thread to be scheduled; at most two chunks are
+    held."""
 
     def __init__(self, name: str, update: Callable[[bytes | memoryview], None], *, behind: int = 0) -> None:
+        self.name = name
         self.hash = update
-        self.name, self.behind = name, behind
+        self.behind = behind
         self.pending: deque[Future[None]] = deque()
-        #: started with the second chunk: a file of one chunk (most small
-        #: files) is hashed in the caller's thread, without starting a thread
-        self.executor: ThreadPoolExecutor | None = None
-        self.first = True
+        self.lane: Lane | None = None
 
     def update(self, data: bytes | memoryview) -> Future[None]:
-        if self.first:
-            self.first = False
-            done: Future[None] = Future()
-            self.hash(data)
-            done.set_result(None)
-            return done
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(
-                max_workers=1,
-                thread_name_prefix=f"ocs-transfer-{self.name}",
-                initializer=_lower_priority,
-                initargs=(self.behind,),
-            )
         while len(self.pending) >= 2:
             self.pending.popleft().result()
-        future = self.executor.submit(self.hash, data)
+        if self.lane is None:
+            self.lane = take_lane(self.name, behind=self.behind)
+        future: Future[None] = self.lane.submit(self.hash, data)
         self.pending.append(future)
         return future
 
     def finish(self) -> None:
-        while self.pending:
-            self.pending.popleft().result()
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            wait(self.pending)  # after an error: the rest still runs, and must end before the lane goes back
+            self.pending.clear()
+            if self.lane is not None:
+                self.lane.release()
+                self.lane = None
 
 
 class HashingReader:
@@ -127,7 +115,9 @@ class HashingReader:
     ``progress`` is called with the byte count of each chunk; ``cancel``, when
     set, makes the next read raise :class:`TransferCancelledError`.
     ``extra`` adds provider hashers by name (their ``hexdigest()`` ends up in
-    :meth:`digests`).
+    :meth:`digests`). ``size``, when known, is how much the source holds: up
+    to :data:`INLINE_HASH_BYTES` everything is hashed in the caller's thread
+    (``parallel=False`` does that whatever the size).
     """
 
     def __init__(
@@ -138,6 +128,7 @@ class HashingReader:
         cancel: threading.Event | None = None,
         extra: Mapping[str, Hasher] | None = None,
         parallel: bool = True,
+        size: int | None = None,
     ) -> None:
         self.source = source
         self.progress = progress
@@ -146,6 +137,8 @@ class HashingReader:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._extra: dict[str, Hasher] = dict(extra or {})
+        if size is not None and size <= INLINE_HASH_BYTES:
+            parallel = False  # a handoff to a helper costs more than hashing this much here
         self._helpers: list[tuple[_Background | None, Hasher]] = [
             (_Background("md5", self._md5.update) if parallel else None, self._md5),
             (

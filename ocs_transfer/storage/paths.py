@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import unicodedata
 from pathlib import Path
 from urllib.parse import unquote
@@ -197,18 +198,42 @@ def safe_path(path: str, *, allow_root: bool = False) -> str:
     return path
 
 
-def join_under(root: str | os.PathLike[str], path: str, *, allow_root: bool = False) -> Path:
+def _link_below(real_root: str, relative: str) -> bool:
+    """Whether an existing component of ``real_root/relative`` below the root
+    is a symbolic link (or cannot be looked at)."""
+    current = real_root
+    for part in relative.split("/") if relative else ():
+        current = f"{current}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except FileNotFoundError:
+            return False  # nothing below it exists either
+        except OSError:
+            return True  # let the full resolution decide (or fail)
+    return False
+
+
+def join_under(
+    root: str | os.PathLike[str], path: str, *, allow_root: bool = False, real_root: str | None = None
+) -> Path:
     """``root / path`` for a local directory ``root``, after :func:`safe_path`.
 
     Also refuses a result that leaves ``root`` through a symbolic link (any
     existing component of the joined path, the last one included, is
     resolved). The checks on the text come first; resolving links reads only
-    file metadata. ``allow_root`` is as for :func:`safe_path`.
+    file metadata. ``allow_root`` is as for :func:`safe_path`. ``real_root``
+    is ``os.path.realpath(root)`` when the caller already knows it (a store
+    resolves its root once, not for every file): then only the components
+    below the root are looked at, and the whole path is resolved only when one
+    of them is a symbolic link.
     """
     relative = safe_path(path, allow_root=allow_root)
     base = Path(root)
     joined = base / relative if relative else base
-    real_root = os.path.realpath(base)
+    if real_root is not None and not _link_below(real_root, relative):
+        return joined  # no link below the real root: the path stays under it (safe_path refused "..")
+    real_root = real_root if real_root is not None else os.path.realpath(base)
     real = os.path.realpath(joined)
     if os.path.commonpath([real_root, real]) != real_root:
         raise UnsafePathError(f"path {_show(path)} leads outside the store root through a symbolic link")

@@ -32,7 +32,8 @@ from ocs_transfer.exceptions import (
 from ocs_transfer.retry import Kind, classify
 from ocs_transfer.storage import get_store
 from ocs_transfer.storage.fsspec_store import FsspecStore
-from ocs_transfer.storage.hashing import BEHIND_MD5, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.hashing import BEHIND_MD5, INLINE_HASH_BYTES, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.lanes import idle_lanes
 from ocs_transfer.storage.memory import MemoryStore
 from ocs_transfer.testing import ShortReader
 
@@ -172,6 +173,15 @@ def test_progress_adds_up_and_result_matches_hashlib(memory_store: FsspecStore) 
     assert result.version_set() == {"key": result.md5, "md5": result.md5, "extension": ""}
 
 
+def _hash_helpers() -> dict[str, int]:
+    """The native thread ids of the hash helpers at work now, by role."""
+    return {
+        t.name.rsplit("_", 1)[0]: t.native_id
+        for t in threading.enumerate()
+        if t.name.rsplit("_", 1)[0] in ("ocs-transfer-md5", "ocs-transfer-sha256") and t.native_id is not None
+    }
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority can be set on Linux only")
 def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     """MD5 is every upload's critical path: its helper keeps the caller's
@@ -180,13 +190,8 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     me = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     reader = HashingReader(io.BytesIO(b"x" * 100_000))
     try:
-        reader.read(30_000)  # a first chunk is hashed in the caller's thread (a one-chunk file starts none)
-        reader.read(30_000)  # the helpers' threads start with the second
-        helpers = {
-            t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
-            for t in threading.enumerate()
-            if t.name.startswith("ocs-transfer-") and t.native_id is not None
-        }
+        reader.read(50_000)  # the helpers are taken with the first chunk
+        helpers = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in _hash_helpers().items()}
         assert helpers == {"ocs-transfer-md5": me, "ocs-transfer-sha256": min(me + BEHIND_MD5, 19)}
         reader.read()
     finally:
@@ -196,15 +201,31 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == me  # the caller's thread is untouched
 
 
-def test_a_one_chunk_file_is_hashed_without_starting_threads() -> None:
-    """Small files (most of a night's calibration frames) cost no thread start each."""
-    before = {t.ident for t in threading.enumerate()}
-    data = b"y" * 1000
-    reader = HashingReader(io.BytesIO(data))
-    assert reader.read(65536) == data and reader.read(65536) == b""
-    started = [t.name for t in threading.enumerate() if t.ident not in before]
+def test_hash_helpers_are_kept_from_one_file_to_the_next() -> None:
+    """Starting two threads per file cost more than hashing a small file:
+    the next reader gets the same helper threads back."""
+    seen = []
+    for data in (pattern(3 * CHUNK), pattern(2 * CHUNK + 1)):
+        reader = HashingReader(io.BytesIO(data))
+        reader.read(CHUNK)
+        seen.append(_hash_helpers())
+        while reader.read(CHUNK):
+            pass
+        assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+        assert _hash_helpers() == {}  # given back (renamed idle)
+    assert set(seen[0]) == {"ocs-transfer-md5", "ocs-transfer-sha256"}
+    assert seen[1] == seen[0]
+
+
+def test_a_small_source_of_known_size_is_hashed_without_helpers() -> None:
+    data = pattern(INLINE_HASH_BYTES)
+    idle = idle_lanes()
+    reader = HashingReader(io.BytesIO(data), size=len(data))
+    reader.read(CHUNK)
+    assert _hash_helpers() == {}
+    assert idle_lanes() == idle  # none was taken
+    reader.read()
     assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
-    assert started == []
 
 
 @settings(max_examples=40, deadline=None)
@@ -394,3 +415,35 @@ def test_every_test_has_its_own_memory_file_system(run: int) -> None:
     assert list(store.list()) == []
     store.put(io.BytesIO(b"run %d" % run), "left-behind.bin")
     assert [o.path for o in store.list()] == ["left-behind.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_helpers_of_its_own() -> None:
+    """Celery's prefork workers fork after the parent hashed files: the
+    parent's idle helper threads do not exist in the child, which must start
+    its own instead of waiting on them forever."""
+    data = pattern(3 * CHUNK)
+    want = {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+    reader = HashingReader(io.BytesIO(data))
+    while reader.read(CHUNK):
+        pass
+    assert reader.digests() == want
+    assert idle_lanes() >= 2  # the parent keeps its helpers for the next file
+    pid = os.fork()
+    if pid == 0:  # the child: hash again, exit 0 only with the right digests
+        status = 1
+        try:
+            child = HashingReader(io.BytesIO(data))
+            while child.read(CHUNK):
+                pass
+            status = 0 if child.digests() == want else 2
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung waiting for a helper thread that only its parent had")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

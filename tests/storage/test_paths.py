@@ -125,7 +125,13 @@ def test_not_text_is_rejected() -> None:
         safe_path(b"a/b")  # type: ignore[arg-type]
 
 
-def test_join_under_rejects_symlink_leaving_root(tmp_path: Path) -> None:
+def _join(root: Path, path: str, known_root: bool) -> Path:
+    """join_under as a caller that resolved the root itself (a store) calls it, or as one that did not."""
+    return join_under(root, path, real_root=os.path.realpath(root) if known_root else None)
+
+
+@pytest.mark.parametrize("known_root", [False, True])
+def test_join_under_rejects_symlink_leaving_root(tmp_path: Path, known_root: bool) -> None:
     root = tmp_path / "root"
     outside = tmp_path / "outside"
     root.mkdir()
@@ -133,23 +139,23 @@ def test_join_under_rejects_symlink_leaving_root(tmp_path: Path) -> None:
     (outside / "secret").write_bytes(b"x")
     (root / "escape").symlink_to(outside)
     (root / "file-link").symlink_to(outside / "secret")
-    with pytest.raises(UnsafePathError):
-        join_under(root, "escape/secret")
-    with pytest.raises(UnsafePathError):
-        join_under(root, "escape/new-file")
-    with pytest.raises(UnsafePathError):
-        join_under(root, "file-link")
+    (root / "inner").mkdir()
+    (root / "inner" / "up").symlink_to(outside)
+    for bad in ("escape/secret", "escape/new-file", "file-link", "inner/up/secret", "inner/up"):
+        with pytest.raises(UnsafePathError):
+            _join(root, bad, known_root)
 
 
-def test_join_under_allows_links_inside_root_and_new_paths(tmp_path: Path) -> None:
+@pytest.mark.parametrize("known_root", [False, True])
+def test_join_under_allows_links_inside_root_and_new_paths(tmp_path: Path, known_root: bool) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "real")
-    assert join_under(tmp_path, "alias/x.fits") == tmp_path / "alias" / "x.fits"
-    assert join_under(tmp_path, "not/yet/there.fits") == tmp_path / "not" / "yet" / "there.fits"
-    assert join_under(tmp_path, HOSTILE_LEGAL) == tmp_path / HOSTILE_LEGAL
+    assert _join(tmp_path, "alias/x.fits", known_root) == tmp_path / "alias" / "x.fits"
+    assert _join(tmp_path, "not/yet/there.fits", known_root) == tmp_path / "not" / "yet" / "there.fits"
+    assert _join(tmp_path, HOSTILE_LEGAL, known_root) == tmp_path / HOSTILE_LEGAL
     # a root that is itself reached through a link is fine
     (tmp_path / "root-link").symlink_to(tmp_path / "real")
-    assert join_under(tmp_path / "root-link", "a") == tmp_path / "root-link" / "a"
+    assert _join(tmp_path / "root-link", "a", known_root) == tmp_path / "root-link" / "a"
 
 
 def test_hostile_name_round_trips_on_disk(tmp_path: Path) -> None:

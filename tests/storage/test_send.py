@@ -80,14 +80,16 @@ def test_template_layout(builtin_plugins_only: None, fits_files: list[Path]) -> 
     assert path.endswith("/" + fits_files[0].name) and path[:2] == "20"
 
 
+@pytest.mark.parametrize("transfers", ["1", "3"])
 def test_bad_files_are_reported_and_skipped(
-    builtin_plugins_only: None, fits_files: list[Path], tmp_path: Path
+    builtin_plugins_only: None, fits_files: list[Path], tmp_path: Path, transfers: str
 ) -> None:
     truncated = tmp_path / "truncated.fits"
     truncated.write_bytes(fits_files[0].read_bytes()[:100])
     missing = tmp_path / "missing.fits"
     dest = f"memory://send-{uuid.uuid4().hex}"
-    code, out, err = _send(str(truncated), str(fits_files[0]), str(missing), "--to", dest, "--json")
+    code, out, err = _send(str(truncated), str(fits_files[0]), str(missing), "--to", dest, "--json",
+                           "--transfers", transfers)  # fmt: skip
     assert code == 1
     error_lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 2
@@ -119,3 +121,44 @@ def test_send_to_a_local_directory(all_plugins: None, fits_files: list[Path], tm
         assert (archive / r["path"]).read_bytes() == source.read_bytes()
     on_disk = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file())
     assert on_disk == sorted(r["path"] for r in json.loads(out))
+
+
+def test_send_many_small_files_several_at_once(all_plugins: None, fits_files: list[Path], tmp_path: Path) -> None:
+    """``--transfers 4``: 40 small files stored four at a time; the results
+    (and the plain progress lines) come in the order of the files, every
+    file is whole, and no temporary is left."""
+    if "local" not in plugins.providers():
+        pytest.skip("the local provider (ocs-transfer-local) is not installed")
+    import numpy as np
+    from astropy.io import fits
+
+    with fits.open(next(f for f in fits_files if f.suffix == ".fits")) as example:
+        header = example[0].header
+    source = tmp_path / "frames"
+    source.mkdir()
+    for i in range(40):  # 5,760 bytes each: one header block, one data block
+        frame = fits.PrimaryHDU(np.full((8, 8), i, dtype=np.int16))
+        for key in ("PROPID", "DATE-OBS", "DAY-OBS", "INSTRUME", "SITEID", "TELID", "OBSTYPE", "BLKUID", "OBJECT"):
+            frame.header[key] = header[key]
+        frame.writeto(source / f"frame-{i:02d}.fits")
+    archive = tmp_path / "archive"
+    code, out, err = _send(str(source), "--to", str(archive), "--layout", "flat", "--transfers", "4", "--json")
+    assert code == 0, err
+    results = json.loads(out)
+    files = sorted(source.iterdir())
+    assert [r["file"] for r in results] == [str(f) for f in files]
+    for f, r in zip(files, results, strict=True):
+        assert r["ok"] and r["path"] == f.name
+        assert r["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+        assert (archive / f.name).read_bytes() == f.read_bytes()
+    assert sorted(p.name for p in archive.iterdir()) == [f.name for f in files]  # nothing hidden left
+    code, _, err = _send(str(source), "--to", str(tmp_path / "again"), "--layout", "flat", "--transfers", "4")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("stored ")]
+    assert lines == [f"stored {f} -> {f.name} ({f.stat().st_size / 1024:.1f} KiB)" for f in files]
+
+
+def test_transfers_must_be_positive(builtin_plugins_only: None, fits_files: list[Path]) -> None:
+    code, _, err = _send(str(fits_files[0]), "--to", "memory://x", "--transfers", "0")
+    assert code == 2
+    assert "--transfers" in err

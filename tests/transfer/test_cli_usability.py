@@ -338,9 +338,10 @@ def test_send_json_matches_the_docs(local_cli: Cli, tmp_path: Path) -> None:
     assert set(results[0]) | {"error"} == set(keys)
 
 
-def test_send_progress_shows_bytes_rate_and_eta(local_cli: Cli, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["send", *map(str, FITS), "--to", str(tmp_path / "p"), "--progress"],
-                                env=local_cli.env)  # fmt: skip
+@pytest.mark.parametrize("transfers", ["1", "4"])
+def test_send_progress_shows_bytes_rate_and_eta(local_cli: Cli, tmp_path: Path, transfers: str) -> None:
+    result = CliRunner().invoke(main, ["send", *map(str, FITS), "--to", str(tmp_path / "p"), "--progress",
+                                       "--transfers", transfers], env=local_cli.env)  # fmt: skip
     assert result.exit_code == 0, result.output
     err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
     assert (f"all {len(FITS)} file(s)" in err and "kB" in err and "/s" in err) or "?" in err

@@ -2,8 +2,10 @@
 
 Uploads stream into a hidden temporary file in the target directory, which is
 fsynced and then renamed over the final path with ``os.replace``; the
-directory is fsynced after. Readers never see a partial file, and a crash
-leaves at most a hidden temporary file that listings skip.
+directory is fsynced after, and only then is the file reported stored.
+Readers never see a partial file, and a crash leaves at most a hidden
+temporary file that listings skip. Uploads running at once share their
+directory fsyncs (:mod:`ocs_transfer_local.durable`).
 
 The copy reads the source straight into page-aligned buffers, which are
 hashed (md5 and sha256, MD5 on a second core, see
@@ -13,7 +15,9 @@ the writes bypass the page cache (``O_DIRECT``), which saves the kernel's
 copy and the write-back, and every chunk is read back from the device and
 compared: the verification reads what the disk holds, not a cached page.
 Elsewhere (file systems without direct I/O) writes are buffered and the
-read-back compares what the kernel keeps.
+read-back compares what the kernel keeps. Small files (up to
+:data:`_SMALL_FILE`) are written through the page cache by the caller's
+thread and read back from the disk after their fsync (:class:`_SmallWriter`).
 
 Links: ``link_base_url`` + path (as ocs_archive's FileSystemStore), or, when
 the directory is served by ``ocs-transfer local-cloud serve``, signed expiring
@@ -30,7 +34,7 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
@@ -42,8 +46,10 @@ from ocs_transfer.redact import Secret
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.lanes import Lane, take_lane
 from ocs_transfer.storage.paths import join_under
 
+from .durable import DIRECTORIES, DirectorySync, fsync_directory
 from .signing import signed_url
 
 if TYPE_CHECKING:
@@ -53,15 +59,6 @@ __all__ = ["LocalStore", "fsync_directory"]
 
 #: In-progress uploads of the file server (hidden in listings too).
 _SERVER_PARTIAL = ".ocs-server-partial"
-
-
-def fsync_directory(directory: str) -> None:
-    """Make a rename or unlink in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalStore(FsspecStore):
@@ -105,6 +102,9 @@ class LocalStore(FsspecStore):
         self.server_path = server_path.strip("/")
         self._signing_key = signing_key
         self.read_back = read_back
+        #: makes renames durable; shared with every local store of the process, so that concurrent
+        #: uploads to one folder share its fsyncs (see :mod:`ocs_transfer_local.durable`)
+        self.directories: DirectorySync = DIRECTORIES
         #: the copy's buffers, reused from one upload to the next
         self._buffers = BufferPool(_buffer_size(chunk_size), keep=4 * (_BUFFERS + 1))
 
@@ -186,7 +186,8 @@ class LocalStore(FsspecStore):
     # -- paths -----------------------------------------------------------------------------
 
     def _full(self, path: str) -> str:
-        return str(join_under(self.root, path))  # also refuses symbolic links that leave the root
+        # also refuses symbolic links that leave the root
+        return str(join_under(self.root, path, real_root=self.root_real))
 
     @staticmethod
     def is_temporary(path: str) -> bool:
@@ -195,7 +196,17 @@ class LocalStore(FsspecStore):
     # -- upload, verify, publish -------------------------------------------------------------
 
     def _ensure_parent(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        parent = os.path.dirname(path)
+        if os.path.isdir(parent):
+            return
+        made: list[str] = []  # the folders this call creates, top first
+        folder = parent
+        while folder not in (self.root, os.path.dirname(folder)) and not os.path.isdir(folder):
+            made.insert(0, folder)
+            folder = os.path.dirname(folder)
+        os.makedirs(parent, exist_ok=True)
+        for folder in made:  # a new folder's name is durable once its parent is synced
+            self.directories.sync(os.path.dirname(folder))
 
     def _upload(
         self,
@@ -207,12 +218,14 @@ class LocalStore(FsspecStore):
         metadata: Mapping[str, str] | None,
         options: Mapping[str, Any] | None = None,
     ) -> None:
-        fd = _open_new(path)
+        small = size is not None and size <= _SMALL_FILE
+        fd = _open_new(path, direct=not small)
         try:
             with (
-                _Writer(fd, self._buffers, read_back=self.read_back) as writer,
-                BufferRing(_BUFFERS, self._buffers) as ring,  # leaves first: waits for every write
-            ):
+                (_SmallWriter(fd, self._buffers, read_back=self.read_back) if small
+                 else _Writer(fd, self._buffers, read_back=self.read_back)) as writer,
+                BufferRing(1 if small else _BUFFERS, self._buffers) as ring,  # leaves first: waits for every write
+            ):  # fmt: skip
                 offset = 0
                 while True:
                     slot, view = ring.next()
@@ -243,7 +256,8 @@ class LocalStore(FsspecStore):
         if os.path.isdir(final):
             raise IsADirectoryError(errno.EISDIR, "a directory is in the way", final)
         os.replace(staging, final)
-        fsync_directory(os.path.dirname(final))
+        # put() reports the file stored only after this: an fsync of its folder that began after the rename.
+        self.directories.sync(os.path.dirname(final))
 
     def _discard(self, full: str) -> None:
         try:
@@ -255,7 +269,7 @@ class LocalStore(FsspecStore):
 
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         super().delete_file(path, version_id)
-        fsync_directory(os.path.dirname(self._full(path)))
+        self.directories.sync(os.path.dirname(self._full(path)))
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -282,6 +296,8 @@ class LocalStore(FsspecStore):
         return signed_url(self.server_url, self._signing_key, served, expiration)
 
 
+#: Files up to this size are written through the page cache (see :class:`_SmallWriter`).
+_SMALL_FILE = 256 * 1024
 #: Buffers in flight per upload: one being filled and hashed, one or two being written and read back.
 _BUFFERS = 4
 #: Direct I/O wants offsets, lengths and memory aligned to the device's logical block; 4 KiB covers them all.
@@ -298,14 +314,14 @@ def _buffer_size(chunk_size: int) -> int:
     return min(max(_ALIGN, -(-chunk_size // _ALIGN) * _ALIGN), 4 * 1024 * 1024)
 
 
-def _open_new(path: str) -> int:
+def _open_new(path: str, *, direct: bool = True) -> int:
     """Create ``path`` for writing and reading back, with ``O_DIRECT`` where
-    the file system supports it."""
+    the file system supports it (unless ``direct`` is false)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    direct = getattr(os, "O_DIRECT", 0)
-    if direct:
+    o_direct = getattr(os, "O_DIRECT", 0) if direct else 0
+    if o_direct:
         try:
-            return os.open(path, flags | direct, 0o644)
+            return os.open(path, flags | o_direct, 0o644)
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # EINVAL: this file system has no direct I/O
                 raise
@@ -313,9 +329,12 @@ def _open_new(path: str) -> int:
 
 
 class _Writer:
-    """Writes buffers to ``fd`` in order on a private thread and, with
-    ``read_back``, reads each one back on a second thread and compares it
-    with what was written; :meth:`finish` fsyncs.
+    """Writes buffers to ``fd`` in order on a helper thread and, with
+    ``read_back``, reads each one back on a second helper and compares it
+    with what was written; :meth:`finish` fsyncs. With ``inline`` (a file
+    that fits in one buffer) the caller's thread does both, and
+    :meth:`submit` returns when they are done. The helpers are
+    :mod:`~ocs_transfer.storage.lanes`, kept alive between uploads.
 
     With ``O_DIRECT`` (where the file system allows it) the bytes go from the
     hashed buffer to the device without a copy into the page cache, and the
@@ -325,13 +344,18 @@ class _Writer:
     """
 
     def __init__(
-        self, fd: int, buffers: BufferPool, *, read_back: bool, writeback_every: int = _WRITEBACK_EVERY
+        self,
+        fd: int,
+        buffers: BufferPool,
+        *,
+        read_back: bool,
+        writeback_every: int = _WRITEBACK_EVERY,
     ) -> None:
         self.fd = fd
         self.writeback_every = writeback_every
         self.direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
-        self.writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-write")
-        self.checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocs-transfer-check") if read_back else None
+        self.writes: Lane | None = take_lane("write")
+        self.checks: Lane | None = take_lane("check") if read_back else None
         self.pending: list[Future[None]] = []
         self.failed = False
         self.unsynced = 0
@@ -341,10 +365,11 @@ class _Writer:
     def submit(self, data: memoryview, offset: int) -> Future[None]:
         """Queue ``data`` for ``offset``; raises the error of an earlier
         write. The future finishes when ``data`` is written (and checked)."""
+        assert self.writes is not None, "submit after the writer was closed"
         for future in [f for f in self.pending if f.done()]:
             future.result()
             self.pending.remove(future)
-        done = self.writes.submit(self._write, data, offset)
+        done: Future[None] = self.writes.submit(self._write, data, offset)
         if self.checks is not None:
             done = self.checks.submit(self._check, done, data, offset)
         self.pending.append(done)
@@ -396,15 +421,7 @@ class _Writer:
     def _read_back(self, data: memoryview, offset: int) -> None:
         if self.back is None:
             self.back = self.buffers.take()  # page-aligned, as direct reads need
-        back = memoryview(self.back)[: len(data)]
-        got = 0
-        while got < len(data) and (n := os.preadv(self.fd, [back[got:]], offset + got)):
-            got += n
-        if got != len(data) or not _equal(back, data):
-            raise IntegrityError(
-                f"the {len(data)} bytes written at offset {offset} read back differently (a faulty disk or"
-                " file system?)"
-            )
+        _compare(self.fd, memoryview(self.back), data, offset)
 
     def __enter__(self) -> Self:
         return self
@@ -412,12 +429,100 @@ class _Writer:
     def __exit__(self, *exc: object) -> None:
         for future in self.pending:
             future.cancel()
-        self.writes.shutdown(wait=True)
-        if self.checks is not None:
-            self.checks.shutdown(wait=True)
+        wait(self.pending)  # nothing may touch fd or a buffer after this
+        self.pending.clear()
+        for lane in (self.writes, self.checks):
+            if lane is not None:
+                lane.release()
+        self.writes = self.checks = None
         if self.back is not None:
             self.buffers.give(self.back)
             self.back = None
+
+
+class _SmallWriter:
+    """The writer of a small file (up to :data:`_SMALL_FILE`), in the
+    caller's thread: buffered writes, then :meth:`finish` fsyncs and, with
+    ``read_back``, reads what was written back from the disk (``O_DIRECT``,
+    where the file system has it) and compares it with a copy of it.
+
+    A direct write waits for the device (~1.7 ms for 4 KiB on this project's
+    machines) and its read-back for the device again, before the fsync
+    waits for the journal; a buffered one costs nothing until the fsync,
+    which concurrent uploads share, and the read-back after the fsync reads
+    what the disk holds. Holds a copy of at most one chunk: should the
+    source give more than one buffer, an earlier chunk is checked (against
+    the page cache) before the next is written.
+    """
+
+    def __init__(self, fd: int, buffers: BufferPool, *, read_back: bool) -> None:
+        self.fd = fd
+        self.buffers = buffers
+        self.read_back = read_back
+        self.held: tuple[bytearray, int] | None = None  # a copy of the last chunk, and its offset
+
+    def submit(self, data: memoryview, offset: int) -> None:
+        """Write ``data`` at ``offset`` now; there is nothing to wait for."""
+        if self.held is not None:
+            self._check()
+        _write_all(self.fd, data, offset)
+        if self.read_back:
+            self.held = (bytearray(data), offset)
+
+    def finish(self) -> None:
+        """fsync, then check the last chunk against the disk."""
+        os.fsync(self.fd)
+        if self.held is not None:
+            _direct_reads(self.fd)
+            self._check()
+
+    def _check(self) -> None:
+        assert self.held is not None
+        copy, offset = self.held
+        self.held = None
+        back = self.buffers.take()
+        try:
+            try:
+                _compare(self.fd, memoryview(back), memoryview(copy), offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # the file system took O_DIRECT but refuses this read: read through the page cache
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+                _compare(self.fd, memoryview(back), memoryview(copy), offset)
+        finally:
+            self.buffers.give(back)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.held = None
+
+
+def _direct_reads(fd: int) -> None:
+    """Make ``fd``'s reads bypass the page cache where the file system allows it."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | direct)
+    except OSError:
+        pass  # no direct I/O here: the read-back compares what the kernel keeps
+
+
+def _compare(fd: int, back: memoryview, data: memoryview, offset: int) -> None:
+    """Read ``len(data)`` bytes at ``offset`` of ``fd`` into ``back`` (an
+    aligned buffer at least that long, rounded up to whole blocks for direct
+    reads) and raise :class:`IntegrityError` unless they equal ``data``."""
+    want = min(len(back), -(-len(data) // _ALIGN) * _ALIGN)
+    got = 0
+    while got < len(data) and (n := os.preadv(fd, [back[got:want]], offset + got)):
+        got += n
+    if got < len(data) or not _equal(back[: len(data)], data):
+        raise IntegrityError(
+            f"the {len(data)} bytes written at offset {offset} read back differently (a faulty disk or file system?)"
+        )
 
 
 _memcmp = ctypes.CDLL(None).memcmp  # the C library's, already loaded in this process

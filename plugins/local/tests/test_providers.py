@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ocs_transfer_local.local import LocalStore, _open_new, _Writer
+from ocs_transfer_local.local import LocalStore, _open_new, _SmallWriter, _Writer
 from ocs_transfer_local.webdav import WebdavStore
 
 from ocs_transfer import plugins
@@ -197,6 +197,42 @@ def test_read_back_catches_a_disk_that_returns_other_bytes() -> None:
             assert writer.submit(view, 0).result() is None  # (no finish(): /dev/zero cannot fsync)
     finally:
         os.close(fd)
+
+
+def test_small_file_read_back_after_the_fsync_catches_other_bytes_on_disk(tmp_path: Path) -> None:
+    """A small file is written through the page cache and read back after
+    its fsync (from the disk, where direct I/O works), against a copy of
+    what was hashed: bytes that changed on disk in between are caught."""
+    pool = BufferPool(8192)
+    view = memoryview(pool.take())
+    view[:] = pattern_bytes(8192)
+    for read_back in (True, False):
+        path = tmp_path / f"small-{read_back}.bin"
+        fd = _open_new(str(path), direct=False)
+        try:
+            with _SmallWriter(fd, pool, read_back=read_back) as writer:
+                writer.submit(view[:5000], 0)
+                with open(path, "r+b") as other:  # the disk now holds something else
+                    other.seek(4999)
+                    other.write(b"X")
+                if read_back:
+                    with pytest.raises(IntegrityError, match="read back differently"):
+                        writer.finish()
+                else:
+                    writer.finish()  # without the read-back, the change goes unnoticed
+        finally:
+            os.close(fd)
+        assert path.read_bytes()[4999:5000] == b"X"
+
+
+def test_a_small_file_bigger_than_declared_is_still_checked_and_refused(tmp_path: Path) -> None:
+    """put(size=...) says small, the source gives more: every chunk is still
+    read back, and the size mismatch fails the upload with nothing left."""
+    data = pattern_bytes(3 * 4096 + 7)
+    store = LocalStore.from_config(LocalStore.Config(root=str(tmp_path / "dst")), settings=Settings(chunk_size=4096))
+    with pytest.raises(IntegrityError, match="expected 10"):
+        store.put(io.BytesIO(data), "grew.bin", size=10)
+    assert visible_files(tmp_path / "dst") == []
 
 
 def test_local_symlink_leaving_the_root_is_refused(tmp_path: Path) -> None:

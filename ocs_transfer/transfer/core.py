@@ -743,6 +743,8 @@ class EngineCore:
         """Zip a bundle's members into ``work.remote_path`` as it is sent (or
         adopt the identical bundle already there: the same members give the
         same bytes)."""
+        from ..storage.bundle import put_archive
+
         existing = _info_or_none(store, work.remote_path)
         archive = self._archive(work)
         try:
@@ -752,10 +754,8 @@ class EngineCore:
                 adopted = _adopt(store, existing, reader, size, work.remote_path, ".zip")
                 _check_bytes(work.source_path, adopted, work.sha256)
                 return adopted
-            stored = store.put(
-                archive, work.remote_path, size=archive.size, content_type="application/zip",
-                progress=lambda n: self._progress(transfer_id, running, n), cancel=running.cancel, extension=".zip",
-            )  # fmt: skip
+            stored, _ = put_archive(store, archive, work.remote_path, cancel=running.cancel,
+                                    progress=lambda n: self._progress(transfer_id, running, n))  # fmt: skip
         finally:
             archive.close()
         try:

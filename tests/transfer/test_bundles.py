@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,26 @@ def test_a_refreshed_bundle_keeps_its_name_and_retention(cli: Cli, tmp_path: Pat
         assert Engine(ledger, dests, clock=lambda: time.time() + 3 * 86400 + 60).expire() == 1  # its 3 days held
     finally:
         ledger.close()
+
+
+def test_bundles_on_each_ledger_database(rig: Any) -> None:
+    """The engine's bundle path on SQLite and PostgreSQL, from a store source:
+    one transfer per destination, the same bytes at both, members deleted once
+    both completed, and nothing else left anywhere."""
+    data = {f"night/{n}": rig.add_source(f"night/{n}", size) for n, size in (("a.fits.fz", 90_000), ("b.txt", 4000))}
+    one = rig.add_dest("one", delete_source=True)
+    two = rig.add_dest("two", path="users/7")
+    members = [(rig.source_url, path, path) for path in sorted(data)]
+    created = rig.engine.schedule_bundle("results.zip", members, ["one", "two"], keep_hours=5)
+    assert [t.kind for t in created] == ["bundle", "bundle"] and created[0].file_id == created[1].file_id
+    assert rig.engine.run_due() == 2
+    done = [rig.engine.get(t.id) for t in created]
+    assert [t.state for t in done] == ["completed", "completed"] and done[0].sha256 == done[1].sha256
+    for store, path in ((one, "results.zip"), (two, "users/7/results.zip")):
+        with store.get_fileobj(path) as reader:
+            assert_bundle_holds(reader.read(), data)
+        assert [i.path for i in store.list()] == [path]
+    assert list(rig.source.list()) == []  # the members went, after both transfers completed
+    assert rig.engine.source_file(created[0].file_id)["delete_state"] == "deleted"
+    rig.clock.advance(5 * 3600 + 1)
+    assert rig.engine.expire() == 2 and list(one.list()) == [] and list(two.list()) == []

@@ -393,7 +393,14 @@ class EngineCore:
                 snap["bundle_keep_hours"] = keep_hours
             snaps.append((dest, snap))
         targets = {(d.id, name): _bundle_path(snap, name) for d, snap in snaps}
-        self._refuse_taken_paths(ref, targets, {d.id: d.name for d in dests})
+        try:
+            self._refuse_taken_paths(ref, targets, {d.id: d.name for d in dests})
+        except RemotePathTakenError as exc:
+            taken = str(exc).split(";", 1)[0]
+            raise RemotePathTakenError(
+                f"bundle {name!r} was not scheduled: {taken}. Give the bundle another name; the one there stays"
+                " until it is expired or removed"
+            ) from None
         stats = []
         for store_ref, path, _ in members:
             try:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ def test_bundle_to_a_destination_then_expire(cli: Cli, tmp_path: Path) -> None:
     assert_bundle_holds(held, members_of(files))
     assert out["link"] == "https://files.example.org/box/users/42/results.zip"
     assert out["expires"] is None  # a permanent link: it works until `expire` deletes the bundle
+    kept = datetime.fromisoformat(out["kept_until"]).timestamp()
+    assert time.time() + 2 * 86400 - 60 <= kept <= time.time() + 2 * 86400
+    taken = cli("bundle", *given, "--to", "box", "--name", "results.zip", ok=False)
+    assert taken.exit_code != 0 and "Give the bundle another name" in cli.outputs[-1]
+    assert (root / "users" / "42" / "results.zip").read_bytes() == held  # the one there stays
 
     again = json.loads(cli("bundle", *given, "--to", "box", "--name", "again.zip", "--json").stdout)
     assert again["sha256"] == out["sha256"]  # the same files, the same bytes

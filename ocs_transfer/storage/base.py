@@ -101,6 +101,10 @@ class FileStore(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: Whether ``version_id`` arguments mean anything for this provider.
     supports_versioning: ClassVar[bool] = False
+    #: Whether ``put`` needs the size before the first byte (its API does; without
+    #: one it spools the source to a temporary file first). Streams whose size can
+    #: be found by making them twice (bundles) are measured instead.
+    needs_size: ClassVar[bool] = False
     #: Names of credential fields this provider accepts (for prompts and docs).
     credential_fields: ClassVar[tuple[str, ...]] = ()
     #: Whether ``get_url`` links carry credentials (an access key id, a session

@@ -34,7 +34,7 @@ from .base import FileStore, Progress, StoredObject, share_link
 from .paths import safe_path
 from .zipstream import ZipMember, ZipStream
 
-__all__ = ["BundleResult", "bundle_files", "plan_files", "plan_members"]
+__all__ = ["BundleResult", "bundle_files", "local_member", "plan_files", "plan_members", "put_archive"]
 
 #: What a bundle is sent as.
 CONTENT_TYPE = "application/zip"
@@ -106,6 +106,25 @@ def plan_members(
     return [local_member(path, name) for path, name in plan_files(items, include, exclude)]
 
 
+def put_archive(
+    store: FileStore, archive: ZipStream, where: str, *, progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[StoredObject, tuple[dict[str, Any], ...]]:  # fmt: skip
+    """Stream ``archive`` into ``store`` at ``where`` (verified as any
+    upload); the stored object and the members written (name, size). A store
+    that needs the size first (:attr:`FileStore.needs_size`) gets the
+    archive measured by making it twice, never a copy spooled to disk."""
+    size = archive.measure() if store.needs_size else archive.size
+    try:
+        stored = store.put(
+            archive, where, size=size, content_type=CONTENT_TYPE, progress=progress,  # type: ignore[arg-type]
+            cancel=cancel, extension=".zip",
+        )  # fmt: skip
+    finally:
+        archive.close()
+    return stored, tuple({"name": m["name"], "size": m["size"]} for m in archive.members)
+
+
 def bundle_files(
     store: FileStore,
     members: Sequence[ZipMember],
@@ -125,14 +144,7 @@ def bundle_files(
     where = safe_path(f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name)
     if not members:
         raise ConfigurationError("a bundle needs at least one file")
-    archive = ZipStream(members, level=level, force_zip64=force_zip64)
-    try:
-        stored = store.put(
-            archive, where, size=archive.size, content_type=CONTENT_TYPE, progress=progress,  # type: ignore[arg-type]
-            cancel=cancel, extension=".zip",
-        )  # fmt: skip
-    finally:
-        archive.close()
+    stored, written = put_archive(store, ZipStream(members, level=level, force_zip64=force_zip64), where,
+                                  progress=progress, cancel=cancel)  # fmt: skip
     link, expires = share_link(store, stored.path, stored.version_id, keep)
-    members_out = tuple({"name": m["name"], "size": m["size"]} for m in archive.members)
-    return BundleResult(stored=stored, members=members_out, link=link, expires=expires)
+    return BundleResult(stored=stored, members=written, link=link, expires=expires)

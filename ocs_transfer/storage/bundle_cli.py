@@ -87,7 +87,8 @@ def bundle_command(
                f" sha256 {data['sha256']})")  # fmt: skip
     if data["link"]:
         click.echo(f"link: {data['link']}")
-        click.echo(f"expires: {data['expires'] or 'never (until the bundle is deleted)'}")
+        kept = f"; the bundle is kept until {data['kept_until']}" if data.get("kept_until") else ""
+        click.echo(f"expires: {data['expires'] or 'not by itself' + kept}")
     else:
         click.echo("no link: the destination makes none (set its link_base_url, or use a file server)", err=True)
 

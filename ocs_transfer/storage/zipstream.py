@@ -188,6 +188,23 @@ class ZipStream(io.RawIOBase):
             offset += 30 + len(name) + (20 if zip64 else 0) + member.size + (24 if zip64 else 16)
         return offset + central + self._end_len(offset, central)
 
+    def measure(self) -> int:
+        """The archive's size: :attr:`size` when known ahead, else by making
+        a copy of the archive and counting its bytes (it is deterministic,
+        so the real one will be as long; each member is read once more)."""
+        known = self.size
+        if known is not None:
+            return known
+        twin = ZipStream(self._members, chunk_size=self._chunk, level=self._level, force_zip64=self._force)
+        buffer = bytearray(self._chunk)
+        total = 0
+        try:
+            while got := twin.readinto(buffer):
+                total += got
+        finally:
+            twin.close()
+        return total
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         while True:

@@ -48,10 +48,12 @@ def result_of(engine: Any, transfer: Any) -> dict[str, Any]:
             link, expires = share_link(store, transfer.remote_path, transfer.remote_version or None, left,
                                        now=engine.clock())  # fmt: skip
     members = [{"name": m["name"], "size": m["size"]} for m in engine.bundle_members(transfer.file_id)]
+    kept_until = _kept_until(engine, transfer)
     return {
         "path": transfer.remote_path, "size": transfer.size, "md5": transfer.md5, "sha256": transfer.sha256,
         "version_id": transfer.remote_version or None, "provider_checksum": transfer.provider_checksum or None,
         "members": members, "link": link, "expires": expires.isoformat() if expires is not None else None,
+        "kept_until": datetime.fromtimestamp(int(kept_until), UTC).isoformat() if kept_until is not None else None,
         "transfer_id": transfer.id, "destination": transfer.destination_name,
     }  # fmt: skip
 

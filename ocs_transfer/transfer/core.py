@@ -528,7 +528,14 @@ class EngineCore:
                 snap["bundle_keep_hours"] = keep_hours
             snaps.append((dest, snap))
         targets = {(d.id, (ref, name)): _bundle_path(snap, name) for d, snap in snaps}
-        self._refuse_taken_paths(targets, {d.id: d.name for d in dests})
+        try:
+            self._refuse_taken_paths(targets, {d.id: d.name for d in dests})
+        except RemotePathTakenError as exc:
+            taken = str(exc).split(";", 1)[0]
+            raise RemotePathTakenError(
+                f"bundle {name!r} was not scheduled: {taken}. Give the bundle another name; the one there stays"
+                " until it is expired or removed"
+            ) from None
         stats = []
         for store_ref, path, _ in members:
             try:
@@ -889,6 +896,8 @@ class EngineCore:
         """Zip a bundle's members into ``work.remote_path`` as it is sent (or
         adopt the identical bundle already there: the same members give the
         same bytes)."""
+        from ..storage.bundle import put_archive
+
         existing = _info_or_none(store, work.remote_path)
         archive = self._archive(work)
         try:
@@ -898,10 +907,8 @@ class EngineCore:
                 adopted = _adopt(store, existing, reader, size, work.remote_path, ".zip")
                 _check_bytes(work.source_path, adopted, work.sha256)
                 return adopted
-            stored = store.put(
-                archive, work.remote_path, size=archive.size, content_type="application/zip",
-                progress=lambda n: self._progress(transfer_id, running, n), cancel=running.cancel, extension=".zip",
-            )  # fmt: skip
+            stored, _ = put_archive(store, archive, work.remote_path, cancel=running.cancel,
+                                    progress=lambda n: self._progress(transfer_id, running, n))  # fmt: skip
         finally:
             archive.close()
         try:

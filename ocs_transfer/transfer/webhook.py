@@ -90,10 +90,15 @@ class WebhookNotifier:
         self, url: str, secret: Secret | str, *, timeout: float = 10.0, attempts: int = 4,
         states: tuple[str, ...] = ("completed", "failed", "cancelled"), sleep: Any = time.sleep,
     ) -> None:  # fmt: skip
+        from urllib.parse import urlsplit
+
         from .guards import check_base_url
 
         check_base_url("OCS_TRANSFER_WEBHOOK_URL", url, full_url=True)
         self.url = url
+        parts = urlsplit(url)
+        #: what messages and logs name: the URL's path may hold a token (chat services' webhooks do)
+        self.where = f"{parts.scheme}://{parts.netloc}"
         self._secret = secret if isinstance(secret, Secret) else Secret(secret)
         if len(self._secret.reveal()) < 16:
             raise ConfigurationError("the webhook secret is too short: use at least 16 characters")
@@ -116,7 +121,7 @@ class WebhookNotifier:
                    attempts=settings.webhook_attempts)  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier({self.url!r})"
+        return f"WebhookNotifier({self.where!r})"
 
     @hookimpl
     def ocs_transfer_transfer_finished(self, transfer: Any) -> None:
@@ -145,11 +150,11 @@ class WebhookNotifier:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             if exc.code >= 500 or exc.code == 429:
-                raise WebhookError(f"{self.url} answered {exc.code}") from None
-            raise WebhookRefusedError(f"{self.url} refused the notification: {exc.code}") from None
+                raise WebhookError(f"the webhook at {self.where} answered {exc.code}") from None
+            raise WebhookRefusedError(f"the webhook at {self.where} refused the notification: {exc.code}") from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise WebhookError(f"{self.url} could not be reached: {type(reason).__name__}") from None
+            raise WebhookError(f"the webhook at {self.where} could not be reached: {type(reason).__name__}") from None
 
 
 def register_from_settings(settings: Settings) -> WebhookNotifier | None:

@@ -56,3 +56,39 @@ def test_bundle_to_s3_with_a_presigned_link(moto_endpoint: S3Endpoint, tmp_path:
     assert again["sha256"] == out["sha256"]  # the same files, the same bytes
     capped = datetime.fromisoformat(again["expires"]).timestamp()
     assert capped <= time.time() + 7 * 86400 + 1  # S3's longest link, not 30 days
+
+
+def test_bundle_to_an_s3_destination_of_the_ledger(moto_endpoint: S3Endpoint, tmp_path: Path) -> None:
+    """The ledger keeps no presigned link (it holds credentials): `bundle`
+    makes one for its answer, living until the bundle expires."""
+    import base64
+    import os
+
+    local_tree(tmp_path, FILES)
+    bucket = make_bucket(moto_endpoint)
+    env = {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+           "OCS_TRANSFER_KEYS": f"k1:{base64.b64encode(os.urandom(32)).decode()}", "OCS_TRANSFER_ACTIVE_KEY": "k1",
+           "OCS_TRANSFER_CHUNK_SIZE": str(5 * 1024 * 1024)}  # fmt: skip
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(main, list(args), env=env, input=stdin)
+        assert result.exit_code == 0, result.output + (result.stderr if result.stderr_bytes else "")
+        return result.stdout
+
+    creds = json.dumps({"key": moto_endpoint.key, "secret": moto_endpoint.secret})
+    run("dest", "add", "cloud", "--provider", "s3", "--option", f"bucket={bucket}", "--option",
+        f"endpoint_url={moto_endpoint.url}", "--option", "addressing_style=path", "--option", "region=us-east-1",
+        "--path", "users/42", "--credentials-file", "-", stdin=creds)  # fmt: skip
+    before = time.time()
+    out = json.loads(run("bundle", str(tmp_path / "night"), "--to", "cloud", "--name", "results.zip",
+                         "--keep-days", "3", "--json"))  # fmt: skip
+    body = admin_client(moto_endpoint).get_object(Bucket=bucket, Key="users/42/results.zip")["Body"].read()
+    assert out["path"] == "users/42/results.zip" and out["sha256"] == hashlib.sha256(body).hexdigest()
+    assert_bundle_holds(body, FILES)
+    assert httpx.get(out["link"], timeout=10).content == body
+    expires = datetime.fromisoformat(out["expires"]).timestamp()
+    assert before + 3 * 86400 - 5 <= expires <= time.time() + 3 * 86400 + 1
+    [t] = json.loads(run("status", "results.zip", "--json"))
+    assert t["link"] == "" and t["state"] == "completed"  # nothing signed is kept in the ledger
+    assert moto_endpoint.secret not in json.dumps(out)

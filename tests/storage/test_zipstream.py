@@ -66,6 +66,23 @@ def test_size_is_known_ahead_when_every_member_is_stored(force_zip64: bool) -> N
     assert ZipStream(members(FILES)).size is None  # a deflated member: not known ahead
 
 
+@pytest.mark.parametrize("force_zip64", [False, True])
+def test_measure_makes_the_archive_once_more_to_count_it(force_zip64: bool) -> None:
+    opened: list[str] = []
+
+    def counted(name: str, data: bytes) -> ZipMember:
+        def opener() -> io.BytesIO:
+            opened.append(name)
+            return io.BytesIO(data)
+
+        return ZipMember(name=name, size=len(data), open=opener)
+
+    stream = ZipStream([counted(n, d) for n, d in sorted(FILES.items())], force_zip64=force_zip64)
+    measured = stream.measure()
+    assert opened == sorted(FILES)  # each member read once to measure it
+    assert measured == len(stream.read())  # and the archive made after is exactly that long
+
+
 def test_short_reads_from_members() -> None:
     ms = [ZipMember(name=n, size=len(d), open=lambda d=d: ShortReader(d, 777)) for n, d in sorted(FILES.items())]  # type: ignore[misc]
     assert_bundle_holds(ZipStream(ms).read(), FILES)

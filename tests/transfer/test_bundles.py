@@ -10,7 +10,9 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +66,11 @@ def test_bundle_to_a_destination_then_expire(cli: Cli, tmp_path: Path) -> None:
     assert_bundle_holds(held, members_of(files))
     assert out["link"] == "https://files.example.org/box/users/42/results.zip"
     assert out["expires"] is None  # a permanent link: it works until `expire` deletes the bundle
+    kept = datetime.fromisoformat(out["kept_until"]).timestamp()
+    assert time.time() + 2 * 86400 - 60 <= kept <= time.time() + 2 * 86400
+    taken = cli("bundle", *given, "--to", "box", "--name", "results.zip", ok=False)
+    assert taken.exit_code != 0 and "Give the bundle another name" in cli.outputs[-1]
+    assert (root / "users" / "42" / "results.zip").read_bytes() == held  # the one there stays
 
     again = json.loads(cli("bundle", *given, "--to", "box", "--name", "again.zip", "--json").stdout)
     assert again["sha256"] == out["sha256"]  # the same files, the same bytes
@@ -174,3 +181,26 @@ def test_a_refreshed_bundle_keeps_its_name_and_retention(cli: Cli, tmp_path: Pat
         assert Engine(ledger, dests, clock=lambda: time.time() + 3 * 86400 + 60).expire() == 1  # its 3 days held
     finally:
         ledger.close()
+
+
+def test_bundles_on_each_ledger_database(rig: Any) -> None:
+    """The engine's bundle path on SQLite and PostgreSQL, from a store source:
+    one transfer per destination, the same bytes at both, members deleted once
+    both completed, and nothing else left anywhere."""
+    data = {f"night/{n}": rig.add_source(f"night/{n}", size) for n, size in (("a.fits.fz", 90_000), ("b.txt", 4000))}
+    one = rig.add_dest("one", delete_source=True)
+    two = rig.add_dest("two", path="users/7")
+    members = [(rig.source_url, path, path) for path in sorted(data)]
+    created = rig.engine.schedule_bundle("results.zip", members, ["one", "two"], keep_hours=5)
+    assert [t.kind for t in created] == ["bundle", "bundle"] and created[0].file_id == created[1].file_id
+    assert rig.engine.run_due() == 2
+    done = [rig.engine.get(t.id) for t in created]
+    assert [t.state for t in done] == ["completed", "completed"] and done[0].sha256 == done[1].sha256
+    for store, path in ((one, "results.zip"), (two, "users/7/results.zip")):
+        with store.get_fileobj(path) as reader:
+            assert_bundle_holds(reader.read(), data)
+        assert [i.path for i in store.list()] == [path]
+    assert list(rig.source.list()) == []  # the members went, after both transfers completed
+    assert rig.engine.source_file(created[0].file_id)["delete_state"] == "deleted"
+    rig.clock.advance(5 * 3600 + 1)
+    assert rig.engine.expire() == 2 and list(one.list()) == [] and list(two.list()) == []

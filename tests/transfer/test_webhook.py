@@ -99,7 +99,9 @@ def test_a_bundle_reaches_the_receiver_signed_after_a_retry(cli: Cli, tmp_path: 
     assert SECRET not in "".join(cli.outputs) and SECRET.encode() not in receiver.got[0][1]
 
 
-def test_a_refused_notification_is_not_retried_and_keeps_the_transfer(cli: Cli, tmp_path: Path) -> None:
+def test_a_refused_notification_is_not_retried_and_keeps_the_transfer(
+    cli: Cli, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     receiver = Receiver([400])
     try:
         _bundle(cli, tmp_path, receiver)
@@ -107,6 +109,8 @@ def test_a_refused_notification_is_not_retried_and_keeps_the_transfer(cli: Cli, 
         receiver.close()
     assert len(receiver.got) == 1
     assert "completed" in cli("status", "results.zip").output
+    said = "".join(cli.outputs) + caplog.text
+    assert "refused the notification: 400" in said and "/hooks/transfer" not in said  # the path may hold a token
 
 
 def test_bad_webhook_settings_are_refused() -> None:

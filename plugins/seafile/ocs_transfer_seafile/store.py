@@ -51,6 +51,7 @@ class SeafileStore(FsspecStore):
     endpoint_options: ClassVar[tuple[str, ...]] = ("server_url",)
     atomic_writes: ClassVar[bool] = True
     reread_to_verify: ClassVar[bool] = True
+    needs_size: ClassVar[bool] = True  #: the upload API takes the total size first
 
     @attrs.frozen(kw_only=True)
     class Config:

@@ -19,10 +19,12 @@ recorded; on a shared machine the CPU time moves less with the load.
 
 ``--python`` names the interpreter of the installation to time (default: this
 one); ``--baseline PYTHON`` times a second installation (e.g. the main
-checkout's .venv) in the same rounds, for a before/after ratio. The load
+checkout's .venv) in the same rounds, for a before/after ratio, and
+``--baseline-checkout DIR`` a checkout of another commit with the same
+interpreter (its sources first on ``PYTHONPATH``). The load
 average before and after is recorded with the results.
 
-    python benchmarks/startup.py [--runs 15] [--baseline /work/main/.venv/bin/python] \
+    python benchmarks/startup.py [--runs 15] [--baseline PYTHON | --baseline-checkout DIR] \
         [--out benchmarks/RESULTS-startup.md]
 
 Not part of the test suite; ``python -X importtime`` shows where a command's
@@ -87,12 +89,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--python", default=sys.executable, help="interpreter of the installation to time")
     parser.add_argument("--baseline", default=None, help="interpreter of a second installation, timed alongside")
+    parser.add_argument("--baseline-checkout", type=Path, default=None,
+                        help="a checkout of another commit: timed with this interpreter and its sources first on"
+                             " PYTHONPATH (the core and every plugin), alongside")
     parser.add_argument("--out", type=Path, default=None, help="write the results table (markdown) here")
     args = parser.parse_args()
 
     installs = {"this": args.python}
     if args.baseline:
         installs["baseline"] = args.baseline
+    baseline_path = ""
+    if args.baseline_checkout:
+        installs["baseline"] = args.python
+        root = args.baseline_checkout.resolve()
+        dirs = [root, *sorted(p for p in (root / "plugins").iterdir() if (p / "pyproject.toml").exists()),
+                root / "examples" / "ocs-transfer-scratch"]
+        baseline_path = os.pathsep.join(map(str, dirs))
     with tempfile.TemporaryDirectory(prefix="ocs-startup-") as tmp_name:
         tmp = Path(tmp_name)
         tiny = tmp / "tiny-e00.fits"
@@ -114,7 +126,8 @@ def main() -> None:
             for label, argv in cmds.items():
                 for install, python in installs.items():
                     out = tmp / f"out-{install}-{round_no}"
-                    elapsed, cpu = _time([python, *[f"./{out.name}" if a == "OUT" else a for a in argv]], tmp, env)
+                    run_env = {**env, "PYTHONPATH": baseline_path} if install == "baseline" and baseline_path else env
+                    elapsed, cpu = _time([python, *[f"./{out.name}" if a == "OUT" else a for a in argv]], tmp, run_env)
                     shutil.rmtree(out, ignore_errors=True)
                     if round_no:
                         times[(install, label)].append(elapsed)
@@ -130,7 +143,8 @@ def main() -> None:
             t = times[(install, label)]
             median, low, high = statistics.median(t), min(t), max(t)
             cpu = statistics.median(cpus[(install, label)])
-            lines.append(f"| {label} | {install} (`{python}`) | {median:.0f} | {low:.0f}-{high:.0f} | {cpu:.0f} |")
+            where = str(args.baseline_checkout) if install == "baseline" and baseline_path else python
+            lines.append(f"| {label} | {install} (`{where}`) | {median:.0f} | {low:.0f}-{high:.0f} | {cpu:.0f} |")
     if args.baseline:
         lines += ["", "| command | baseline / this, wall (medians) | baseline / this, CPU (medians) |", "|---|---|---|"]
         for label in cmds:
@@ -140,6 +154,7 @@ def main() -> None:
     head = (
         f"`python benchmarks/startup.py --runs {args.runs}"
         + (f" --baseline {args.baseline}" if args.baseline else "")
+        + (f" --baseline-checkout {args.baseline_checkout}" if args.baseline_checkout else "")
         + f"`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, {os.cpu_count()} cores,"
         f" Python {platform.python_version()}; load average before {load_before[0]:.2f} / {load_before[1]:.2f} /"
         f" {load_before[2]:.2f}, after {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}."

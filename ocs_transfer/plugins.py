@@ -206,6 +206,7 @@ _ENTRY: dict[str, tuple[str, Callable[[str, tuple[Any, ...], dict[str, Any]], tu
 }
 
 
+_DIST_SUFFIXES = (".dist-info", ".egg-info")
 _DIST_DIR = re.compile(r"(?P<name>[^-]+)(?:-[^-]*)?\.(?:dist|egg)-info", re.IGNORECASE)
 
 
@@ -217,7 +218,7 @@ def entry_points(group: str) -> list[tuple[str, str, Any]]:
     ``.dist-info``/``.egg-info`` directories on :data:`sys.path` (the first
     distribution of a name wins, as there), because importing
     :mod:`importlib.metadata` costs more than many commands take to run. A
-    zip file on the path is read by importlib.metadata itself. The
+    zip file or an egg on the path is read by importlib.metadata itself. The
     distribution is its metadata directory, or an
     :class:`importlib.metadata.Distribution` when importlib.metadata read it.
     """
@@ -225,10 +226,10 @@ def entry_points(group: str) -> list[tuple[str, str, Any]]:
     seen: set[str] = set()
     for entry in sys.path:
         folder = entry or "."
-        if os.path.isfile(folder):  # a zip or an egg: let importlib.metadata read it
+        if os.path.isfile(folder) or folder.lower().endswith(".egg"):  # a zip or an egg: importlib.metadata reads it
             return _importlib_entry_points(group)
         try:
-            names = sorted(os.listdir(folder))
+            names = sorted(n for n in os.listdir(folder) if n.lower().endswith(_DIST_SUFFIXES))
         except OSError:
             continue
         for dirname in names:

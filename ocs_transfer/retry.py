@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -361,7 +360,7 @@ def _classify(exc: BaseException, seen: set[int]) -> Decision:
     if status is not None or (code and code.lower() in _CODES):
         return classify_status(status or 0, code=code, retry_after=retry_after)
 
-    if isinstance(exc, (TimeoutError, socket.timeout)):
+    if isinstance(exc, TimeoutError):  # socket.timeout too: an alias since Python 3.10
         return Decision(Kind.RETRY)
     if isinstance(exc, (ConnectionError, EOFError)):
         return Decision(Kind.RETRY)

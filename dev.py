@@ -24,7 +24,7 @@ PY = BIN / "python"
 PLUGINS = ["local", "dropbox", "gdrive", "seafile", "_template"]
 #: Example packages under examples/, installed too so their tests run with the suite.
 EXAMPLE_PACKAGES = ["ocs-transfer-scratch"]
-EXTRAS = "s3,gcs,postgres,test"
+EXTRAS = "s3,gcs,postgres,queue,celery,test"
 
 
 def _run(*args: str | Path, **kw: object) -> None:

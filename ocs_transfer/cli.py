@@ -3,7 +3,8 @@
 The group itself is empty: every subcommand, built-in or not, is registered
 through the ``ocs_transfer_register_commands`` hook, so plugins extend the CLI
 exactly as the core does (the core's own `plugins` command, defined below,
-included).
+included). Commands are registered by dotted path and imported only when they
+run, so ``ocs-transfer send`` never pays for the Dropbox helpers.
 """
 
 from __future__ import annotations
@@ -20,36 +21,40 @@ from .exceptions import OcsTransferError
 
 
 class _PluginGroup(click.Group):
-    """A group whose subcommands come from the plugin manager, loaded when
-    the command line is parsed (not at import)."""
+    """A group whose subcommands come from the plugin manager. Only the
+    command that runs is imported (``--help`` imports them all, to show
+    their help); a command that cannot be imported is reported, not fatal."""
 
-    _loaded_from: object = None  # the plugin state the commands came from
-    _added: tuple[str, ...] = ()
+    _warned_for: object = None  # the plugin state whose broken plugins were reported
 
-    def _load(self) -> None:
+    def _warn_broken(self) -> None:
         from . import plugins
 
         state = plugins._get_state()
-        if self._loaded_from is state:
+        if self._warned_for is state:
             return
-        # Plugins were reset (tests, temporary_plugin) since: take the commands again.
-        for name in self._added:
-            self.commands.pop(name, None)
-        commands = plugins.commands()
-        for command in commands:
-            self.add_command(command)
-        self._added = tuple(c.name for c in commands if c.name)
-        self._loaded_from = state
+        self._warned_for = state
         for name, why in plugins.broken_plugins().items():
             click.echo(f"warning: {plugins.broken_message(name, why)}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load()
-        return super().list_commands(ctx)
+        from . import plugins
+
+        self._warn_broken()
+        return sorted({*super().list_commands(ctx), *plugins.command_names()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        self._load()
-        return super().get_command(ctx, cmd_name)
+        from . import plugins
+
+        self._warn_broken()
+        own = super().get_command(ctx, cmd_name)
+        if own is not None:
+            return own
+        try:
+            return plugins.get_command(cmd_name)  # type: ignore[no-any-return]
+        except OcsTransferError as exc:
+            click.echo(f"warning: {exc}", err=True)
+            return None
 
 
 @click.group(cls=_PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,13 +4,10 @@ through the plugin hooks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .hookspecs import hookimpl
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import plugins_command
-
-    register(plugins_command)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer.cli:plugins_command", name="plugins")

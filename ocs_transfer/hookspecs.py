@@ -59,8 +59,11 @@ def ocs_transfer_register_datafile_types(register: Callable[[str, type[Any] | st
 def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
     """Register ``ocs-transfer`` subcommands.
 
-    Call ``register(command)`` with a :class:`click.Command` or
-    :class:`click.Group`; its name becomes the subcommand name.
+    Call ``register("pkg.module:command", name="name")`` with the dotted path
+    of a :class:`click.Command` or :class:`click.Group` and its name, which
+    becomes the subcommand name: the module is imported only when the command
+    runs (or ``--help`` lists it). ``register(command)`` with the object also
+    works, at the price of importing its module whenever any command starts.
     """
 
 
@@ -73,4 +76,21 @@ def ocs_transfer_transfer_finished(transfer: Any) -> None:
     record, no credentials). Use it to notify users. It runs in the worker
     thread that finished the transfer, so keep it short; exceptions it raises
     are logged and ignored.
+    """
+
+
+@hookspec
+def ocs_transfer_file_ingested(ingested: Any) -> None:
+    """A file was ingested from the ingest queue (or by
+    :meth:`ocs_transfer.ingest.Ingester.ingest`): stored in the file store
+    and/or scheduled to its destinations.
+
+    ``ingested`` is an :class:`ocs_transfer.ingest.Ingested`: the file's path,
+    the archive record and headers, where it is in the store and its version
+    set, the transfers scheduled. This is where a site adds its own step, such
+    as posting the record to its science archive. It runs before the message
+    is acknowledged, and again when a message is delivered again (then
+    ``already_stored`` may be true), so make it idempotent. An exception it
+    raises is classified as any other: a ``RetryError`` retries the message
+    later, a ``DoNotRetryError`` moves it to the dead-letter queue.
     """

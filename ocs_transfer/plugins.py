@@ -16,9 +16,10 @@ name with ``OCS_TRANSFER_BLOCK_PLUGINS=name1,name2``.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import os
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +39,9 @@ __all__ = [
     "PluginInfo",
     "broken_plugins",
     "commands",
+    "command_names",
     "datafile_types",
+    "get_command",
     "get_plugin_manager",
     "get_provider",
     "import_object",
@@ -56,6 +59,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ocs_transfer.input.builtin",
     "ocs_transfer.storage.builtin",
     "ocs_transfer.transfer.builtin",
+    "ocs_transfer.ingest.builtin",
     "ocs_transfer.cli_builtin",
 )
 
@@ -95,12 +99,23 @@ class _LazyProvider:
     schemes: tuple[str, ...]
 
 
+@attrs.frozen
+class _LazyCommand:
+    """A command registered by dotted path, imported when it is run (or when
+    ``--help`` lists it)."""
+
+    path: str
+    name: str
+
+
 @attrs.define
 class _State:
     pm: pluggy.PluginManager
     tables: dict[str, dict[str, _Entry]]  # hook name -> its registry, from its first use on
     #: entry-point name -> why that plugin was not loaded
     broken: dict[str, str] = attrs.Factory(dict)
+    #: entry-point name -> the distribution it came from (see :func:`entry_points`)
+    dists: dict[str, Any] = attrs.Factory(dict)
 
 
 def import_object(path: str) -> Any:
@@ -167,10 +182,20 @@ def _datafile_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def _command_entry(plugin: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
+    if len(args) == 1 and isinstance(args[0], str):
+        name = kwargs.pop("name", None)
+        if kwargs or not (isinstance(name, str) and name):
+            raise PluginError(
+                f"plugin {plugin!r}: register({args[0]!r}) names a click.Command by dotted path and needs"
+                " name=..., the command's name, and nothing else"
+            )
+        return name, _LazyCommand(args[0], name)
     import click
 
     if len(args) != 1 or kwargs or not isinstance(args[0], click.Command) or not args[0].name:
-        raise PluginError("register(command) takes one named click.Command")
+        raise PluginError(
+            'register(command) takes one named click.Command, or register("pkg.module:command", name=...)'
+        )
     return args[0].name, args[0]
 
 
@@ -179,6 +204,80 @@ _ENTRY: dict[str, tuple[str, Callable[[str, tuple[Any, ...], dict[str, Any]], tu
     _DATAFILE_TYPES: ("file type", _datafile_entry),
     _COMMANDS: ("command", _command_entry),
 }
+
+
+_DIST_DIR = re.compile(r"(?P<name>[^-]+)(?:-[^-]*)?\.(?:dist|egg)-info", re.IGNORECASE)
+
+
+def entry_points(group: str) -> list[tuple[str, str, Any]]:
+    """``(name, "module:attr", distribution)`` of each entry point in
+    ``group``, from the installed distributions' ``entry_points.txt``.
+
+    What :func:`importlib.metadata.entry_points` gives, read straight from the
+    ``.dist-info``/``.egg-info`` directories on :data:`sys.path` (the first
+    distribution of a name wins, as there), because importing
+    :mod:`importlib.metadata` costs more than many commands take to run. A
+    zip file on the path is read by importlib.metadata itself. The
+    distribution is its metadata directory, or an
+    :class:`importlib.metadata.Distribution` when importlib.metadata read it.
+    """
+    found: list[tuple[str, str, Any]] = []
+    seen: set[str] = set()
+    for entry in sys.path:
+        folder = entry or "."
+        if os.path.isfile(folder):  # a zip or an egg: let importlib.metadata read it
+            return _importlib_entry_points(group)
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for dirname in names:
+            match = _DIST_DIR.fullmatch(dirname)
+            if match is None:
+                continue
+            dist = re.sub(r"[-_.]+", "_", match["name"]).lower()
+            if dist in seen:
+                continue
+            seen.add(dist)
+            path = os.path.join(folder, dirname)
+            try:
+                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as fp:
+                    text = fp.read()
+            except OSError:
+                continue
+            if f"[{group}]" in text:
+                found.extend((name, value, path) for name, value in _section(text, group))
+    return found
+
+
+def _section(text: str, group: str) -> Iterator[tuple[str, str]]:
+    """The ``name = value`` lines of section ``[group]`` of an INI text."""
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif current == group:
+            name, sep, value = line.partition("=")
+            if sep:
+                yield name.strip(), value.partition("[")[0].strip()  # "module:attr [extra]"
+
+
+def _importlib_entry_points(group: str) -> list[tuple[str, str, Any]]:
+    import importlib.metadata
+
+    return [(ep.name, ep.value, ep.dist) for ep in importlib.metadata.entry_points(group=group)]
+
+
+def _load_entry_point(value: str) -> object:
+    """The object an entry point's ``module:attr.attr`` value names."""
+    module_name, _, attr = value.partition(":")
+    obj: object = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _build(load_entrypoints: bool) -> _State:
@@ -190,14 +289,17 @@ def _build(load_entrypoints: bool) -> _State:
     for name in blocked:
         pm.set_blocked(name)
     broken: dict[str, str] = {}
+    dists: dict[str, Any] = {}
     if load_entrypoints:
-        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-            if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+        for name, value, dist in entry_points(hookspecs.PROJECT):
+            if pm.has_plugin(name) or pm.is_blocked(name):
                 continue
             try:
-                pm.load_setuptools_entrypoints(hookspecs.PROJECT, name=ep.name)
+                pm.register(_load_entry_point(value), name=name)
             except Exception as exc:  # a broken plugin must not take every command down with it
-                broken[ep.name] = f"{type(exc).__name__}: {exc}"
+                broken[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            dists[name] = dist
     while True:
         try:
             pm.check_pending()
@@ -210,7 +312,7 @@ def _build(load_entrypoints: bool) -> _State:
             broken[name] = str(exc)
     for name, why in broken.items():
         log.info("%s", broken_message(name, why))  # the CLI prints it; get_provider names it
-    return _State(pm, {}, broken)
+    return _State(pm, {}, broken, dists)
 
 
 def broken_message(name: str, why: str) -> str:
@@ -377,9 +479,42 @@ def datafile_types() -> dict[str, Any]:
     return {ext: e.value for ext, e in _table(_DATAFILE_TYPES).items()}
 
 
+def command_names() -> list[str]:
+    """The names of the registered commands, built-ins included, sorted;
+    imports none of them."""
+    return sorted(_table(_COMMANDS))
+
+
+def get_command(name: str) -> Any:
+    """The click command registered as ``name`` (importing it if it was
+    registered by dotted path), or ``None``."""
+    entry = _table(_COMMANDS).get(name)
+    if entry is None:
+        return None
+    lazy = entry.value
+    if not isinstance(lazy, _LazyCommand):
+        return lazy
+    import click
+
+    try:
+        command = import_object(lazy.path)
+    except ImportError as exc:
+        raise PluginError(f"command {name!r} of plugin {entry.plugin!r} cannot be loaded: {exc}") from None
+    if not isinstance(command, click.Command) or command.name != name:
+        raise PluginError(
+            f"plugin {entry.plugin!r} registered {lazy.path} as command {name!r}, but it is"
+            f" {'command ' + repr(command.name) if isinstance(command, click.Command) else 'no click.Command'};"
+            " make the registration match the command"
+        )
+    with _lock:
+        entry.value = command
+    return command
+
+
 def commands() -> list[Any]:
-    """The click commands registered by plugins, built-ins included."""
-    return [e.value for _, e in sorted(_table(_COMMANDS).items())]
+    """The click commands registered by plugins, built-ins included (this
+    imports them all)."""
+    return [get_command(name) for name in command_names()]
 
 
 @attrs.frozen
@@ -396,14 +531,17 @@ class PluginInfo:
 def list_plugins() -> list[PluginInfo]:
     """Every registered plugin, with its distribution, version, and what it
     registered."""
+    import importlib.metadata
+
     state = _get_state()
-    dists: dict[int, Any] = {id(plugin): dist for plugin, dist in state.pm.list_plugin_distinfo()}
     core_version = _version("ocs-transfer")
     out = []
     for name, plugin in state.pm.list_name_plugin():
         if plugin is None:
             continue
-        dist = dists.get(id(plugin))
+        dist = state.dists.get(name)
+        if isinstance(dist, str):
+            dist = importlib.metadata.Distribution.at(dist)
         builtin = name in DEFAULT_PLUGINS
         package = dist.metadata["Name"] if dist is not None else ("ocs-transfer" if builtin else None)
         version = dist.version if dist is not None else (core_version if builtin else None)
@@ -422,6 +560,8 @@ def list_plugins() -> list[PluginInfo]:
 
 
 def _version(dist: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:

@@ -13,7 +13,8 @@ handlers it sets up (the CLI's, at every ``-v`` level): it removes what HTTP
 libraries print at DEBUG that carries credentials, whatever its value: session
 tokens (``x-amz-security-token``), signatures and credential scopes of signed
 URLs and ``Authorization`` headers, Bearer/Basic values, OAuth tokens,
-passwords, and the ``sig`` of our own signed links. Services that configure
+passwords (also the password in a URL, ``amqp://user:PASSWORD@host``), and
+the ``sig`` of our own signed links. Services that configure
 logging themselves add it with :func:`install_log_redaction`.
 """
 
@@ -125,6 +126,8 @@ _CREDENTIAL_PAIR = re.compile(
 )
 #: ``Bearer xyz``, ``Basic xyz`` (Authorization header values however they are printed).
 _AUTH_SCHEME = re.compile(r"\b(?P<scheme>Bearer|Basic|Token|bearer)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
+#: The password of a URL's user info (``amqp://user:PASSWORD@host``, ``postgresql://...``).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<value>[^@\s/]+)(?=@)")
 #: AWS key ids (in a SigV4 credential scope or anywhere else).
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
 
@@ -134,6 +137,7 @@ def redact_credentials(text: str) -> str:
     doc), whether or not we know the value."""
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group('scheme')} {REDACTED}", text)
     text = _CREDENTIAL_PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}", text)
     return _AWS_KEY_ID.sub(REDACTED, text)
 
 

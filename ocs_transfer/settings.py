@@ -70,6 +70,13 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("not a boolean")
 
 
+def _parse_executor(value: str) -> str:
+    text = value.strip().lower()
+    if text not in ("worker", "celery"):
+        raise ValueError("not an executor")
+    return text
+
+
 def _parse_paths(value: str) -> tuple[str, ...]:
     """Comma-separated paths (spaces inside a path kept)."""
     return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -86,6 +93,7 @@ _EXPECTED: dict[Callable[[str], Any], str] = {
     parse_mapping: 'a JSON object or Python dict literal of strings, e.g. {".fits": "my.module.MyFile"}',
     _parse_int: "a whole number",
     _parse_bool: "true or false",
+    _parse_executor: '"worker" (the thread-pool worker) or "celery"',
     str: "a string",
 }
 
@@ -202,6 +210,16 @@ class Settings:
     heartbeat_interval: int = _env("OCS_TRANSFER_HEARTBEAT_INTERVAL", 15, _parse_int)
     stale_after: int = _env("OCS_TRANSFER_STALE_AFTER", 120, _parse_int)
     worker_threads: int = _env("OCS_TRANSFER_WORKER_THREADS", 4, _parse_int)
+    #: What runs transfers: ``worker`` (``ocs-transfer worker`` polls the ledger) or ``celery``
+    #: (``schedule`` and ``retry`` publish tasks to the broker; ``ocs-transfer worker --celery`` runs them).
+    executor: str = _env("OCS_TRANSFER_EXECUTOR", "worker", _parse_executor)
+    #: Secret (it may hold a password): the Celery broker, RabbitMQ (``amqp://``) or Redis (``redis://``).
+    broker_url: str = attrs.field(
+        default="amqp://guest:guest@127.0.0.1:5672//", repr=False,
+        metadata={"env": "OCS_TRANSFER_BROKER_URL", "parse": str, "secret": True},
+    )
+    #: The broker queue the Celery executor's tasks go to (one per deployment sharing a broker).
+    celery_queue: str = _env("OCS_TRANSFER_CELERY_QUEUE", "ocs_transfer")
     #: Hosts (or host:port) a destination's endpoint options may name; empty allows any.
     endpoint_allowlist: tuple[str, ...] = _env("OCS_TRANSFER_ENDPOINT_ALLOWLIST", (), _T)
     #: Let personal / project destinations without credentials run as the service's own identity.

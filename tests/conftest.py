@@ -53,8 +53,11 @@ def _own_memory_filesystem(monkeypatch: pytest.MonkeyPatch) -> None:
     40 characters, a failed clean-up)."""
     from fsspec.implementations.memory import MemoryFileSystem
 
-    monkeypatch.setattr(MemoryFileSystem, "store", {})
-    monkeypatch.setattr(MemoryFileSystem, "pseudo_dirs", [""])
+    from ocs_transfer.storage.memoryfs import IndexedMemoryFileSystem
+
+    store, folders = IndexedMemoryFileSystem.empty_state()  # indexed, as the memory provider makes them
+    monkeypatch.setattr(MemoryFileSystem, "store", store)
+    monkeypatch.setattr(MemoryFileSystem, "pseudo_dirs", folders)
 
 
 #: How code written for ocs_archive 0.5 changes when it moves to ocs_transfer: its imports, nothing else.

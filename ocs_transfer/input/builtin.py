@@ -18,7 +18,5 @@ def ocs_transfer_register_datafile_types(register: Callable[[str, Any], None]) -
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import inspect_command
-
-    register(inspect_command)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer.input.cli:inspect_command", name="inspect")

@@ -22,12 +22,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import mimetypes
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -106,6 +101,10 @@ class ObservationPortalProposalTags:
                    settings.observation_portal_timeout)
 
     def __call__(self, proposal_id: str) -> list[str] | None:
+        import urllib.error  # here, not at the top: urllib.request pulls in http.client and ssl (tens of ms)
+        import urllib.parse
+        import urllib.request
+
         quoted = urllib.parse.quote(proposal_id, safe="")
         url = urllib.parse.urljoin(self.base_url, f"/api/proposals/{quoted}/")
         if not url.startswith(("http://", "https://")):
@@ -314,24 +313,22 @@ class DataFile:
         ``NAXIS1``/``NAXIS2`` (and no ``NAXIS3``), the image corners through
         the WCS. Headers that do not make a valid WCS give ``None``.
         """
-        from astropy import units
-        from astropy.coordinates import Angle
+        from .footprint import angle_degrees, image_corners
 
         s = self.settings
         headers = self.header_data.get_headers()
         corners: list[tuple[float, float]]
         if s.radius_key in headers and s.ra_key in headers and s.dec_key in headers:
-            try:
-                r = Angle(headers[s.radius_key], units.arcsecond).deg
-                ra = Angle(headers[s.ra_key], units.hourangle).deg
-                dec = Angle(headers[s.dec_key], units.deg).deg
-            except (ValueError, TypeError, units.UnitsError):
+            r = angle_degrees(headers[s.radius_key], "arcsec")
+            ra = angle_degrees(headers[s.ra_key], "hourangle")
+            dec = angle_degrees(headers[s.dec_key], "deg")
+            if r is None or ra is None or dec is None:
                 return None
             corners = [(ra - r, dec + r), (ra + r, dec + r), (ra + r, dec - r), (ra - r, dec - r)]
         elif self.header_data.headers_are_set(("CD1_1", "CD1_2", "CD2_1", "CD2_2", "NAXIS1", "NAXIS2")) and (
             not self.header_data.headers_are_set(("NAXIS3",))
         ):
-            found = self._wcs_image_corners(headers)
+            found = image_corners(headers)
             if found is None:
                 return None
             corners = found
@@ -339,30 +336,6 @@ class DataFile:
             return None
         ring = [[float(x), float(y)] for x, y in corners]
         return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
-
-    @staticmethod
-    def _wcs_image_corners(headers: Mapping[str, Any]) -> list[tuple[float, float]] | None:
-        from astropy import wcs
-        from astropy.io import fits
-
-        header = fits.Header()
-        for key, value in headers.items():
-            if len(key) <= 8 and key.isascii() and key not in ("COMMENT", "HISTORY", "") and isinstance(
-                value, str | int | float | bool
-            ):
-                try:
-                    header[key] = value
-                except (ValueError, KeyError):
-                    continue
-        try:
-            nx, ny = float(headers["NAXIS1"]), float(headers["NAXIS2"])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                w = wcs.WCS(header)
-                points = [w.all_pix2world(x, y, 1) for x, y in ((1, 1), (1, ny), (nx, ny), (nx, 1))]
-        except (ValueError, TypeError, KeyError, MemoryError, wcs.WcsError):
-            return None
-        return [(float(p[0]), float(p[1])) for p in points]
 
     def get_filestore_path(self) -> str:
         """``site/instrument/observation_day/raw|processed/basename+extension`` (raw
@@ -382,5 +355,7 @@ class DataFile:
         """The content type to store the file with ('' when unknown)."""
         if self.content_type is not None:
             return self.content_type
+        import mimetypes  # here: it reads the system's type tables, which FITS files never need
+
         guessed, _ = mimetypes.guess_type("x" + self.open_file.extension.lower(), strict=False)
         return guessed or ""

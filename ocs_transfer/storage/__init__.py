@@ -30,6 +30,7 @@ __all__ = [
     "ObjectInfo",
     "ConnectionTestResult",
     "get_store",
+    "identical_stored",
     "upload_file",
 ]
 
@@ -118,15 +119,25 @@ def upload_file(
     store = store or get_store(settings=settings)
     data_file = FileFactory.get_datafile(fileobj, file_metadata=file_metadata, settings=settings)
     target = path or destination_path(data_file, layout=layout, context=context)
-    size = data_file.open_file.size
+    existing = identical_stored(store, target, fileobj, data_file.open_file.size)
+    if existing is not None:
+        raise AlreadyStoredError(f"{target!r} already holds this exact content (md5 {existing[1]})")
+    return store.store_file(data_file, target).version_set()
+
+
+def identical_stored(store: FileStore, target: str, fileobj: IO[bytes], size: int) -> tuple[ObjectInfo, str] | None:
+    """``(info, md5)`` of what ``store`` holds at ``target`` when it is byte
+    for byte ``fileobj`` (same size, same md5; both are read in chunks),
+    else ``None``. ``fileobj`` is left at its start."""
     try:
         existing = store.info(target)
     except ObjectNotFoundError:
-        existing = None
-    if existing is not None and existing.size == size:
-        with store.get_fileobj(target) as stored:
-            stored_md5 = _md5_of(stored)
-        fileobj.seek(0)
-        if _md5_of(fileobj) == stored_md5:
-            raise AlreadyStoredError(f"{target!r} already holds this exact content (md5 {stored_md5})")
-    return store.store_file(data_file, target).version_set()
+        return None
+    if existing.size != size:
+        return None
+    with store.get_fileobj(target) as stored:
+        stored_md5 = _md5_of(stored)
+    fileobj.seek(0)
+    same = _md5_of(fileobj) == stored_md5
+    fileobj.seek(0)
+    return (existing, stored_md5) if same else None

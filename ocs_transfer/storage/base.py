@@ -267,7 +267,9 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         """Delete the object (or one version of it). Missing objects raise
-        ``ObjectNotFoundError``."""
+        ``ObjectNotFoundError``. A store that does not version objects takes
+        any ``version_id`` (ocs_archive passes the md5 there) and deletes its
+        one object."""
 
     # -- reading -------------------------------------------------------------------
 

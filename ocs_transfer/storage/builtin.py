@@ -5,7 +5,6 @@ by dotted path: a provider's module is imported when it is first used."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..hookspecs import hookimpl
 
@@ -18,9 +17,6 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .bundle_cli import bundle_command
-    from .cli import send_command
-
-    register(send_command)
-    register(bundle_command)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer.storage.cli:send_command", name="send")
+    register("ocs_transfer.storage.bundle_cli:bundle_command", name="bundle")

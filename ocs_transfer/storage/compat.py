@@ -139,8 +139,8 @@ class ProviderFileStore(FileStore):
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         """Delete the object (that version, when given); a missing one is no error, as in ocs_archive."""
         with contextlib.suppress(ObjectNotFoundError), _as_ocs_archive_errors(f"deleting {path}"):
-            # ocs_archive passes the version set's key, which is the md5 for stores that do not version.
-            self.store.delete_file(path, (version_id or None) if self.store.supports_versioning else None)
+            # ocs_archive passes its version set's key (the md5 where the store does not version): stores take it
+            self.store.delete_file(path, version_id or None)
 
     def get_url(self, path: str, version_id: str | None = None, expiration: float | None = None) -> str:
         """A download link living ``expiration`` seconds (the store's default when ``None``)."""

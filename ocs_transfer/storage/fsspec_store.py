@@ -228,7 +228,15 @@ class FsspecStore(FileStore):
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         return str(self.fs.sign(path, expiration=int(expiration.total_seconds())))
 
+    def _versioned(self, version_id: str | None) -> str | None:
+        """``version_id`` for a store that versions objects; ``None`` for one
+        that does not, whose one object is its only version (ocs_archive
+        passes its version set's key there, the md5), so the id is not handed
+        to a filesystem that takes none."""
+        return (version_id or None) if self.supports_versioning else None
+
     def _info_raw(self, full: str, version_id: str | None = None) -> dict[str, Any]:
+        version_id = self._versioned(version_id)
         if version_id is not None:
             return dict(self.fs.info(full, version_id=version_id))
         return dict(self.fs.info(full))
@@ -334,6 +342,7 @@ class FsspecStore(FileStore):
 
     def delete_file(self, path: str, version_id: str | None = None) -> None:
         full = self._full(path)
+        version_id = self._versioned(version_id)
         try:
             self._info_raw(full, version_id)
             if version_id is not None:
@@ -345,6 +354,7 @@ class FsspecStore(FileStore):
 
     def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
         full = self._full(path)
+        version_id = self._versioned(version_id)
         try:
             if version_id is not None:
                 return self.fs.open(full, "rb", version_id=version_id)  # type: ignore[no-any-return]

@@ -87,15 +87,27 @@ class _Background:
 
     def __init__(self, name: str, update: Callable[[bytes | memoryview], None], *, behind: int = 0) -> None:
         self.hash = update
+        self.name, self.behind = name, behind
         self.pending: deque[Future[None]] = deque()
-        self.executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix=f"ocs-transfer-{name}",
-            initializer=_lower_priority,
-            initargs=(behind,),
-        )
+        #: started with the second chunk: a file of one chunk (most small
+        #: files) is hashed in the caller's thread, without starting a thread
+        self.executor: ThreadPoolExecutor | None = None
+        self.first = True
 
     def update(self, data: bytes | memoryview) -> Future[None]:
+        if self.first:
+            self.first = False
+            done: Future[None] = Future()
+            self.hash(data)
+            done.set_result(None)
+            return done
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(
+                max_workers=1,
+                thread_name_prefix=f"ocs-transfer-{self.name}",
+                initializer=_lower_priority,
+                initargs=(self.behind,),
+            )
         while len(self.pending) >= 2:
             self.pending.popleft().result()
         future = self.executor.submit(self.hash, data)
@@ -105,7 +117,8 @@ class _Background:
     def finish(self) -> None:
         while self.pending:
             self.pending.popleft().result()
-        self.executor.shutdown(wait=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
 
 
 class HashingReader:

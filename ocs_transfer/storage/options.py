@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -75,6 +76,16 @@ def coerce_option(name: str, kind: Any, value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=256)
+def _type_hints(config_cls: type[Any]) -> Mapping[str, Any]:
+    """A config class's resolved annotations (resolving them costs more than
+    building the config: every attempt opens its store)."""
+    try:
+        return typing.get_type_hints(config_cls)
+    except Exception:  # unresolvable annotations: leave the values as given
+        return {}
+
+
 def config_from_options(config_cls: type[Any], options: Mapping[str, Any], *, provider: str) -> Any:
     """Build ``config_cls`` (an attrs class) from ``options``, coercing each
     value to its field's annotated type (see :func:`coerce_option`)."""
@@ -83,10 +94,7 @@ def config_from_options(config_cls: type[Any], options: Mapping[str, Any], *, pr
             return config_cls(**options)
         except TypeError as exc:
             raise ConfigurationError(f"bad options for provider {provider!r}: {exc}") from None
-    try:
-        hints = typing.get_type_hints(config_cls)
-    except Exception:  # unresolvable annotations: leave the values as given
-        hints = {}
+    hints = _type_hints(config_cls)
     fields = {f.name: f for f in attrs.fields(config_cls) if f.init}
     unknown = sorted(set(options) - {f.alias or name for name, f in fields.items()})
     if unknown:

@@ -38,6 +38,7 @@ Violations raise :class:`~ocs_transfer.exceptions.UnsafePathError` (a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -75,6 +76,8 @@ def _show(text: str) -> str:
 
 
 def _check_characters(text: str, what: str) -> None:
+    if text.isascii() and text.isprintable():  # the common case: no control character, no surrogate
+        return
     for ch in text:
         if ch == "\x00":
             raise UnsafePathError(f"{what} {_show(text)} contains a NUL character")
@@ -164,6 +167,7 @@ def safe_component(text: str) -> str:
     return component
 
 
+@functools.lru_cache(maxsize=4096)  # a store checks the same path several times per upload
 def safe_path(path: str, *, allow_root: bool = False) -> str:
     """A safe relative object path (``/``-separated) from untrusted ``path``.
 

@@ -516,6 +516,15 @@ class VersioningTests(ProviderFixtures):
             store.info("v.bin", one.version_id)
         assert _read(store, "v.bin") == b"two"  # deleting an old version leaves the current one
 
+    def test_delete_with_a_version_id_where_the_store_does_not_version(self, store: FileStore) -> None:
+        """ocs_archive deletes with its version set's key, which is the md5
+        where the store does not version: the one object goes."""
+        if store.supports_versioning:
+            pytest.skip("the provider versions objects (test_versions)")
+        obj = _put_bytes(store, "nv.bin", b"the only version")
+        store.delete_file("nv.bin", version_id=obj.md5 or "0" * 32)
+        assert not store.exists("nv.bin")
+
 
 class StoreTests(WriteTests, ReadTests, NameTests, LinkTests, RobustnessTests, ConnectionTests, VersioningTests):
     """Every conformance test."""

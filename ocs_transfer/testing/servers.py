@@ -7,14 +7,15 @@ context manager that tears down what it started. The libraries behind them
 started, so importing this module costs nothing.
 
 The proxy sits between a client and any of these servers and misbehaves on
-request: cut connections after N bytes, swallow traffic (blackhole), add
-latency, or answer the next requests with an HTTP error status.
+request: cut connections after N bytes, swallow traffic (blackhole), shape
+the link (bandwidth and latency), or answer the next requests with an HTTP error status.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -29,7 +30,9 @@ import attrs
 
 __all__ = [
     "FaultProxy",
+    "Link",
     "S3Endpoint",
+    "TokenBucket",
     "free_port",
     "gcs_emulator",
     "moto_s3",
@@ -238,26 +241,87 @@ def gcs_emulator() -> Iterator[str]:
 class _Faults:
     cut_after: int | None = None  #: close a connection after this many client->server bytes
     blackhole: bool = False  #: swallow traffic, never forward or answer
-    latency: float = 0.0  #: seconds added before each forwarded chunk
     corrupt_at: int | None = None  #: flip the byte at this client->server offset of each new connection
     http_errors: list[tuple[int, str]] = attrs.Factory(list)  #: (status, code) answered to the next requests
 
 
+class TokenBucket:
+    """A rate limit in bytes per second with a small burst, thread-safe. A
+    taker that finds the bucket short sleeps for what it lacks, so over any
+    span the bytes let through are at most ``burst + rate * span``. Share one
+    bucket between connections (or proxies) to make them one link."""
+
+    def __init__(self, rate: float, burst: int = 256 * 1024) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError(f"a token bucket needs a positive rate and burst, got {rate} and {burst}")
+        self.rate = float(rate)
+        self.burst = int(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        """Let ``n`` bytes through, waiting until the link has carried them."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate) - n
+            self._stamp = now
+            short = -self._tokens
+        if short > 0:
+            time.sleep(short / self.rate)
+
+
+@attrs.frozen
+class Link:
+    """A shaped network link: a bandwidth each way and a one-way latency.
+    Proxies (or connections) given the same ``Link`` share its bandwidth, as
+    connections over one network link do. ``up`` is client to server."""
+
+    up: TokenBucket | None = None
+    down: TokenBucket | None = None
+    latency: float = 0.0  #: seconds each way (a round trip is twice this)
+
+    @classmethod
+    def shaped(cls, bandwidth: float | None = None, *, latency: float = 0.0, burst: int = 256 * 1024) -> Link:
+        """``bandwidth`` bytes per second each way (None: unlimited)."""
+        if bandwidth is None:
+            return cls(latency=latency)
+        return cls(TokenBucket(bandwidth, burst), TokenBucket(bandwidth, burst), latency)
+
+
+#: The most a proxy reads at once: the grain of the shaping.
+_PIECE = 64 * 1024
+#: Pieces one direction of one connection holds in flight when there is no
+#: bandwidth limit to bound them (bandwidth x latency does when there is).
+_IN_FLIGHT = 256
+#: What ends a delay line: the sender closed (pass it on), a socket failed (close), a cut (reset both).
+_END, _FAIL, _RESET = "end", "fail", "reset"
+
+
 class FaultProxy:
     """A TCP proxy on 127.0.0.1 in front of ``target`` (host, port) that
-    misbehaves on request. Thread-based; one pair of threads per connection.
+    misbehaves on request. Thread-based; two threads per direction of each
+    connection (one reads, one delivers after the link's latency).
 
     ``cut_after(n)`` applies to each new connection: after forwarding ``n``
     bytes from client to server, both sides are closed (reset). ``fail_next``
     answers the next requests with HTTP error statuses (the request is read in
     full first, using its Content-Length). ``heal()`` turns every fault off.
+
+    ``shape(bandwidth, latency)`` (or ``link=`` a :class:`Link` shared with
+    other proxies) makes the proxy a network link: bytes per second each way
+    through a token bucket, and a one-way latency that delays every byte
+    without stopping the next ones (a delay line, not a pause). It applies to
+    new connections. Sockets have TCP_NODELAY, so small writes are not held.
     """
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], *, link: Link | None = None) -> None:
         self.target = target
         self.faults = _Faults()
+        self.link = link or Link()
         self.connections = 0
         self.bytes_up = 0
+        self.bytes_down = 0
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -277,8 +341,14 @@ class FaultProxy:
     def blackhole(self, on: bool = True) -> None:
         self.faults.blackhole = on
 
+    def shape(self, bandwidth: float | None = None, latency: float = 0.0) -> None:
+        """``bandwidth`` bytes per second each way (None: unlimited) and
+        ``latency`` seconds each way, for new connections."""
+        self.link = Link.shaped(bandwidth, latency=latency)
+
     def latency(self, seconds: float) -> None:
-        self.faults.latency = seconds
+        """``seconds`` of one-way latency, keeping the link's bandwidth."""
+        self.link = attrs.evolve(self.link, latency=seconds)
 
     def corrupt_at(self, offset: int | None) -> None:
         self.faults.corrupt_at = offset
@@ -322,6 +392,7 @@ class FaultProxy:
                 client, _ = self._sock.accept()
             except OSError:
                 return
+            _nodelay(client)
             with self._lock:
                 self.connections += 1
                 self._open.add(client)
@@ -346,26 +417,44 @@ class FaultProxy:
             _close(client)
             return
         upstream.settimeout(None)
+        _nodelay(upstream)
         with self._lock:
             self._open.add(upstream)
+        link = self.link
         budget = [self.faults.cut_after]
         flip = [self.faults.corrupt_at]
-        threading.Thread(target=self._pump, args=(client, upstream, budget, True, flip), daemon=True).start()
-        self._pump(upstream, client, [None], False, [None])
+        ends = _Ends()
+        for src, dst, bucket, upward, state in (
+            (client, upstream, link.up, True, (budget, flip)),
+            (upstream, client, link.down, False, ([None], [None])),
+        ):
+            line: queue.Queue[tuple[float, bytes | str]] = queue.Queue(maxsize=_IN_FLIGHT)
+            threading.Thread(target=self._deliver, args=(line, src, dst, ends), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(src, line, bucket, link.latency, upward, *state), daemon=True
+            ).start()
 
     def _pump(
-        self, src: socket.socket, dst: socket.socket, budget: list[int | None], upward: bool, flip: list[int | None]
+        self,
+        src: socket.socket,
+        line: queue.Queue[tuple[float, bytes | str]],
+        bucket: TokenBucket | None,
+        latency: float,
+        upward: bool,
+        budget: list[int | None],
+        flip: list[int | None],
     ) -> None:
+        """Read ``src`` into the delay line, at the link's rate."""
         try:
             while True:
-                data = src.recv(256 * 1024)
+                data = src.recv(_PIECE)
                 if not data:
                     break
                 if self.faults.blackhole:
                     _swallow(src)
                     break
-                if self.faults.latency:
-                    time.sleep(self.faults.latency)
+                if bucket is not None:
+                    bucket.take(len(data))
                 at = flip[0]
                 if at is not None:
                     if at < len(data):
@@ -373,25 +462,75 @@ class FaultProxy:
                         flip[0] = None
                     else:
                         flip[0] = at - len(data)
-                if upward:
-                    left = budget[0]
-                    if left is not None and len(data) >= left:
-                        dst.sendall(data[:left])
-                        with self._lock:
-                            self.bytes_up += left
-                        _reset(src)
-                        _reset(dst)
-                        return
-                    if left is not None:
-                        budget[0] = left - len(data)
-                    with self._lock:
-                        self.bytes_up += len(data)
+                left = budget[0]
+                if left is not None and len(data) >= left:
+                    line.put((time.monotonic() + latency, data[:left]))
+                    self._count(upward, left)
+                    line.put((0.0, _RESET))
+                    return
+                if left is not None:
+                    budget[0] = left - len(data)
+                self._count(upward, len(data))
+                line.put((time.monotonic() + latency, data))
+        except OSError:
+            line.put((0.0, _FAIL))
+            return
+        line.put((0.0, _END))
+
+    def _deliver(
+        self, line: queue.Queue[tuple[float, bytes | str]], src: socket.socket, dst: socket.socket, ends: _Ends
+    ) -> None:
+        """Send what the delay line holds once its time has come. At its end
+        pass the half-close on, and close both sides once both directions
+        ended (reset them at once after a cut or a failed send)."""
+        try:
+            while True:
+                due, data = line.get()
+                if isinstance(data, str):
+                    break
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
                 dst.sendall(data)
         except OSError:
             pass
-        finally:
+        if data == _RESET:
+            _reset(src)
+            _reset(dst)
+        elif data == _END and not ends.one_ended():
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+        else:
             _close(src)
             _close(dst)
+        while not isinstance(data, str):  # a send failed: let the reader (now failing too) finish
+            data = line.get()[1]
+
+    def _count(self, upward: bool, n: int) -> None:
+        with self._lock:
+            if upward:
+                self.bytes_up += n
+            else:
+                self.bytes_down += n
+
+
+class _Ends:
+    """How many directions of a connection have ended."""
+
+    def __init__(self) -> None:
+        self._ended = 0
+        self._lock = threading.Lock()
+
+    def one_ended(self) -> bool:
+        """Count one more; whether it was the last."""
+        with self._lock:
+            self._ended += 1
+            return self._ended == 2
+
+
+def _nodelay(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _answer_http_error(client: socket.socket, status: int, code: str = "") -> None:

@@ -77,10 +77,12 @@ class _GuardedReader:
     still is what it was when the read began (so a source replaced or cut
     while read fails the upload before anything is published)."""
 
-    def __init__(self, inner: Any, check: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, check: Callable[[], None],
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:  # fmt: skip
         self._inner = inner
         self._check = check
         self._checked = False
+        self._on_failure = on_failure  #: told of every failure of the source (a read, or the check)
 
     @property
     def checked(self) -> bool:
@@ -93,22 +95,34 @@ class _GuardedReader:
             self._checked = True
 
     def read(self, size: int = -1) -> bytes:
-        data = self._inner.read(size)
-        if not data:
-            self._at_end()
+        try:
+            data = self._inner.read(size)
+            if not data:
+                self._at_end()
+        except Exception as exc:
+            self._failed(exc)
+            raise
         return bytes(data)
 
     def readinto(self, buffer: Any) -> int:
-        readinto = getattr(self._inner, "readinto", None)
-        if readinto is None:
-            data = self._inner.read(len(buffer))
-            buffer[: len(data)] = data
-            got = len(data)
-        else:
-            got = readinto(buffer) or 0
-        if not got:
-            self._at_end()
+        try:
+            readinto = getattr(self._inner, "readinto", None)
+            if readinto is None:
+                data = self._inner.read(len(buffer))
+                buffer[: len(data)] = data
+                got = len(data)
+            else:
+                got = readinto(buffer) or 0
+            if not got:
+                self._at_end()
+        except Exception as exc:
+            self._failed(exc)
+            raise
         return int(got)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._on_failure is not None:
+            self._on_failure(exc)
 
     def readable(self) -> bool:
         return True

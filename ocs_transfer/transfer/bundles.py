@@ -99,7 +99,7 @@ def run_bundle_now(
         register_from_settings(settings)  # the link reaches the user through the transfer_finished hook
         engine = Engine(ledger, dests, settings=settings, source_resolver=lambda ref: open_source(ref, settings))
         (transfer,) = engine.schedule_bundle(name, local_members(files), [destination], keep_hours=keep_hours)
-        claimed = engine.claim(1, only=[transfer.id])
+        claimed = engine.claim(1, ids=[transfer.id])
         if not claimed:
             raise BundleFailedError(f"bundle transfer {transfer.id} is queued; a worker will run it")
         done = engine.execute(*claimed[0])

@@ -25,7 +25,10 @@ import click
 from ..exceptions import ConfigurationError
 from ..settings import Settings
 
-__all__ = ["COMMANDS"]
+__all__ = [
+    "cancel_command", "dest_group", "expire_command", "keys_group", "ledger_group", "purge_command", "retry_command",
+    "schedule_command", "status_command", "sweep_command", "worker_command",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +58,10 @@ class _Context:
             self._ledger.close()
 
     def engine(self) -> Any:
-        """The engine. The key ring is required (and checked now, at start-up)
-        when keys are configured or any destination stores credentials; a
-        ledger whose destinations need none (the embedded default: local
-        disk) runs without keys."""
-        from .crypto import KeyRing
+        """The engine (:meth:`Engine.from_settings` on this command line's ledger)."""
         from .engine import Engine
 
-        destinations = self.destinations()
-        if not self.settings.transfer_keys and destinations.kids_in_use():
-            KeyRing.from_settings(self.settings)  # raises: credentials are stored but no keys are configured
-        from ..storage.cli import open_source
-        from .webhook import register_from_settings
-
-        settings = self.settings
-        register_from_settings(settings)
-        return Engine(self.ledger, destinations, settings=settings,
-                      source_resolver=lambda ref: open_source(ref, settings))  # fmt: skip
+        return Engine.from_settings(self.settings, self.ledger)
 
 
 def _ctx() -> _Context:
@@ -411,10 +401,13 @@ def schedule_command(files: tuple[str, ...], destinations: tuple[str, ...], sour
             raise ConfigurationError("-m needs local files; with --source give --target/--project instead")
         created = engine.schedule(source, list(files), destinations, context=given)
     else:
-        for directory, name, context in _plan(engine, files, destinations, given, metadata, include, exclude):
-            created += engine.schedule(directory, [name], destinations, context=context)
+        plan = _plan(engine, files, destinations, given, metadata, include, exclude)
+        # one call: all or nothing (two files that want one remote path are both refused)
+        created = engine.schedule_files([(directory, name, context, "") for directory, name, context in plan],
+                                        destinations)  # fmt: skip
     for t in created:
         click.echo(f"{t.id}\t{t.source_path}\t-> {t.destination_name}:{t.remote_path}")
+    _publish(engine, [t.id for t in created])
 
 
 def _plan(
@@ -466,10 +459,22 @@ def _plan(
               help="Seconds between looks for due transfers.")
 @click.option("--live/--no-live", default=None,
               help="A live line of running transfers on stderr [default: on a terminal; plain log lines otherwise].")
-def worker_command(threads: int | None, until_idle: bool, poll: float, live: bool | None) -> None:
+@click.option("--celery", "use_celery", is_flag=True,
+              help="Run a Celery worker instead: --threads worker processes taking tasks from"
+                   " OCS_TRANSFER_BROKER_URL (see docs/scaling.md).")
+def worker_command(threads: int | None, until_idle: bool, poll: float, live: bool | None, use_celery: bool) -> None:
     """Run transfers as they come due (stop with Ctrl-C or SIGTERM)."""
     from .worker import Worker
 
+    if use_celery:
+        if until_idle or live:
+            raise click.UsageError("--until-idle and --live go with the thread-pool worker, not --celery")
+        from . import celery
+
+        settings = _ctx().settings
+        _ctx().engine().check_credentials()  # a key error stops here, before the worker starts
+        celery.run_worker(settings, threads or settings.worker_threads)
+        return
     worker = Worker(_ctx().engine(), threads=threads, poll_interval=poll)
 
     def _stop(signum: int, frame: Any) -> None:
@@ -485,6 +490,30 @@ def worker_command(threads: int | None, until_idle: bool, poll: float, live: boo
         worker.engine.on_finished = _outcome_line  # one plain line per outcome
         ran = worker.run(until_idle=until_idle)
     click.echo(f"worker stopped after {ran} attempt(s)", err=True)
+
+
+@click.command("beat")
+def beat_command() -> None:
+    """Run Celery beat for the Celery executor (one per deployment): it has
+    the workers reclaim, publish due retries, and run the periodic pass."""
+    from . import celery
+
+    celery.run_beat(_ctx().settings)
+
+
+def _publish(engine: Any, ids: list[int]) -> None:
+    """With OCS_TRANSFER_EXECUTOR=celery, hand the transfers just queued to
+    the broker. A broker that cannot be reached loses nothing: they are in the
+    ledger, and the dispatch pass publishes them when it is back."""
+    if engine.settings.executor != "celery" or not ids:
+        return
+    from . import celery
+
+    try:
+        celery.publish(engine, ids)
+    except Exception as exc:
+        click.echo(f"warning: the broker could not be reached ({type(exc).__name__}); the transfers are queued in"
+                   " the ledger and Celery beat's next dispatch publishes them", err=True)
 
 
 def _outcome_line(t: Any) -> None:
@@ -652,12 +681,14 @@ def retry_command(transfer_id: int | None, all_failed: bool, destination: str | 
         if destination is not None:
             engine.destinations.get(destination)  # a clear error for a name that does not exist
         ids = engine.retry_all_failed(destination=destination)
+        _publish(engine, ids)
         click.echo(f"{len(ids)} failed transfer(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
         return
     assert transfer_id is not None
     if refresh:
         engine.refresh(transfer_id)
     t = engine.retry(transfer_id)
+    _publish(engine, [t.id])
     click.echo(f"transfer {t.id} queued again" + (f" for {t.destination_name}:{t.remote_path}" if refresh else ""))
 
 
@@ -743,9 +774,3 @@ def keys_status() -> None:
         click.echo(f"{kid}{mark}: {'in use' if kid in used else 'unused'}")
     for kid in sorted(used - set(dests.keyring.kids)):
         click.echo(f"{kid}: IN USE BUT MISSING from OCS_TRANSFER_KEYS")
-
-
-COMMANDS = [dest_group, schedule_command, worker_command, status_command, retry_command, cancel_command,
-            purge_command, expire_command, ledger_group, keys_group, sweep_command]  # fmt: skip
-
-

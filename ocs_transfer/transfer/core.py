@@ -35,13 +35,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from sqlalchemy import and_, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, Table, and_, bindparam, exists, func, insert, select, update
 
 from ..exceptions import (
     ConfigurationError,
@@ -78,6 +77,7 @@ from .models import (
     IN_PROGRESS,
     PENDING,
     BundleMemberRow,
+    DestinationRow,
     SourceFileRow,
     TransferRow,
 )
@@ -139,7 +139,9 @@ class Transfer:
         return self.state in FINAL_STATES
 
     @classmethod
-    def from_rows(cls, row: TransferRow, file: SourceFileRow) -> Transfer:
+    def from_rows(cls, row: Any, file: Any) -> Transfer:
+        """From a transfer row and its source file's row (anything with their
+        attributes: ORM rows, or one Core row with both)."""
         snap = json.loads(row.snapshot)
         return cls(
             id=row.id, file_id=row.file_id, source_store=file.store, source_path=file.path,
@@ -173,6 +175,78 @@ def remote_path_for(snapshot: Mapping[str, Any], source_path: str, context: Mapp
     return safe_path("/".join([*base, layout.path_for(None, values)]))
 
 
+def _named(source: tuple[str, str]) -> str:
+    """A source file as messages name it: ``path from store``."""
+    return f"{source[1]} from {source[0]}"
+
+
+# -- the hot path's statements, built once (Core, bound parameters) ------------------------
+#
+# Claiming and recording run for every transfer; building their statements
+# anew each time (and running them through the ORM) cost more CPU than the
+# database's work. SQLAlchemy caches each one's compiled form.
+
+_T = cast(Table, TransferRow.__table__)
+_F = cast(Table, SourceFileRow.__table__)
+_D = cast(Table, DestinationRow.__table__)
+_RUNNING = _T.alias("running")
+#: never two attempts at one remote path of one destination at once: each
+#: removes the partial uploads it finds there, and only one may write
+_BUSY = (
+    exists()
+    .where(_RUNNING.c.state == IN_PROGRESS, _RUNNING.c.destination_id == _T.c.destination_id,
+           _RUNNING.c.remote_path == _T.c.remote_path)
+    .correlate(_T)
+)  # fmt: skip
+_DUE = (
+    select(_T.c.id, _T.c.destination_id, _T.c.remote_path, _T.c.started_at)
+    .where(_T.c.state == PENDING, _T.c.next_attempt_at <= bindparam("b_now"), ~_BUSY)
+    .order_by(_T.c.next_attempt_at, _T.c.id)
+    .limit(bindparam("b_limit"))
+)
+_DUE_QUERIES: dict[tuple[str, bool], Any] = {}
+_TAKE = (
+    update(_T)
+    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)), _T.c.state == PENDING)
+    .values(state=IN_PROGRESS, lease=bindparam("b_lease"), worker=bindparam("b_worker"),
+            heartbeat_at=bindparam("b_now"), started_at=bindparam("b_now"), updated_at=bindparam("b_now"),
+            attempts=_T.c.attempts + 1, cancel_requested=False, bytes_done=0)
+    .returning(_T.c.id)
+)  # fmt: skip
+#: what the claimed attempts need, with their destinations' stored credentials
+_WORK = (
+    select(_T.c.id, _T.c.file_id, _T.c.snapshot, _T.c.remote_path, _T.c.attempts, _F.c.store, _F.c.path, _F.c.size,
+           _F.c.mtime, _F.c.delete_state, _F.c.sha256, _F.c.kind, _D.c.uuid.label("dest_uuid"),
+           _D.c.credentials.label("dest_credentials"))
+    .select_from(_T.join(_F, _F.c.id == _T.c.file_id).outerjoin(_D, _D.c.id == _T.c.destination_id))
+    .where(_T.c.id.in_(bindparam("b_ids", expanding=True)))
+)  # fmt: skip
+#: a conditional write of an attempt: only while it holds its lease (SET: the parameters given)
+_LEASED = update(_T).where(_T.c.id == bindparam("b_id"), _T.c.lease == bindparam("b_lease"),
+                           _T.c.state == IN_PROGRESS)  # fmt: skip
+#: the same, returning the transfer as written
+_LEASED_RETURNING = _LEASED.returning(*_T.c)
+_FIRST_SHA256 = (
+    update(_F)
+    .where(_F.c.id == select(_T.c.file_id).where(_T.c.id == bindparam("b_id")).scalar_subquery(), _F.c.sha256 == "")
+    .values(sha256=bindparam("b_sha256"))
+)
+#: a transfer with its source's store, path and kind (what :meth:`Transfer.from_rows` reads)
+_READ = (
+    select(_T, _F.c.store, _F.c.path, _F.c.kind).join(_F, _F.c.id == _T.c.file_id).where(_T.c.id == bindparam("b_id"))
+)
+
+
+def _due_query(dialect: str, among: bool) -> Any:
+    query = _DUE_QUERIES.get((dialect, among))
+    if query is None:
+        query = _DUE.where(_T.c.id.in_(bindparam("b_among", expanding=True))) if among else _DUE
+        if dialect == "postgresql":
+            query = query.with_for_update(of=_T, skip_locked=True)
+        _DUE_QUERIES[(dialect, among)] = query
+    return query
+
+
 def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -184,6 +258,48 @@ class _Running:
     bytes_done: int = 0
     deletes_source: bool = True
     saved_at: float = 0.0  #: when bytes_done was last written to the ledger
+    #: the failure of the source (reading it, or finding it changed), when one happened
+    source_failure: BaseException | None = None
+
+    def failed_at_source(self, exc: BaseException) -> None:
+        self.source_failure = exc
+
+    @contextlib.contextmanager
+    def source_side(self) -> Iterator[None]:
+        """Failures inside are the source's."""
+        try:
+            yield
+        except Exception as exc:
+            self.failed_at_source(exc)
+            raise
+
+    def destination_may_fix(self, exc: BaseException) -> bool:
+        """Whether fixing the destination (``dest edit``, ``retry --refresh``)
+        can help with ``exc``: not when the source changed or failed (the
+        store's error about a failed read has the source's failure as its
+        cause), nor when the destination was removed."""
+        if isinstance(exc, SourceChangedError | DestinationNotFoundError):
+            return False
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            if link is self.source_failure:
+                return False
+            seen.add(id(link))
+            link = link.__cause__ or link.__context__
+        return True
+    source: tuple[str, str] = ("", "")  #: the source's store and path
+    sha256: str = ""  #: the source's sha256 known when claimed ("" before the file's first completion)
+    kind: str = FILE  #: the source's kind (a file, or a bundle)
+
+
+@attrs.frozen
+class _SourceName:
+    """The source file's store, path and kind, as :meth:`Transfer.from_rows` reads them."""
+
+    store: str
+    path: str
+    kind: str = FILE
 
 
 @attrs.frozen
@@ -205,12 +321,18 @@ class _Work:
     sha256: str
     file_id: int = 0
     kind: str = FILE
+    #: the destination's credentials, decrypted after the claim (None: look them up in the attempt)
+    credentials: dict[str, Secret] | None = None
 
     @classmethod
-    def of(cls, row: TransferRow, file: SourceFileRow, tried_before: bool) -> _Work:
-        return cls(json.loads(row.snapshot), row.remote_path, file.store, file.path, row.attempts, file.size,
-                   file.mtime, file.delete_state == "pending", tried_before, file.sha256, file.id,
-                   file.kind or FILE)  # fmt: skip
+    def of(cls, row: Any, file: Any, tried_before: bool, credentials: dict[str, Secret] | None = None,
+           snapshot: dict[str, Any] | None = None) -> _Work:  # fmt: skip
+        """From a transfer row and its file's row (ORM objects, or one Core
+        row holding the columns of both)."""
+        snap = snapshot if snapshot is not None else json.loads(row.snapshot)
+        return cls(snap, row.remote_path, file.store, file.path, row.attempts, file.size, file.mtime,
+                   file.delete_state == "pending", tried_before, file.sha256, row.file_id, file.kind or FILE,
+                   credentials)  # fmt: skip
 
 
 class EngineCore:
@@ -288,6 +410,22 @@ class EngineCore:
         of ``paths`` would share, is refused (:class:`RemotePathTakenError`)."""
         if isinstance(paths, str):
             paths = [paths]
+        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
+        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
+        if bad:
+            raise ConfigurationError(
+                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
+            )
+        ctx = dict(context or {})
+        return self.schedule_files([(source, path, ctx, hashes.get(path, "")) for path in paths], destinations)
+
+    def schedule_files(
+        self, files: Sequence[tuple[str, str, Mapping[str, str], str]], destinations: Iterable[str | int]
+    ) -> list[Transfer]:
+        """:meth:`schedule` for files of several sources, each with its own
+        layout context: ``(source, path, context, sha256 or "")``. All or
+        nothing: when any file cannot be queued (missing, or its remote path
+        taken on a destination, also by another of ``files``) none is."""
         dests = [self.destinations.get(ref) for ref in destinations]
         if not dests:
             raise ConfigurationError("no destinations given: name at least one (see `ocs-transfer dest list`)")
@@ -296,31 +434,28 @@ class EngineCore:
                 raise ConfigurationError(f"destination {dest.name!r} is disabled; enable it or pick another")
         if len({d.id for d in dests}) != len(dests):
             raise ConfigurationError("a destination is named twice")
-        ctx = dict(context or {})
-        hashes = {path: str(value).lower() for path, value in (sha256 or {}).items()}
-        bad = [path for path, value in hashes.items() if not _SHA256.fullmatch(value) or path not in paths]
-        if bad:
-            raise ConfigurationError(
-                f"sha256 for {bad[0]!r} must be 64 hex digits, for one of the files scheduled; nothing was scheduled"
-            )
         now = self.clock()
         asked = any(d.delete_source for d in dests)
         snaps = [(d, d.snapshot()) for d in dests]
-        targets = {(d.id, path): remote_path_for(snap, path, ctx) for d, snap in snaps for path in paths}
-        self._refuse_taken_paths(source, targets, {d.id: d.name for d in dests})
-        stats = self._stat_sources(source, paths)
+        names = {d.id: d.name for d in dests}
+        targets = {
+            (d.id, (source, path)): remote_path_for(snap, path, dict(ctx)) for d, snap in snaps
+            for source, path, ctx, _ in files
+        }  # fmt: skip
+        self._refuse_taken_paths(targets, names)
+        stats = self._stat_sources(files)
         created: list[Transfer] = []
         with self.ledger.session() as session:
-            for start in range(0, len(paths), 500):  # bulk inserts, in slices
-                batch = paths[start : start + 500]
+            for start in range(0, len(files), 500):  # bulk inserts, in slices
+                batch = files[start : start + 500]
                 file_ids = session.scalars(
                     insert(SourceFileRow).returning(SourceFileRow.id, sort_by_parameter_order=True),
                     [
-                        {"store": source, "path": path, "context": json.dumps(ctx, sort_keys=True),
+                        {"store": source, "path": path, "context": json.dumps(dict(ctx), sort_keys=True),
                          "delete_source": asked, "delete_state": "pending" if asked else "", "created_at": now,
-                         "size": stats[path].size, "mtime": _mtime(stats[path]), "sha256": hashes.get(path, ""),
+                         "size": stats[(source, path)].size, "mtime": _mtime(stats[(source, path)]), "sha256": sha,
                          "transfer_count": len(dests)}
-                        for path in batch
+                        for source, path, ctx, sha in batch
                     ],
                 ).all()  # fmt: skip
                 session.execute(
@@ -328,11 +463,11 @@ class EngineCore:
                     [
                         {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
                          "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
-                         "next_attempt_at": now, "remote_path": targets[(dest.id, path)], "created_at": now,
+                         "next_attempt_at": now, "remote_path": targets[(dest.id, (source, path))], "created_at": now,
                          "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
                          "provider_checksum": "", "remote_version": "", "link": "", "worker": "",
                          "cancel_requested": False}
-                        for file_id, path in zip(file_ids, batch, strict=True)
+                        for file_id, (source, path, _, _) in zip(file_ids, batch, strict=True)
                         for dest, snap in snaps
                     ],
                 )  # fmt: skip
@@ -344,7 +479,7 @@ class EngineCore:
                 )
                 created += [Transfer.from_rows(t, f) for t, f in session.execute(query)]
                 session.expunge_all()
-        log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(paths))
+        log.info("scheduled %d transfer(s) of %d file(s)", len(created), len(files))
         return created
 
     def schedule_bundle(
@@ -392,9 +527,9 @@ class EngineCore:
             if keep_hours is not None:
                 snap["bundle_keep_hours"] = keep_hours
             snaps.append((dest, snap))
-        targets = {(d.id, name): _bundle_path(snap, name) for d, snap in snaps}
+        targets = {(d.id, (ref, name)): _bundle_path(snap, name) for d, snap in snaps}
         try:
-            self._refuse_taken_paths(ref, targets, {d.id: d.name for d in dests})
+            self._refuse_taken_paths(targets, {d.id: d.name for d in dests})
         except RemotePathTakenError as exc:
             taken = str(exc).split(";", 1)[0]
             raise RemotePathTakenError(
@@ -423,7 +558,7 @@ class EngineCore:
             session.execute(insert(TransferRow), [
                 {"file_id": file_id, "destination_id": dest.id, "destination_name": dest.name,
                  "snapshot": json.dumps(snap, sort_keys=True), "state": PENDING, "attempts": 0,
-                 "next_attempt_at": now, "remote_path": targets[(dest.id, name)], "created_at": now,
+                 "next_attempt_at": now, "remote_path": targets[(dest.id, (ref, name))], "created_at": now,
                  "updated_at": now, "last_error": "", "bytes_done": 0, "md5": "", "sha256": "",
                  "provider_checksum": "", "remote_version": "", "link": "", "worker": "", "cancel_requested": False}
                 for dest, snap in snaps
@@ -454,28 +589,30 @@ class EngineCore:
             )
             return [{"store": r.store, "path": r.path, "name": r.name, "size": r.size, "mtime": r.mtime} for r in rows]
 
-    def _stat_sources(self, source: str, paths: Sequence[str]) -> dict[str, ObjectInfo]:
-        store = self.source_store(source)
-        stats: dict[str, ObjectInfo] = {}
-        for path in paths:
+    def _stat_sources(self, files: Sequence[tuple[str, str, Any, Any]]) -> dict[tuple[str, str], ObjectInfo]:
+        stats: dict[tuple[str, str], ObjectInfo] = {}
+        for source, path, _, _ in files:
             try:
-                stats[path] = store.info(path)
+                stats[(source, path)] = self.source_store(source).info(path)
             except ObjectNotFoundError:
                 raise ConfigurationError(f"{path}: no such file in {source}; nothing was scheduled") from None
         return stats
 
-    def _refuse_taken_paths(
-        self, source: str, targets: Mapping[tuple[int, str], str], names: Mapping[int, str]
-    ) -> None:
-        """Refuse when two sources would share a remote path on one destination."""
-        seen: dict[tuple[int, str], str] = {}
-        for (dest_id, path), remote in targets.items():
-            other = seen.setdefault((dest_id, remote), path)
-            if other != path:
+    def _refuse_taken_paths(self, targets: Mapping[tuple[int, tuple[str, str]], str], names: Mapping[int, str],
+                            outcome: str = "was not scheduled, nor anything else") -> None:  # fmt: skip
+        """Refuse when two sources (``(store, path)``) would share a remote
+        path on one destination: two of ``targets``, or one of them and a
+        pending, running or completed (unexpired) transfer of another source.
+        ``outcome`` says what became of the refused one."""
+        seen: dict[tuple[int, str], tuple[str, str]] = {}
+        for (dest_id, src), remote in targets.items():
+            other = seen.setdefault((dest_id, remote), src)
+            if other != src:
+                one, two = (other[1], src[1]) if other[0] == src[0] else (_named(other), _named(src))
                 raise RemotePathTakenError(
-                    f"{other} and {path} would both go to {remote!r} on destination {names[dest_id]!r};"
-                    " nothing was scheduled. Use a layout that keeps them apart (a template with more"
-                    " fields), or send them to different destinations"
+                    f"{one} and {two} would both go to {remote!r} on destination"
+                    f" {names[dest_id]!r}; nothing was scheduled. Use a layout that keeps them apart (a template"
+                    " with more fields), or send them to different destinations"
                 )
         live = (PENDING, IN_PROGRESS, COMPLETED)
         wanted = list(seen.items())
@@ -492,29 +629,25 @@ class EngineCore:
                 )  # fmt: skip
                 for transfer_id, dest_id, remote, store, path in session.execute(query):
                     mine = seen.get((dest_id, remote))
-                    if mine is not None and (store, path) != (source, mine):
+                    if mine is not None and (store, path) != mine:
                         raise RemotePathTakenError(
                             f"{remote!r} on destination {names[dest_id]!r} is already the target of transfer"
-                            f" {transfer_id} ({path} from {store}); {mine} from {source} was not scheduled. Use a"
-                            " layout that keeps them apart, or send it to another destination"
+                            f" {transfer_id} ({_named((store, path))}); {_named(mine)} {outcome}. Use a layout that"
+                            " keeps them apart, or send it to another destination"
                         )
 
     # -- reading -----------------------------------------------------------------------
 
     def get(self, transfer_id: int) -> Transfer:
-        with self.ledger.session() as session:
-            return self._read(session, transfer_id)
+        with self.ledger.transaction() as conn:
+            return self._read(conn, transfer_id)
 
     @staticmethod
-    def _read(session: Session, transfer_id: int) -> Transfer:
-        found = session.execute(
-            select(TransferRow, SourceFileRow)
-            .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
-            .where(TransferRow.id == transfer_id)
-        ).first()
+    def _read(conn: Connection, transfer_id: int) -> Transfer:
+        found = conn.execute(_READ, {"b_id": transfer_id}).first()
         if found is None:
             raise TransferNotFoundError(f"no transfer with id {transfer_id} (see `ocs-transfer status`)")
-        return Transfer.from_rows(found[0], found[1])
+        return Transfer.from_rows(found, found)  # the row has the transfer's columns and the file's store, path
 
     def transfers(
         self, *, state: str | None = None, file_id: int | None = None, destination: str | None = None
@@ -552,72 +685,79 @@ class EngineCore:
 
     # -- claiming --------------------------------------------------------------------------
 
-    def claim(self, limit: int = 1, *, only: Sequence[int] | None = None) -> list[tuple[int, str]]:
-        """Atomically take up to ``limit`` due transfers (of ``only``, when
-        given: ids); returns ``(id, lease)`` pairs. Pass each to
+    def claim(self, limit: int = 1, *, ids: Sequence[int] | None = None) -> list[tuple[int, str]]:
+        """Atomically take up to ``limit`` due transfers (only among ``ids``,
+        when given); returns ``(id, lease)`` pairs. Pass each to
         :meth:`execute` (a claim not executed stays ``in_progress`` until its
-        heartbeat goes stale and it is reclaimed)."""
+        heartbeat goes stale and it is reclaimed). A transfer that is not
+        pending, not due yet, or whose remote path another attempt is writing
+        is not taken."""
         now = self.clock()
-        running = aliased(TransferRow)
-        # never two attempts at one remote path of one destination at once: each
-        # removes the partial uploads it finds there, and only one may write
-        busy = (
-            exists()
-            .where(running.state == IN_PROGRESS, running.destination_id == TransferRow.destination_id,
-                   running.remote_path == TransferRow.remote_path)
-            .correlate(TransferRow)
-        )  # fmt: skip
-        with self.ledger.session() as session:
-            query = (
-                select(TransferRow.id, TransferRow.destination_id, TransferRow.remote_path, TransferRow.started_at)
-                .where(TransferRow.state == PENDING, TransferRow.next_attempt_at <= now, ~busy)
-                .order_by(TransferRow.next_attempt_at, TransferRow.id)
-                .limit(limit * 4)
-            )
-            if only is not None:
-                query = query.where(TransferRow.id.in_(list(only)))
-            if self.ledger.dialect == "postgresql":
-                query = query.with_for_update(of=TransferRow, skip_locked=True)
-            ids: list[int] = []
+        among = ids is not None
+        params: dict[str, Any] = {"b_now": now, "b_limit": limit * 4}
+        if among:
+            params["b_among"] = list(ids or ())
+            if not params["b_among"]:
+                return []
+        lease = uuid.uuid4().hex  # one per claim: the (transfer, lease) pair names each attempt
+        with self.ledger.transaction() as conn:
+            chosen: list[int] = []
             targets: set[tuple[int, str]] = set()
             tried: dict[int, bool] = {}
-            for transfer_id, dest_id, remote, started_at in session.execute(query):
-                if (dest_id, remote) not in targets and len(ids) < limit:
+            for transfer_id, dest_id, remote, started_at in conn.execute(_due_query(self.ledger.dialect, among),
+                                                                         params):  # fmt: skip
+                if (dest_id, remote) not in targets and len(chosen) < limit:
                     targets.add((dest_id, remote))
-                    ids.append(transfer_id)
+                    chosen.append(transfer_id)
                     tried[transfer_id] = started_at is not None
-            claimed: list[tuple[int, str]] = []
-            for transfer_id in ids:
-                lease = uuid.uuid4().hex
-                result = session.execute(
-                    update(TransferRow)
-                    .where(TransferRow.id == transfer_id, TransferRow.state == PENDING)
-                    .values(
-                        state=IN_PROGRESS, lease=lease, worker=self.worker_id, heartbeat_at=now, started_at=now,
-                        updated_at=now, attempts=TransferRow.attempts + 1, cancel_requested=False, bytes_done=0,
-                    )
-                )  # fmt: skip
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append((transfer_id, lease))
-            if claimed:  # read what the attempts need in the same transaction
-                leases = dict(claimed)
-                rows = session.execute(
-                    select(TransferRow, SourceFileRow)
-                    .join(SourceFileRow, SourceFileRow.id == TransferRow.file_id)
-                    .where(TransferRow.id.in_(list(leases)))
-                ).all()
-                with self._lock:
-                    for row, file in rows:
-                        self._claimed[(row.id, leases[row.id])] = _Work.of(row, file, tried[row.id])
-        return claimed
+            if not chosen:
+                return []
+            taken = set(conn.execute(_TAKE, {"b_ids": chosen, "b_lease": lease, "b_worker": self.worker_id,
+                                             "b_now": now}).scalars())  # fmt: skip
+            rows = conn.execute(_WORK, {"b_ids": [i for i in chosen if i in taken]}).all() if taken else []
+        # read what the attempts need in the same transaction; decrypt after it
+        decrypted: dict[tuple[str, str], dict[str, Secret] | None] = {}
+        with self._lock:
+            for row in rows:
+                snap = json.loads(row.snapshot)
+                creds = self._claimed_credentials(row, snap, decrypted)
+                self._claimed[(row.id, lease)] = _Work.of(row, row, tried[row.id], creds, snap)
+        return [(i, lease) for i in chosen if i in taken]
 
-    def _lease_update(self, session: Session, transfer_id: int, held: str, /, **values: Any) -> bool:
-        result = session.execute(
-            update(TransferRow)
-            .where(TransferRow.id == transfer_id, TransferRow.lease == held, TransferRow.state == IN_PROGRESS)
-            .values(updated_at=self.clock(), **values)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    def _claimed_credentials(
+        self, row: Any, snap: Mapping[str, Any], seen: dict[tuple[str, str], dict[str, Secret] | None]
+    ) -> dict[str, Secret] | None:
+        """The credentials of a claimed transfer's destination, read in the
+        claim: only when it still is the destination the transfer was queued
+        for (same uuid). Anything else (removed, a key that does not decrypt)
+        is left to the attempt, which records the clear error."""
+        snap_uuid = snap.get("uuid")
+        if row.dest_uuid is None or (snap_uuid and row.dest_uuid != snap_uuid):
+            return None
+        key = (row.dest_uuid, row.dest_credentials or "")
+        if key not in seen:
+            try:
+                seen[key] = self.destinations.decrypt_stored(snap["id"], row.dest_credentials)
+            except Exception:
+                seen[key] = None
+        found = seen[key]
+        return dict(found) if found is not None else None
+
+    def _lease_update(self, conn: Connection, transfer_id: int, held: str, /, **values: Any) -> bool:
+        result = conn.execute(_LEASED, {"b_id": transfer_id, "b_lease": held, "updated_at": self.clock(), **values})
+        return bool(result.rowcount == 1)
+
+    def _lease_record(self, conn: Connection, transfer_id: int, running: _Running, /, **values: Any
+                      ) -> tuple[bool, Transfer]:  # fmt: skip
+        """Write an attempt's outcome while it holds its lease; returns whether
+        it did, and the transfer as it is now."""
+        row = conn.execute(
+            _LEASED_RETURNING, {"b_id": transfer_id, "b_lease": running.lease, "updated_at": self.clock(), **values}
+        ).first()
+        if row is None:  # reclaimed meanwhile: someone else's now
+            return False, self._read(conn, transfer_id)
+        store, path = running.source
+        return True, Transfer.from_rows(row, _SourceName(store, path, running.kind))
 
     # -- running -------------------------------------------------------------------------
 
@@ -636,7 +776,8 @@ class EngineCore:
 
     def execute(self, transfer_id: int, lease: str) -> Transfer:
         """Run one claimed attempt to its outcome and record it."""
-        running = _Running(lease=lease, cancel=threading.Event())
+        # progress is first saved a second in (a small file's attempt never writes it)
+        running = _Running(lease=lease, cancel=threading.Event(), saved_at=self.clock())
         with self._lock:
             self._running[transfer_id] = running
         try:
@@ -656,9 +797,10 @@ class EngineCore:
                 work = _Work.of(row, file, tried_before=True)
         snap, remote_path = work.snapshot, work.remote_path
         running.deletes_source = work.deletes_source
+        running.source, running.sha256, running.kind = (work.source_ref, work.source_path), work.sha256, work.kind
         secrets: list[Secret] = []
         try:
-            creds = self._destination_credentials(snap)
+            creds = work.credentials if work.credentials is not None else self._destination_credentials(snap)
             secrets = list(creds.values())
             store = open_store(snap["provider"], snap.get("options") or {}, creds, settings=self.settings,
                                scope=self.destinations.scope_for(snap))
@@ -681,7 +823,7 @@ class EngineCore:
         try:
             return self.destinations.credentials(snap["id"], uuid=snap.get("uuid"))
         except DestinationNotFoundError:
-            raise ConfigurationError(
+            raise DestinationNotFoundError(
                 f"destination {snap['name']!r} (id {snap['id']}) was removed after this transfer was queued;"
                 " the source is kept: schedule the file again for an existing destination"
             ) from None
@@ -691,17 +833,21 @@ class EngineCore:
         already there; refuse (and leave alone) any other object there."""
         if work.kind == BUNDLE:
             return self._copy_bundle(store, work, transfer_id, running)
-        source = self.source_store(work.source_ref)
         path = work.source_path
-        before = source.info(path)
-        _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
+        with running.source_side():
+            source = self.source_store(work.source_ref)
+            before = source.info(path)
+            _check_unchanged(path, before, work.size, work.mtime, "since it was scheduled")
 
         def unchanged_at_end() -> None:
-            _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
+            with running.source_side():
+                _check_unchanged(path, source.info(path), before.size, _mtime(before), "while it was read")
 
         existing = _info_or_none(store, work.remote_path)
-        with source.get_fileobj(path) as raw:
-            reader = _GuardedReader(raw, unchanged_at_end)
+        with contextlib.ExitStack() as opened:
+            with running.source_side():
+                raw = opened.enter_context(source.get_fileobj(path))
+            reader = _GuardedReader(raw, unchanged_at_end, on_failure=running.failed_at_source)
             if existing is not None:
                 adopted = _adopt(store, existing, reader, before.size, work.remote_path, _extension(path))
                 _check_bytes(path, adopted, work.sha256)
@@ -799,28 +945,22 @@ class EngineCore:
             self.beat()
         elif now - running.saved_at >= PROGRESS_SAVE_INTERVAL:  # `status` shows progress at least every second
             running.saved_at = now
-            with self.ledger.session() as session:
-                self._lease_update(session, transfer_id, running.lease, bytes_done=running.bytes_done)
+            with self.ledger.transaction() as conn:
+                self._lease_update(conn, transfer_id, running.lease, bytes_done=running.bytes_done)
 
     def _record_success(
         self, transfer_id: int, running: _Running, stored: StoredObject, link: str, link_expires_at: float | None
     ) -> Transfer:
         now = self.clock()
-        with self.ledger.session() as session:
-            owned = self._lease_update(
-                session, transfer_id, running.lease, state=COMPLETED, finished_at=now, lease=None, last_error="",
+        with self.ledger.transaction() as conn:
+            owned, transfer = self._lease_record(
+                conn, transfer_id, running, state=COMPLETED, finished_at=now, lease=None, last_error="",
                 bytes_done=stored.size, size=stored.size, md5=stored.md5, sha256=stored.sha256,
                 provider_checksum=stored.provider_checksum or "", remote_version=stored.version_id or "", link=link,
                 link_expires_at=link_expires_at, heartbeat_at=None,
             )  # fmt: skip
-            if owned:  # the first completed transfer of a file records the bytes every other one must match
-                session.execute(
-                    update(SourceFileRow)
-                    .where(SourceFileRow.id == select(TransferRow.file_id).where(TransferRow.id == transfer_id)
-                           .scalar_subquery(), SourceFileRow.sha256 == "")
-                    .values(sha256=stored.sha256)
-                )  # fmt: skip
-            transfer = self._read(session, transfer_id)
+            if owned and not running.sha256:  # the first completed transfer of a file records the bytes
+                conn.execute(_FIRST_SHA256, {"b_id": transfer_id, "b_sha256": stored.sha256})
         if not owned:
             log.warning("transfer %d finished here but was reclaimed meanwhile; the new owner records it", transfer_id)
             return transfer
@@ -843,10 +983,11 @@ class EngineCore:
             values.update(state=COMPLETED, finished_at=now, last_error="")
         elif decision.kind is Kind.NEVER or attempts >= self.max_attempts:
             values.update(state=FAILED, finished_at=now)
-            values["last_error"] = (
-                f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
-                f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
-            )
+            if running.destination_may_fix(exc):
+                values["last_error"] = (
+                    f"{message} (the transfer keeps the destination as it was when scheduled: after fixing it with"
+                    f" `ocs-transfer dest edit`, run `ocs-transfer retry {transfer_id} --refresh`)"
+                )
         else:
             delay = float(self.settings.retry_delays[attempts - 1])
             if decision.retry_after is not None:
@@ -856,9 +997,8 @@ class EngineCore:
             logging.WARNING if values["state"] != PENDING else logging.INFO,
             "transfer %d attempt %d: %s -> %s", transfer_id, attempts, message, values["state"],
         )  # fmt: skip
-        with self.ledger.session() as session:
-            owned = self._lease_update(session, transfer_id, running.lease, **values)
-            transfer = self._read(session, transfer_id)
+        with self.ledger.transaction() as conn:
+            owned, transfer = self._lease_record(conn, transfer_id, running, **values)
         if owned and transfer.final:
             self._finished(transfer)
             if transfer.state == COMPLETED:
@@ -960,6 +1100,17 @@ class EngineCore:
             )
         snap = dest.snapshot()
         with self.ledger.session() as session:
+            source_file = session.get(SourceFileRow, current.file_id)
+            context = json.loads(source_file.context or "{}") if source_file is not None else {}
+            bundle = source_file is not None and source_file.kind == BUNDLE
+        # a bundle goes to NAME under the destination's path, whatever the layout
+        remote = _bundle_path(snap, current.source_path) if bundle else remote_path_for(snap, current.source_path,
+                                                                                          context)  # fmt: skip
+        # the scheduling-time check: another source's transfer may target the new path
+        mine = (dest.id, (current.source_store, current.source_path))
+        self._refuse_taken_paths({mine: remote}, {dest.id: dest.name},
+                                 f"was not refreshed (transfer {transfer_id} keeps its old destination)")  # fmt: skip
+        with self.ledger.session() as session:
             row = session.scalars(select(TransferRow).where(TransferRow.id == transfer_id).with_for_update()).first()
             file = session.get(SourceFileRow, current.file_id)
             if row is None or file is None:
@@ -968,14 +1119,12 @@ class EngineCore:
                 raise ConfigurationError(
                     f"transfer {transfer_id} is {row.state}; only a failed or cancelled one can be refreshed"
                 )
-            if file.kind == BUNDLE:  # its own retention stays; it goes to NAME under the path, whatever the layout
+            if file.kind == BUNDLE:  # its own retention stays
                 old = json.loads(row.snapshot)
                 if old.get("bundle_keep_hours") is not None:
                     snap["bundle_keep_hours"] = old["bundle_keep_hours"]
-                row.remote_path = _bundle_path(snap, file.path)
-            else:
-                row.remote_path = remote_path_for(snap, file.path, json.loads(file.context or "{}"))
             row.snapshot = json.dumps(snap, sort_keys=True)
+            row.remote_path = remote
             row.destination_name, row.updated_at = dest.name, self.clock()
         return self.get(transfer_id)
 

@@ -27,7 +27,7 @@ from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
 from .crypto import KeyRing
-from .guards import check_ambient_credentials, check_local_roots
+from .guards import check_ambient_credentials, check_local_folders, check_local_roots
 from .guards import check_endpoints as check_endpoint_names
 from .ledger import Ledger
 from .models import DestinationRow
@@ -188,6 +188,12 @@ def _check(field: str, value: Any) -> Any:
     return value
 
 
+def _looks_secret(name: str) -> bool:
+    """A name that may hold a secret (only to refuse storing such a value in
+    the clear; what is a credential is what the provider declares)."""
+    return any(w in name.lower() for w in ("secret", "token", "password", "key", "credential"))
+
+
 def check_destination(
     provider: str | type[FileStore],
     options: Mapping[str, Any],
@@ -205,6 +211,7 @@ def check_destination(
     check_endpoint_names(options, settings, tuple(cls.endpoint_options))
     check_ambient_credentials(cls, options, credentials, scope, settings)
     check_local_roots(cls, options, scope, settings)
+    check_local_folders(cls, options)
 
 
 #: Provider options that name a server the service will connect to, for a
@@ -531,10 +538,16 @@ class Destinations:
     # -- credentials -----------------------------------------------------------------
 
     def _decrypt_row(self, row: DestinationRow) -> dict[str, Secret]:
-        stored: dict[str, str] = json.loads(row.credentials or "{}")
+        return self.decrypt_stored(row.id, row.credentials)
+
+    def decrypt_stored(self, record_id: int, stored: str | None) -> dict[str, Secret]:
+        """Decrypt the credentials column of destination ``record_id`` as read
+        from the ledger (the engine reads it in the transaction that claims
+        transfers, and checks the uuid itself)."""
+        fields: dict[str, str] = json.loads(stored or "{}")
         return {
-            field: self.keyring.decrypt(blob, table=_TABLE, record_id=row.id, field=f"credentials.{field}")
-            for field, blob in stored.items()
+            field: self.keyring.decrypt(blob, table=_TABLE, record_id=record_id, field=f"credentials.{field}")
+            for field, blob in fields.items()
         }
 
     def credentials(self, ref: str | int, *, uuid: str | None = None) -> dict[str, Secret]:
@@ -692,8 +705,9 @@ class Destinations:
         provider), ``storage_backend_token``, ``storage_backend_config`` (JSON),
         ``storage_backend_keep_days``, ``storage_backend_desc``,
         ``storage_backend_active``. Config keys the provider lists as credential
-        fields (or that look secret), and the token, become encrypted
-        credentials; the other config keys become options. For ``local`` the old
+        fields, and the token, become encrypted credentials; the other config
+        keys become options (a key that is neither, and whose name looks
+        secret, is refused rather than stored in the clear). For ``local`` the old
         token is the file server's ``host:port`` and becomes the ``server`` option.
         ``extra_options`` are added to the record's (e.g. a ``server_url`` it lacks).
         """
@@ -718,13 +732,23 @@ class Destinations:
             raise ConfigurationError("storage_backend_config must be a JSON object")
         from .. import plugins
 
-        secret_names = set(getattr(plugins.get_provider(provider), "credential_fields", ()))
+        provider_cls = plugins.get_provider(provider)
+        secret_names = tuple(getattr(provider_cls, "credential_fields", ()))
+        config_cls: Any = getattr(provider_cls, "Config", None)
+        has_config = isinstance(config_cls, type) and attrs.has(config_cls)
+        option_names = {f.name for f in attrs.fields(config_cls)} if has_config else set()
         options: dict[str, Any] = {}
         credentials: dict[str, str | Secret | None] = {}
         for key, value in config_raw.items():
-            looks_secret = any(w in key.lower() for w in ("secret", "token", "password", "key", "credential"))
-            if key in secret_names or looks_secret:
+            if key in secret_names:  # what the provider declares, not what a name looks like
                 credentials[key] = value if isinstance(value, str) else json.dumps(value)
+            elif key not in option_names and _looks_secret(key):
+                # neither a credential nor an option of the provider: never stored in the clear
+                raise ConfigurationError(
+                    f"storage_backend_config key {key!r} is neither a credential nor an option of provider"
+                    f" {provider!r} (its credentials: {', '.join(secret_names) or 'none'}); remove it from the"
+                    " record, or rename it to the credential it is"
+                )
             else:
                 options[key] = value
         options.update(extra_options or {})  # given beside the record (e.g. a server_url it lacks)

@@ -16,6 +16,9 @@ what operators allow (RELIABILITY.md, promise 11):
 - :func:`check_local_roots`: a user-made destination's local paths must lie
   under ``OCS_TRANSFER_LOCAL_ROOTS``; with none configured, system
   directories are refused.
+- :func:`check_local_folders` (every scope): a local path that exists must be
+  a folder, so a file given as a store's root is refused when entered, not
+  at the first transfer.
 
 Each runs when a destination is added or edited, and again when a worker
 builds the store.
@@ -41,6 +44,7 @@ __all__ = [
     "check_ambient_credentials",
     "check_base_url",
     "check_endpoints",
+    "check_local_folders",
     "check_local_roots",
     "parse_endpoint",
 ]
@@ -233,6 +237,19 @@ def check_ambient_credentials(
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_local_folders(provider_cls: type[Any], options: Mapping[str, Any]) -> None:
+    """The provider's ``local_paths`` are folders: one that exists as
+    something else (a file) is refused, saying which."""
+    local_paths = getattr(provider_cls, "local_paths", None)
+    for path in local_paths(options) if local_paths is not None else ():
+        full = os.path.abspath(os.path.expanduser(str(path)))
+        if os.path.lexists(full) and not os.path.isdir(full):
+            raise ConfigurationError(
+                f"the {getattr(provider_cls, 'name', 'provider')} destination's folder {str(path)!r} is a file"
+                f" ({full}), not a folder; give a folder (a missing one is created)"
+            )
 
 
 def check_local_roots(

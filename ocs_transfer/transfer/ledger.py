@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..exceptions import ConfigurationError, DoNotRetryError, RetryError
@@ -60,7 +61,7 @@ __all__ = ["HEAD_REVISION", "Ledger", "LedgerError", "LedgerUnavailableError"]
 log = logging.getLogger(__name__)
 
 #: The latest revision in :mod:`.migrations` (a test checks it is Alembic's head).
-HEAD_REVISION = "0005_bundles"
+HEAD_REVISION = "0006_queued_at"
 #: What a ledger made before Alembic counts as.
 BASELINE_REVISION = "0001_baseline"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -128,6 +129,37 @@ def _sqlite_setup(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: A pooled PostgreSQL connection unused this many seconds is checked (a
+#: round trip) before it is handed out; one in steady use is not.
+PING_AFTER_IDLE = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check pooled connections that sat idle, before use: the server may
+    have closed them (a restart, ``pg_terminate_backend``, an idle timeout).
+    A failed check makes the pool open a new connection. Connections in
+    steady use skip the round trip (SQLAlchemy's ``pool_pre_ping`` pays it on
+    every checkout, twice per transfer); a server that drops one of those
+    fails that one transaction, which the engine recovers from as from any
+    ledger outage."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["ocs_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("ocs_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            raise DisconnectionError("the ledger connection was closed while idle")
+
+
 class Ledger:
     """A connection to the ledger database. Thread-safe; share one per process."""
 
@@ -137,7 +169,7 @@ class Ledger:
         remote = url.startswith("postgresql")
         try:
             connect_args = {"connect_timeout": connect_timeout} if remote else {}
-            self.engine = create_engine(url, echo=echo, pool_pre_ping=remote, connect_args=connect_args)
+            self.engine = create_engine(url, echo=echo, connect_args=connect_args)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise ConfigurationError(
                 f"OCS_TRANSFER_LEDGER_URL is not usable ({type(exc).__name__}); expected sqlite:///FILE or"
@@ -146,6 +178,8 @@ class Ledger:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)
+        elif self.dialect == "postgresql":
+            _ping_when_idle(self.engine)
         elif self.dialect != "postgresql":
             raise ConfigurationError(f"ledger database {self.dialect!r} is not supported: use SQLite or PostgreSQL")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -163,9 +197,24 @@ class Ledger:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
+        with self._translated(), self._sessions.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A plain (Core) connection in one transaction, committed on success
+        and rolled back on error, with the errors :meth:`session` raises: for
+        the engine's per-transfer statements, without an ORM session's cost."""
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _translated() -> Iterator[None]:
+        """The database's errors as :class:`LedgerUnavailableError` (it could
+        not be reached) or :class:`LedgerError` (it refused)."""
         try:
-            with self._sessions.begin() as session:
-                yield session
+            yield
         except OperationalError as exc:
             raise LedgerUnavailableError(f"the ledger database failed: {_database_said(exc)}") from exc
         except DBAPIError as exc:

@@ -152,6 +152,8 @@ class TransferRow(Base):
     expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: when ``link`` stops working (None: it does not expire by itself, or there is none)
     link_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: when the transfer was last published to a broker as a task (the Celery executor)
+    queued_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_ocs_transfers_due", "state", "next_attempt_at"),

@@ -11,6 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigurationError
+from .ledger import LedgerUnavailableError
 
 if TYPE_CHECKING:
     from .core import Transfer
@@ -69,7 +70,11 @@ class Worker:
                 while not self.stop_event.is_set():
                     futures = {f for f in futures if not f.done()}
                     free = self.threads - len(futures)
-                    claimed = engine.claim(free) if free > 0 else []
+                    try:
+                        claimed = engine.claim(free) if free > 0 else []
+                    except LedgerUnavailableError as exc:  # wait it out: the running attempts go on
+                        log.warning("claiming failed: %s", exc)
+                        claimed = []
                     for transfer_id, lease in claimed:
                         future = pool.submit(engine.execute, transfer_id, lease)
                         future.add_done_callback(_log_crash)

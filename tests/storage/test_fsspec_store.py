@@ -180,7 +180,8 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     me = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     reader = HashingReader(io.BytesIO(b"x" * 100_000))
     try:
-        reader.read(50_000)  # the helpers' threads start with their first chunk
+        reader.read(30_000)  # a first chunk is hashed in the caller's thread (a one-chunk file starts none)
+        reader.read(30_000)  # the helpers' threads start with the second
         helpers = {
             t.name.rsplit("_", 1)[0]: os.getpriority(os.PRIO_PROCESS, t.native_id)
             for t in threading.enumerate()
@@ -193,6 +194,17 @@ def test_md5_helper_runs_ahead_of_the_sha256_helper() -> None:
     data = b"x" * 100_000
     assert digests == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == me  # the caller's thread is untouched
+
+
+def test_a_one_chunk_file_is_hashed_without_starting_threads() -> None:
+    """Small files (most of a night's calibration frames) cost no thread start each."""
+    before = {t.ident for t in threading.enumerate()}
+    data = b"y" * 1000
+    reader = HashingReader(io.BytesIO(data))
+    assert reader.read(65536) == data and reader.read(65536) == b""
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert reader.digests() == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+    assert started == []
 
 
 @settings(max_examples=40, deadline=None)

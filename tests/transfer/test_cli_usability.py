@@ -78,6 +78,18 @@ def test_add_checks_options_against_the_providers_config(
     assert "no destinations" in local_cli("dest", "list").output  # nothing was created
 
 
+def test_add_refuses_a_local_root_that_is_a_file(local_cli: Cli, tmp_path: Path) -> None:
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a folder")
+    bad = local_cli("dest", "add", "d", "--provider", "local", "--option", f"root={afile}", ok=False)
+    assert bad.exit_code != 0 and "is a file" in str(bad.exception) and str(afile) in str(bad.exception)
+    assert "no destinations" in local_cli("dest", "list").output  # nothing was created
+    local_cli("dest", "add", "d", "--provider", "local", "--option", f"root={tmp_path / 'archive'}")
+    bad = local_cli("dest", "edit", "d", "--option", f"root={afile}", ok=False)
+    assert "is a file" in str(bad.exception)
+    assert afile.read_text() == "not a folder"
+
+
 def test_edit_checks_options_too(cli: Cli) -> None:
     cli("dest", "add", "m", "--provider", "memory", "--option", f"root={unique_root('e')}")
     bad = cli("dest", "edit", "m", "--option", "rooot=/x", ok=False)
@@ -195,6 +207,30 @@ def test_retry_refresh_uses_the_fixed_destination(local_cli: Cli, tmp_path: Path
     assert json.loads(cli("status", "--json").output)["transfers"][0]["state"] == "completed"
     assert (fixed / FITS[0].name).read_bytes() == FITS[0].read_bytes()
     assert (source / FITS[0].name).exists()  # nothing lost: the source stays
+
+
+def test_retry_refresh_checks_the_new_path_as_schedule_does(local_cli: Cli, tmp_path: Path) -> None:
+    cli = local_cli
+    root = tmp_path / "archive"
+    cli("dest", "add", "disk", "--provider", "local", "--option", f"root={root}", "--layout", "flat")
+    nights = {}
+    for night in ("night1", "night2"):
+        path = tmp_path / night / FITS[0].name
+        path.parent.mkdir()
+        path.write_bytes(night.encode() * 1000)
+        nights[night] = path
+    cli("schedule", str(nights["night1"]), "--to", "disk")
+    cli("cancel", "1")
+    cli("schedule", str(nights["night2"]), "--to", "disk")  # 1 is cancelled: the path is free for 2
+    refused = cli("retry", "1", "--refresh", ok=False)
+    assert refused.exit_code != 0 and "already the target of transfer 2" in str(refused.exception)
+    assert "was not refreshed" in str(refused.exception) and str(nights["night1"].parent) in str(refused.exception)
+    states = {t["id"]: t["state"] for t in json.loads(cli("status", "--json").output)["transfers"]}
+    assert states == {1: "cancelled", 2: "pending"}
+    cli("worker", "--until-idle", "--poll", "0.01")
+    assert (root / FITS[0].name).read_bytes() == b"night2" * 1000
+    assert nights["night1"].read_bytes() == b"night1" * 1000  # nothing lost: both sources stay
+    assert nights["night2"].read_bytes() == b"night2" * 1000
 
 
 # -- schedule reads the files -----------------------------------------------------------------

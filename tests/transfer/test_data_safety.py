@@ -7,6 +7,7 @@ cleaned. Each test ends with the nothing-lost check."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -138,22 +139,46 @@ def run_worker(rig: Rig) -> int:
     return Worker(rig.engine, threads=2, poll_interval=0.01).run(until_idle=True)
 
 
-def test_schedule_two_same_named_files_via_the_cli_is_refused(tmp_path: Path, local_plugin: None) -> None:
+def _two_nights_for_one_backup(tmp_path: Path) -> tuple[Cli, list[Path]]:
+    """A CLI with a deleting destination ``backup`` (flat layout) and two
+    different files of one name in folders night1 and night2."""
     cli = Cli(tmp_path)
     cli("dest", "add", "backup", "--provider", "faulty-memory", "--option", f"root={unique_root('cli')}",
-        "--delete-source")
+        "--delete-source")  # fmt: skip
     paths = []
     for night in ("night1", "night2"):
         path = tmp_path / night / "img.fits"
         path.parent.mkdir()
         path.write_bytes(data_for(night, 5_000))
         paths.append(path)
+    return cli, paths
+
+
+def test_schedule_two_same_named_files_via_the_cli_is_refused(tmp_path: Path, local_plugin: None) -> None:
+    cli, paths = _two_nights_for_one_backup(tmp_path)
     first = cli("schedule", str(paths[0]), "--to", "backup")
     refused = cli("schedule", str(paths[1]), "--to", "backup", ok=False)
     assert refused.exit_code != 0 and "already the target of transfer" in cli.outputs[-1]
     assert first.output.count("->") == 1
     cli("worker", "--until-idle", "--poll", "0.01")
     assert not paths[0].exists() and paths[1].read_bytes() == data_for("night2", 5_000)
+
+
+def test_schedule_of_two_files_for_one_remote_path_queues_neither(tmp_path: Path, local_plugin: None) -> None:
+    """One `schedule` of files that want one remote path is all or nothing: both are
+    refused, the message names both, and a third file given with them is not queued either."""
+    cli, paths = _two_nights_for_one_backup(tmp_path)
+    other = tmp_path / "night1" / "other.fits"
+    other.write_bytes(data_for("other", 5_000))
+    refused = cli("schedule", str(other), str(paths[0]), str(paths[1]), "--to", "backup", ok=False)
+    said = cli.outputs[-1]
+    assert refused.exit_code != 0 and "would both go to 'img.fits'" in said and "nothing was scheduled" in said
+    assert str(paths[0].parent) in said and str(paths[1].parent) in said
+    assert json.loads(cli("status", "--json").output)["transfers"] == []
+    cli("worker", "--until-idle", "--poll", "0.01")
+    for path, night in ((paths[0], "night1"), (paths[1], "night2")):
+        assert path.read_bytes() == data_for(night, 5_000)  # both kept
+    assert other.read_bytes() == data_for("other", 5_000)
 
 
 def test_an_other_object_at_the_path_is_never_taken_or_overwritten(rig: Rig) -> None:
@@ -416,3 +441,61 @@ def test_failed_source_deletion_rolls_back_and_is_finished_later(rig: Rig) -> No
     assert engine.finish_source_deletions() == 1
     assert not source.exists("r.fits") and engine.source_file(queued.file_id)["delete_state"] == "deleted"
     assert_nothing_lost(engine, {"backup": {"r.fits": data}}, {"backup": store})
+
+
+# -- the final message's hint -------------------------------------------------------------------
+
+
+class _BrokenSource(MemoryStore):
+    """A memory store whose readers fail after the first 64 KiB (a disk error)."""
+
+    def open(self, path: str, version_id: str | None = None) -> Any:
+        inner = super().open(path, version_id)
+
+        class Reader(io.RawIOBase):
+            given = 0
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                if self.given >= 65536:
+                    raise OSError(5, "Input/output error")
+                data = inner.read(min(len(buffer), 65536 - self.given))
+                buffer[: len(data)] = data
+                self.given += len(data)
+                return len(data)
+
+        return io.BufferedReader(Reader(), 16 * 1024)
+
+
+def test_the_dest_edit_hint_is_given_only_where_fixing_the_destination_helps(rig: Rig) -> None:
+    stores = {"backup": rig.add_dest("backup"), "denied": rig.add_dest("denied")}
+    FAULTS[stores["denied"].root] = ["never"]
+    for name in ("changed.fits", "gone.fits", "broken.fits", "refused.fits"):
+        rig.add_source(name, 200_000)
+    broken = get_store(rig.source_url)
+    broken.__class__ = _BrokenSource
+    plain = rig.make_engine()
+    engine = rig.make_engine(source_resolver=lambda ref: broken)
+    [changed] = plain.schedule(rig.source_url, "changed.fits", ["backup"])
+    [gone] = plain.schedule(rig.source_url, "gone.fits", ["backup"])
+    [refused] = plain.schedule(rig.source_url, "refused.fits", ["denied"])
+    rig.source.put(io.BytesIO(data_for("new bytes", 200_000)), "changed.fits")
+    rig.source.delete_file("gone.fits")
+    for _ in range(6):
+        plain.run_due()
+        rig.clock.advance(3600)
+    [unreadable] = engine.schedule(rig.source_url, "broken.fits", ["backup"])
+    for _ in range(6):
+        engine.run_due()
+        rig.clock.advance(3600)
+    final = {t.source_path: plain.get(t.id) for t in (changed, gone, refused, unreadable)}
+    assert {t.state for t in final.values()} == {"failed"}
+    assert SourceChangedError.__name__ in final["changed.fits"].last_error
+    assert "Input/output error" in final["broken.fits"].last_error
+    # the source's failures: editing the destination cannot help
+    for name in ("changed.fits", "gone.fits", "broken.fits"):
+        assert "--refresh" not in final[name].last_error and "dest edit" not in final[name].last_error, name
+    assert f"retry {refused.id} --refresh" in final["refused.fits"].last_error  # the destination's: it can
+    assert_nothing_lost(plain, {"backup": {}, "denied": {}}, stores)

@@ -108,9 +108,7 @@ def test_import_storage_backend_record(rig: Rig) -> None:
         "storage_backend": "Dropbox OAuth2",
         "storage_backend_id": "faulty-memory",
         "storage_backend_token": "",
-        "storage_backend_config": json.dumps(
-            {"root": unique_root("imp"), "app_key": "g234cl8j7654omi", "refresh_token": "Zjyi908CUig321AAAA"}
-        ),
+        "storage_backend_config": json.dumps({"root": unique_root("imp"), "token": "Zjyi908CUig321AAAA"}),
         "storage_backend_keep_days": "14",
         "storage_backend_desc": "Uploads for simulations",
         "storage_backend_active": "False",
@@ -119,8 +117,8 @@ def test_import_storage_backend_record(rig: Rig) -> None:
     assert dest.name == "Dropbox-OAuth2" and dest.display_name == "Dropbox OAuth2"
     assert dest.keep_days == 14 and dest.active is False and dest.description == "Uploads for simulations"
     assert dest.provider == "faulty-memory" and "root" in dest.options and dest.scope == "organization"
-    assert set(dest.credential_fields) == {"app_key", "refresh_token"}
-    assert rig.destinations.credentials(dest.id)["refresh_token"].reveal() == "Zjyi908CUig321AAAA"
+    assert dest.credential_fields == ("token",)  # the provider's declared credential field
+    assert rig.destinations.credentials(dest.id)["token"].reveal() == "Zjyi908CUig321AAAA"
     seafile = rig.destinations.import_storage_backend(
         {"storage_backend": "Seafile", "storage_backend_id": "faulty-memory", "storage_backend_token": "tok-123",
          "storage_backend_config": {"root": unique_root("sf")}}, name="seafile-old",
@@ -130,6 +128,16 @@ def test_import_storage_backend_record(rig: Rig) -> None:
         rig.destinations.import_storage_backend({"storage_backend": "x"})
     with pytest.raises(ConfigurationError, match="JSON"):
         rig.destinations.import_storage_backend({"storage_backend_id": "memory", "storage_backend_config": "{"})
+
+
+def test_import_takes_the_providers_credential_fields_not_names_that_look_secret(rig: Rig) -> None:
+    # (an option whose name has "token" in it: plugins/gdrive's test of token_url) a key that is
+    # neither a credential nor an option of the provider and looks secret is refused, its value unshown
+    bad = {"storage_backend_id": "faulty-memory",
+           "storage_backend_config": {"root": unique_root("imp"), "refresh_token": "Zjyi908CUig321AAAA"}}
+    with pytest.raises(ConfigurationError, match="'refresh_token' is neither a credential nor an option") as caught:
+        rig.destinations.import_storage_backend(bad, name="undeclared")
+    assert "Zjyi908CUig321AAAA" not in str(caught.value) and rig.destinations.find("undeclared") is None
 
 
 def test_swapped_credentials_between_rows_fail(rig: Rig) -> None:

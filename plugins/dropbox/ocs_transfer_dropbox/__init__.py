@@ -6,7 +6,6 @@ services. Nothing heavy is imported until a store is built."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ocs_transfer import hookimpl
 
@@ -19,7 +18,5 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import dropbox_group
-
-    register(dropbox_group)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer_dropbox.cli:dropbox_group", name="dropbox")

@@ -127,3 +127,32 @@ def test_authorize_command_stores_into_a_destination(
     assert result.exit_code == 0, result.output
     assert f"authorized as {fake.email}" in result.output
     assert "ok" in _run(env, "dest", "test", "box").lower()
+
+
+def test_no_credential_shows_anywhere(fake: FakeDropbox, tmp_path: Path) -> None:
+    """The secrets scan (issue 19) over the commands above, every logger at
+    DEBUG (the SDK's, urllib3's): the app secret, the refresh token and every
+    access token the fake issued stay out of the output, the log, the ledger
+    and the hook's payloads."""
+    from ocs_transfer.testing.secrets import SecretScan, cli_round_trip
+
+    scan = SecretScan()
+    env = _env(tmp_path)
+    scan.add("the app secret", fake.app_secret)
+    scan.add("the refresh token", fake.refresh_token)
+    record = {"storage_backend_id": "dropbox", "storage_backend_config": {
+        "app_key": fake.app_key, "app_secret": fake.app_secret, "refresh_token": fake.refresh_token,
+        "api_url": fake.url, "content_url": fake.url, "root": "/fits-data"}}  # fmt: skip
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    files = []
+    for i in range(3):
+        (tmp_path / f"frame{i}.fits").write_bytes(os.urandom(100_000 + i))
+        files.append(str(tmp_path / f"frame{i}.fits"))
+    with scan.debug_logging(), scan.hook_payloads() as payloads:
+        status = cli_round_trip(scan, env, "box", ["import", str(tmp_path / "record.json")], files)
+        assert fake.access_tokens, "the fake issued no access token: the scan would miss them"
+        for i, token in enumerate(fake.access_tokens):
+            scan.add(f"access token {i}", token)
+    assert [t["state"] for t in status["transfers"]] == ["completed"] * 3
+    assert len(payloads) == 3 and any("dropbox" in line for line in scan.log_lines)
+    scan.check_ledger(env["OCS_TRANSFER_LEDGER_URL"])

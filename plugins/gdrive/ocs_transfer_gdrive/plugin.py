@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ocs_transfer.hookspecs import hookimpl
 
@@ -14,7 +13,5 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import gdrive
-
-    register(gdrive)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer_gdrive.cli:gdrive", name="gdrive")

@@ -111,6 +111,23 @@ def test_share_links(drive: FakeDrive) -> None:
         assert all(p["role"] == "reader" for p in perms)
 
 
+def test_dest_import_of_a_record_with_token_url(drive: FakeDrive, tmp_path: Path) -> None:
+    """token_url is an option (its name has "token" in it): the provider's declared
+    credential fields say what is a credential, not how a name looks."""
+    cli = Cli(tmp_path)
+    creds = drive.credentials()
+    record = {"storage_backend": "Drive", "storage_backend_id": "gdrive",
+              "storage_backend_config": {**creds, "token_url": drive.token_url, "api_url": drive.url,
+                                         "root": "imported"}}  # fmt: skip
+    cli("dest", "import", "-", input=json.dumps(record))
+    shown = json.loads(cli("dest", "show", "Drive", "--json").output)
+    assert shown["options"]["token_url"] == drive.token_url
+    assert sorted(shown["credential_fields"]) == sorted(creds)
+    assert "ok:" in cli("dest", "test", "Drive").output
+    for text in cli.outputs:
+        assert not [v for v in creds.values() if v in text]
+
+
 def test_end_to_end_through_the_cli(drive: FakeDrive, tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     client, secret = next(iter(drive.clients.items()))
@@ -151,3 +168,31 @@ def test_end_to_end_through_the_cli(drive: FakeDrive, tmp_path: Path) -> None:
     assert all(t["state"] == "completed" and t["link"] for t in data["transfers"])
     for text in cli.outputs:
         assert secret not in text
+
+
+def test_no_credential_shows_anywhere(drive: FakeDrive, tmp_path: Path) -> None:
+    """The secrets scan (issue 19) over a destination's commands, every logger
+    at DEBUG (google-auth's, requests', urllib3's): the client secret, the
+    refresh token and every access token the fake issued stay out of the
+    output, the log, the ledger and the hook's payloads."""
+    from ocs_transfer.testing.secrets import SecretScan, cli_round_trip
+
+    scan = SecretScan()
+    env = Cli(tmp_path).env
+    creds = drive.credentials()
+    scan.add("the client secret", creds["client_secret"])
+    scan.add("the refresh token", creds["refresh_token"])
+    files = []
+    for i, size in enumerate((1000, 3 * (1 << 20) + 5)):
+        (tmp_path / f"f{i}.fits").write_bytes(os.urandom(size))
+        files.append(str(tmp_path / f"f{i}.fits"))
+    add = ["--provider", "gdrive", "--path", "fits-data", "--option", f"api_url={drive.url}",
+           "--option", f"token_url={drive.token_url}", "--option", "share=anyone_reader", "--credentials-file", "-"]
+    with scan.debug_logging(), scan.hook_payloads() as payloads:
+        status = cli_round_trip(scan, env, "drive", add, files, input=json.dumps(creds))
+        assert drive.access_tokens, "the fake issued no access token: the scan would miss them"
+        for i, token in enumerate(drive.access_tokens):
+            scan.add(f"access token {i}", token)
+    assert [t["state"] for t in status["transfers"]] == ["completed"] * 2
+    assert len(payloads) == 2 and any("google" in line or "urllib3" in line for line in scan.log_lines)
+    scan.check_ledger(env["OCS_TRANSFER_LEDGER_URL"])

@@ -45,8 +45,13 @@ def local_cloud() -> None:
               help="Seconds a request may take to send its line and headers (slow clients are cut).")
 @click.option("--body-min-rate", default=1024, show_default=True, type=click.IntRange(0),
               help="Bytes/s an upload must average over every 30 s (slower ones are cut).")
+@click.option("--max-upload-size", default=None, metavar="BYTES", type=click.IntRange(0),
+              help="Refuse uploads larger than this many bytes with 413 (default: no limit but the disk).")
+@click.option("--sweep-partials-after", default=6.0, show_default=True, metavar="HOURS", type=click.FloatRange(0),
+              help="Remove temporary files of dead uploads (a killed server's) once this old; checked hourly.")
 def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key_file: Path | None,
-          threads: int, readonly: bool, header_timeout: float, body_min_rate: int) -> None:
+          threads: int, readonly: bool, header_timeout: float, body_min_rate: int,
+          max_upload_size: int | None, sweep_partials_after: float) -> None:
     """Serve the --root directory over WebDAV until interrupted (Ctrl-C or SIGTERM)."""
     tokens = load_secrets(token_file, os.environ.get(TOKENS_ENV))
     keys = load_secrets(signing_key_file, None if signing_key_file else os.environ.get(SIGNING_KEY_ENV))
@@ -55,6 +60,7 @@ def serve(root: Path, host: str, port: int, token_file: Path | None, signing_key
     config = ServerConfig(
         root=root.resolve(), host=host, port=port, tokens=tokens, signing_key=keys[0] if keys else None,
         threads=threads, readonly=readonly, header_timeout=header_timeout, body_min_rate=body_min_rate,
+        max_upload_bytes=max_upload_size, partial_max_age=sweep_partials_after * 3600,
     )
     from .server import FileServer
 

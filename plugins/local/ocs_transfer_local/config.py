@@ -38,6 +38,12 @@ class ServerConfig:
     body_min_rate: int = 1024
     body_window: float = 30.0
     readonly: bool = False
+    #: The largest upload accepted, in bytes (None: no limit but the disk's). Larger
+    #: ones answer 413 before their body is read, or as soon as a chunked body passes it.
+    max_upload_bytes: int | None = None
+    #: Temporary files of uploads that died (the server was killed mid-upload) are
+    #: removed once they are this many seconds old: at start, then every hour.
+    partial_max_age: float = 6 * 3600.0
 
     def __attrs_post_init__(self) -> None:
         if not self.tokens:
@@ -51,6 +57,8 @@ class ServerConfig:
                     f"access tokens and the signing key need at least {MIN_KEY_LENGTH} characters;"
                     " make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
+        if self.max_upload_bytes is not None and self.max_upload_bytes < 0:
+            raise ConfigurationError(f"max_upload_bytes must be 0 or more, not {self.max_upload_bytes}")
         if not self.root.is_dir():
             raise ConfigurationError(f"the server root {str(self.root)!r} is not an existing directory")
 

@@ -4,7 +4,6 @@ command group through the ocs_transfer plugin hooks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ocs_transfer.hookspecs import hookimpl
 
@@ -17,7 +16,5 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import local_cloud
-
-    register(local_cloud)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer_local.cli:local_cloud", name="local-cloud")

@@ -57,7 +57,13 @@ from urllib.parse import parse_qs, quote, unquote, urlparse, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import attrs
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_INSUFFICIENT_STORAGE,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    DAVError,
+)
 from wsgidav.dav_provider import DAVNonCollection
 from wsgidav.fs_dav_provider import FileResource, FilesystemProvider, FolderResource
 
@@ -74,14 +80,18 @@ __all__ = [
     "SIGNING_KEY_ENV",
     "load_secrets",
     "make_app",
+    "sweep_partials",
 ]
 
 log = logging.getLogger(__name__)
 
 SHA256_ENVIRON = "ocs_transfer.sha256"
+MAX_UPLOAD_ENVIRON = "ocs_transfer.max_upload_bytes"
 _BLOCK_SIZE = 1024 * 1024
 #: Temporary uploads: ``.<name>.<random>.ocs-server-partial`` beside the final file.
 _PARTIAL_SUFFIX = ".ocs-server-partial"
+#: Seconds between sweeps of dead uploads' temporary files (see ServerConfig.partial_max_age).
+SWEEP_INTERVAL = 3600.0
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 #: The longest file or folder name most file systems take (ext4, XFS, btrfs).
 _MAX_NAME_BYTES = 255
@@ -97,9 +107,10 @@ def _is_partial(name: str) -> bool:
 class _AtomicUpload:
     """A temporary file beside ``final`` that becomes ``final`` on commit."""
 
-    def __init__(self, final: str, expected: int | None) -> None:
+    def __init__(self, final: str, expected: int | None, limit: int | None = None) -> None:
         self.final = final
         self.expected = expected
+        self.limit = limit
         self.count = 0
         self.sha256 = hashlib.sha256()
         directory, name = os.path.split(final)
@@ -108,6 +119,8 @@ class _AtomicUpload:
         self.file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> int:
+        if self.limit is not None and self.count + len(data) > self.limit:
+            raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, _too_large(self.limit))
         with _disk_errors():
             self.file.write(data)
         self.sha256.update(data)
@@ -172,6 +185,10 @@ def _disk_errors() -> Iterator[None]:
         raise
 
 
+def _too_large(limit: int) -> str:
+    return f"the upload is larger than this server accepts ({limit} bytes)"
+
+
 def _content_length(environ: WSGIEnvironment) -> int | None:
     value = environ.get("CONTENT_LENGTH")
     return int(value) if value and str(value).isdigit() else None
@@ -212,7 +229,8 @@ class _File(FileResource):  # type: ignore[misc]
     def begin_write(self, *, content_type: str | None = None) -> _AtomicUpload:
         if self.provider.readonly:
             raise DAVError(HTTP_FORBIDDEN)
-        self._upload = _AtomicUpload(self._file_path, _content_length(self.environ))
+        limit = self.environ.get(MAX_UPLOAD_ENVIRON)
+        self._upload = _AtomicUpload(self._file_path, _content_length(self.environ), limit)
         return self._upload
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -255,6 +273,31 @@ class AtomicFilesystemProvider(FilesystemProvider):  # type: ignore[misc]
         if os.path.isdir(file_path):
             return _Folder(path, environ, file_path)
         return _File(path, environ, file_path)
+
+
+def sweep_partials(root: str, older_than: float, *, now: float | None = None) -> list[str]:
+    """Remove the temporary files of dead uploads under ``root`` whose last
+    write is more than ``older_than`` seconds ago (never following symbolic
+    links); returns the paths removed. A live upload writes its temporary
+    file continually (and a stalled one is cut long before), so only the
+    leftovers of a killed server are old."""
+    limit = (time.time() if now is None else now) - older_than
+    removed = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            if not _is_partial(name):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
+                    os.unlink(path)
+                    removed.append(path)
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+    if removed:
+        log.info("removed %d temporary file(s) of dead uploads under %s", len(removed), root)
+    return removed
 
 
 # -- the WSGI application around WsgiDAV ---------------------------------------------------
@@ -403,6 +446,12 @@ class _App:
         if not parts and method in ("DELETE", "MOVE", "PUT"):
             return self._respond(start_response, "403 Forbidden", {"error": "the server's root cannot be replaced,"
                                  " moved or deleted"})  # fmt: skip
+        limit = self.config.max_upload_bytes
+        if method == "PUT" and limit is not None:
+            declared = _content_length(environ)
+            if declared is not None and declared > limit:  # refused before the body is read
+                return self._respond(start_response, "413 Payload Too Large", {"error": _too_large(limit)})
+            environ[MAX_UPLOAD_ENVIRON] = limit
         if method == "PUT" and not self.config.readonly and len(parts) > 1:
             self._make_parents(parts)
         if method in ("MOVE", "COPY"):
@@ -459,8 +508,9 @@ class _App:
             return self._respond(start_response, "405 Method Not Allowed", {"error": "signed links are read-only"},
                                  [("Allow", "GET, HEAD")])
         key = self.config.signing_key
-        query = parse_qs(str(environ.get("QUERY_STRING", "")))
-        exp, sig = (query.get("exp") or [""])[0], (query.get("sig") or [""])[0]
+        query = parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+        exps, sigs = query.get("exp", []), query.get("sig", [])
+        exp, sig = (exps[0], sigs[0]) if len(exps) == len(sigs) == 1 else ("", "")  # one of each, or none
         path = "/".join(parts)
         if key is None or not parts or not verify_signature(key, path, exp, sig):
             return self._respond(start_response, "403 Forbidden", {"error": "the link is invalid or has expired"})
@@ -698,6 +748,8 @@ class FileServer:
         self._guard = _SlowClientGuard(config)
         self._server.ConnectionClass = _connection_class(self._guard)
         self._thread: threading.Thread | None = None
+        self._sweeping = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"FileServer(root={str(self.config.root)!r}, bind={self._server.bind_addr!r})"
@@ -714,6 +766,7 @@ class FileServer:
 
     def start(self) -> Self:
         self._guard.start()
+        self._start_sweeper()
         self._server.prepare()
         self._thread = threading.Thread(target=self._server.serve, name="ocs-transfer-file-server", daemon=True)
         self._thread.start()
@@ -734,9 +787,27 @@ class FileServer:
     def stop(self) -> None:
         self._server.stop()
         self._guard.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._sweeping.set()
+        for thread in (self._thread, self._sweeper):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._sweeper = None
+
+    def _start_sweeper(self) -> None:
+        self._sweeping.clear()
+        root, age = str(self.config.root), self.config.partial_max_age
+
+        def run() -> None:
+            while True:
+                try:
+                    sweep_partials(root, age)
+                except OSError as exc:
+                    log.warning("sweeping dead uploads under %s failed: %s", root, exc)
+                if self._sweeping.wait(SWEEP_INTERVAL):
+                    return
+
+        self._sweeper = threading.Thread(target=run, name="ocs-transfer-file-server-sweeper", daemon=True)
+        self._sweeper.start()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -61,8 +61,8 @@ def signed_url(
 def verify_signature(key: Secret, path: str, exp: str, sig: str, *, now: float | None = None) -> bool:
     """Whether ``sig`` signs ``path`` until ``exp`` and ``exp`` is still in
     the future. Compares in constant time."""
-    if not exp.isdigit() or len(exp) > 12:
-        return False
+    if not (exp.isascii() and exp.isdigit()) or len(exp) > 12 or exp != str(int(exp)):
+        return False  # one spelling per expiry time: no leading zeros, no other digits than 0-9
     if int(exp) < (time.time() if now is None else now):
         return False
     return hmac.compare_digest(signature(key, path, int(exp)), sig)

@@ -43,6 +43,7 @@ import attrs
 from ocs_transfer.exceptions import (
     ConfigurationError,
     CredentialError,
+    FinalStorageError,
     IntegrityError,
     PermissionDeniedError,
     QuotaExceededError,
@@ -164,6 +165,11 @@ def _mapped(exc: BaseException) -> BaseException:
         return StorageError(f"the WebDAV server reported a conflict (409): {exc}")
     if isinstance(exc, HTTPError) and exc.status_code == 401:
         return CredentialError("the WebDAV server refused the credentials (401)")
+    if isinstance(exc, HTTPError) and exc.status_code == 413:
+        return FinalStorageError(
+            "the WebDAV server refuses a file this large (413): raise its upload limit"
+            " (the file server's --max-upload-size, a reverse proxy's client_max_body_size)"
+        )
     return exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ from ocs_transfer_local.server import FileServer, ServerConfig
 
 from ocs_transfer import plugins
 from ocs_transfer.redact import Secret
+
+sys.path.insert(0, str(Path(__file__).parent))  # local_server_helpers
 
 
 @attrs.frozen

@@ -105,3 +105,39 @@ def _q(name: str) -> str:
     from urllib.parse import quote
 
     return quote(name)
+
+
+def test_dead_uploads_temporaries_are_swept_at_start(tmp_path: Path) -> None:
+    """A server killed mid-upload leaves `.NAME.RANDOM.ocs-server-partial`
+    files; the next start removes those older than the age limit, and only
+    those (never a young one, which may be another instance's live upload,
+    nor a file that merely looks alike, nor anything through a symlink)."""
+    import os
+    import time
+
+    from ocs_transfer_local.server import sweep_partials
+
+    night = tmp_path / "night"
+    night.mkdir()
+    old = [night / ".a.fits.x1y2.ocs-server-partial", tmp_path / ".b.fits.z3.ocs-server-partial"]
+    young = night / ".c.fits.q9.ocs-server-partial"
+    kept = [night / "a.fits", night / "ocs-server-partial.txt"]
+    for path in (*old, young, *kept):
+        path.write_bytes(b"x")
+    day_ago = time.time() - 24 * 3600
+    for path in (*old, *kept):
+        os.utime(path, (day_ago, day_ago))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / ".d.fits.r.ocs-server-partial").write_bytes(b"x")
+    os.utime(outside / ".d.fits.r.ocs-server-partial", (day_ago, day_ago))
+    (night / "link").symlink_to(outside, target_is_directory=True)
+    with running_file_server(tmp_path) as server:
+        deadline = time.monotonic() + 10
+        while any(p.exists() for p in old) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(p.exists() for p in old)
+        assert young.exists() and all(p.exists() for p in kept)
+        assert (outside / ".d.fits.r.ocs-server-partial").exists()
+        assert _request(server, "PUT", "/night/new.fits", b"n")[0] == 201
+    assert sweep_partials(str(tmp_path), 0.0) == [str(young)]  # age 0: every temporary goes

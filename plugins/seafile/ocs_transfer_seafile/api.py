@@ -13,6 +13,12 @@ What it adds over plain HTTP calls:
 - Seafile's status codes become ocs_transfer's error classes with messages
   that say what to do (:func:`error_for`); the token never appears in a
   message, a log line or a repr.
+- Route selection for the two kinds of token (:class:`Routes`): an account
+  token (``api2/repos/{id}/...``) works in every library its owner can
+  see; a library ("repo") API token, made in one library's settings, works
+  only in that library and only through ``api/v2.1/via-repo-token/...``.
+  :func:`detect_token_kind` tells them apart (``via-repo-token/repo-info/``
+  answers a library token, refuses an account token).
 - The two helpers the results service's users run today:
   :func:`get_token` and :func:`list_repos`.
 """
@@ -43,9 +49,12 @@ from ocs_transfer.redact import Secret, redact
 from ocs_transfer.retry import parse_retry_after
 
 __all__ = [
+    "AUTH_KINDS",
     "Library",
+    "Routes",
     "SeafileApi",
     "TwoFactorRequiredError",
+    "detect_token_kind",
     "error_for",
     "get_token",
     "list_repos",
@@ -134,7 +143,8 @@ def error_for(response: Any, what: str, *, secrets: tuple[Any, ...] = ()) -> Ocs
     if status == 403:
         return PermissionDeniedError(
             f"{what}: Seafile refused the operation (403){said}; the token needs read-write permission on"
-            " the library (check it with `ocs-transfer seafile list-repos`)"
+            " the library (an account token: check with `ocs-transfer seafile list-repos`; a library API token:"
+            " its permission in the library's API token settings)"
         )
     if status == 404:
         return ObjectNotFoundError(f"{what}: not found on the Seafile server (404){said}")
@@ -178,6 +188,80 @@ class Library:
             permission=str(item.get("permission", "")), encrypted=bool(item.get("encrypted")),
             owner=str(item.get("owner", "")),
         )  # fmt: skip
+
+
+#: ``auth`` values: ``auto`` asks the server which kind the token is.
+AUTH_KINDS = ("auto", "account", "repo")
+_VIA = "/api/v2.1/via-repo-token"
+
+
+@attrs.frozen
+class Routes:
+    """Where each operation goes, and the name of its path parameter, for one
+    kind of token. An account token uses ``api2/repos/{repo_id}/...`` with
+    ``p=``; a library API token uses ``api/v2.1/via-repo-token/...`` with
+    ``path=`` (its library is the token's own). What a library token cannot
+    do on any server is ``None``: asking how much of an upload arrived (so no
+    resumable chunked upload) and listing or deleting share links (and its
+    share links take neither a password nor an expiry)."""
+
+    kind: str
+    repo_id: str
+    library: str
+    dir: str
+    file_detail: str
+    file: str
+    download_link: str
+    upload_link: str
+    share_links: str
+    uploaded_bytes: str | None
+    manage_links: bool
+    path_param: str
+
+    @classmethod
+    def for_account(cls, repo_id: str) -> Routes:
+        base = f"/api2/repos/{repo_id}"
+        return cls(
+            "account", repo_id, f"{base}/", f"{base}/dir/", f"{base}/file/detail/", f"{base}/file/",
+            f"{base}/file/", f"{base}/upload-link/", "/api/v2.1/share-links/",
+            f"/api/v2.1/repos/{repo_id}/file-uploaded-bytes/", True, "p",
+        )  # fmt: skip
+
+    @classmethod
+    def for_repo_token(cls, repo_id: str) -> Routes:
+        return cls(
+            "repo", repo_id, f"{_VIA}/repo-info/", f"{_VIA}/dir/", f"{_VIA}/file/", f"{_VIA}/file/",
+            f"{_VIA}/download-link/", f"{_VIA}/upload-link/", f"{_VIA}/share-links/", None, False, "path",
+        )  # fmt: skip
+
+    def at(self, path: str, **extra: Any) -> dict[str, Any]:
+        """The query parameters naming library path ``path``."""
+        return {self.path_param: path, **extra}
+
+    def entries(self, body: Any) -> list[Mapping[str, Any]]:
+        """The items of a directory listing (a list for account tokens,
+        ``dirent_list`` for library tokens)."""
+        items = body.get("dirent_list", []) if isinstance(body, Mapping) else body
+        return [i for i in items or [] if isinstance(i, Mapping)]
+
+    def detail(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A file's details as ``id``, ``type``, ``size``, ``mtime``
+        (``file/detail`` says ``id``; ``via-repo-token/file`` says ``obj_id``)."""
+        return {"id": body.get("id", body.get("obj_id")), "type": body.get("type"),
+                "size": body.get("size"), "mtime": body.get("mtime")}  # fmt: skip
+
+
+def detect_token_kind(api: SeafileApi) -> tuple[str, dict[str, Any]]:
+    """``("repo", repo_info)`` when the server takes the token as a library
+    API token, else ``("account", {})``. A wrong token comes out as
+    ``account``: the next request then says the token was refused."""
+    try:
+        info = api.request("GET", f"{_VIA}/repo-info/", what="asking which library the token is for").json()
+    except (CredentialError, PermissionDeniedError, ObjectNotFoundError):
+        return "account", {}
+    if not isinstance(info, Mapping) or not info.get("repo_id"):
+        return "account", {}
+    return "repo", dict(info)
 
 
 class SeafileApi:
@@ -369,10 +453,21 @@ def get_token(
 
 
 def list_repos(server_url: str, token: Secret, *, timeout: float = 30.0, verify_tls: bool = True) -> list[Library]:
-    """Every library the token can see (``GET /api2/repos/``)."""
+    """Every library the token can see (``GET /api2/repos/``); for a library
+    API token, its one library (``via-repo-token/repo-info/``, and the
+    token's permission from its root folder's listing)."""
     api = SeafileApi(server_url, token, connect_timeout=timeout, read_timeout=timeout, verify_tls=verify_tls)
     try:
-        items = api.request("GET", "/api2/repos/", what="listing libraries").json()
+        try:
+            items = api.request("GET", "/api2/repos/", what="listing libraries").json()
+        except CredentialError:
+            kind, info = detect_token_kind(api)
+            if kind != "repo":
+                raise
+            root = api.request("GET", f"{_VIA}/dir/", params={"path": "/"}, what="listing the library").json()
+            perm = root.get("user_perm", "") if isinstance(root, Mapping) else ""
+            items = [{"id": info["repo_id"], "name": info.get("repo_name", ""), "size": info.get("size"),
+                      "permission": perm, "encrypted": False}]  # fmt: skip
         return [Library.from_json(item) for item in items if isinstance(item, Mapping)]
     finally:
         api.close()

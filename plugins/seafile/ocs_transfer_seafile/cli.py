@@ -53,7 +53,8 @@ def get_token_command(server: str, username: str, password_stdin: bool, otp: str
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_repos_command(server: str, as_json: bool) -> None:
     """List the libraries the token can see: name, id, size, permission,
-    encrypted. The token comes from $SEAFILE_TOKEN, else it is asked for."""
+    encrypted (a library API token: its one library). The token comes from
+    $SEAFILE_TOKEN, else it is asked for."""
     import os
 
     from .api import list_repos

@@ -1,6 +1,9 @@
 """An fsspec filesystem over the Seafile Web API: ``seafile://<repo_id>/path``.
 
-One instance works in one library (``repo_id``) of one server. Registered
+One instance works in one library (``repo_id``) of one server, with an
+account token or a library ("repo") API token (``auth``: ``auto``
+asks the server; a library token names its own library, so ``repo_id`` may
+be left out). Registered
 through fsspec's ``fsspec.specs`` entry point, so ``fsspec.filesystem("seafile",
 server_url=..., repo_id=..., token=...)`` and ``fsspec.open("seafile://<repo_id>/a.txt",
 server_url=..., token=...)`` work.
@@ -51,7 +54,7 @@ from ocs_transfer.exceptions import (
 )
 from ocs_transfer.redact import Secret
 
-from .api import SeafileApi, error_for
+from .api import AUTH_KINDS, Routes, SeafileApi, detect_token_kind, error_for
 
 __all__ = ["SeafileFileSystem", "UploadResult"]
 
@@ -69,8 +72,13 @@ class UploadResult(dict[str, Any]):
 
 
 def _mtime(value: Any) -> datetime | None:
+    """Seconds since the epoch (``api2`` routes) or an ISO 8601 time
+    (``via-repo-token/file``)."""
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value)
     return None
 
 
@@ -84,7 +92,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def __init__(
         self,
-        repo_id: str,
+        repo_id: str = "",
         server_url: str | None = None,
         token: Secret | str | None = None,
         *,
@@ -94,12 +102,16 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         direct_links: bool = False,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        auth: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not repo_id:
+        if auth not in AUTH_KINDS:
+            raise ConfigurationError(f"auth {auth!r} must be one of {', '.join(AUTH_KINDS)}")
+        if not repo_id and auth == "account":
             raise ConfigurationError(
-                "a Seafile filesystem needs repo_id (the library's id; see `ocs-transfer seafile list-repos`)"
+                "a Seafile filesystem with an account token needs repo_id (the library's id; see"
+                " `ocs-transfer seafile list-repos`)"
             )
         if api is None:
             if server_url is None:
@@ -114,6 +126,9 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._repo: dict[str, Any] | None = None
         self._known_dirs: set[str] = {""}
         self._lock = threading.Lock()
+        self._auth = auth
+        self._routes: Routes | None = None
+        self._routes_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SeafileFileSystem(server_url={self.api.server_url!r}, repo_id={self.repo_id!r})"
@@ -138,17 +153,62 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """The library path Seafile wants: ``/a/b``."""
         return "/" + path.strip("/")
 
-    def _repo_path(self, route: str) -> str:
-        return f"/api2/repos/{self.repo_id}/{route}/"
+    # -- the token and its routes ----------------------------------------------------------
+
+    @property
+    def routes(self) -> Routes:
+        """The routes for this filesystem's token, found out once. A library
+        API token's own library becomes ``repo_id`` (a different ``repo_id``
+        given is refused)."""
+        if self._routes is None:
+            with self._routes_lock:
+                if self._routes is None:
+                    self._routes = self._find_routes()
+        return self._routes
+
+    def _find_routes(self) -> Routes:
+        kind = self._auth
+        info: dict[str, Any] = {}
+        if kind == "auto":
+            kind, info = detect_token_kind(self.api)
+        elif kind == "repo":
+            info = dict(self.api.request("GET", Routes.for_repo_token("").library, what="opening the library").json())
+        if kind == "account":
+            if not self.repo_id:
+                # a token refused as a library token may be no token at all: say so rather than ask for repo_id
+                self.api.request("GET", "/api2/auth/ping/", what="checking the token")
+                raise ConfigurationError(
+                    "the Seafile token is an account token: the destination needs repo_id (the library's id;"
+                    " see `ocs-transfer seafile list-repos`), or use a library API token"
+                )
+            return Routes.for_account(self.repo_id)
+        own = str(info.get("repo_id", ""))
+        if self.repo_id and own != self.repo_id:
+            raise ConfigurationError(
+                f"the Seafile library API token belongs to library {own!r} ({info.get('repo_name', '')!r}), not to"
+                f" the configured repo_id {self.repo_id!r}: a library token works only in its own library; drop"
+                " repo_id or give that library's id"
+            )
+        if self._resumable:
+            raise ConfigurationError(
+                "resumable=true needs an account token: with a library API token Seafile cannot say how much of"
+                " an upload arrived, so uploads go in one request; drop the resumable option or use an account token"
+            )
+        self.repo_id = own
+        self._repo = {"id": own, "name": info.get("repo_name", ""), "encrypted": False}
+        log.debug("Seafile: a library API token for library %s", own)
+        return Routes.for_repo_token(own)
 
     # -- the library ----------------------------------------------------------------------
 
     def library(self) -> dict[str, Any]:
-        """The library's details (``GET /api2/repos/{id}/``), checked once: an
-        encrypted library is refused."""
+        """The library's details (``GET /api2/repos/{id}/``; for a library
+        token, ``via-repo-token/repo-info/``), checked once: an encrypted
+        library is refused."""
+        routes = self.routes
         if self._repo is None:
             try:
-                repo = self.api.request("GET", f"/api2/repos/{self.repo_id}/", what="opening the library").json()
+                repo = self.api.request("GET", routes.library, what="opening the library").json()
             except ObjectNotFoundError:
                 raise ConfigurationError(
                     f"the Seafile library {self.repo_id!r} does not exist or the token cannot see it;"
@@ -175,13 +235,14 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def _list_dir(self, path: str) -> list[dict[str, Any]] | None:
         """The entries of directory ``path``, or ``None`` when it is missing."""
         self.library()
+        routes = self.routes
         try:
-            items = self.api.request(
-                "GET", self._repo_path("dir"), params={"p": self._p(path)}, what=f"listing {self._p(path)!r}"
+            body = self.api.request(
+                "GET", routes.dir, params=routes.at(self._p(path)), what=f"listing {self._p(path)!r}"
             ).json()
         except ObjectNotFoundError:
             return None
-        return [self._entry(path, item) for item in items]
+        return [self._entry(path, item) for item in routes.entries(body)]
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
@@ -198,10 +259,11 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
             self.library()
             return {"name": "", "type": "directory", "size": 0}
         self.library()
+        routes = self.routes
         try:
-            item = self.api.request(
-                "GET", self._repo_path("file/detail"), params={"p": self._p(path)}, what=f"info of {self._p(path)!r}"
-            ).json()
+            item = routes.detail(self.api.request(
+                "GET", routes.file_detail, params=routes.at(self._p(path)), what=f"info of {self._p(path)!r}"
+            ).json())  # fmt: skip
         except ObjectNotFoundError:
             parent, name = posixpath.split(path)
             for entry in self._list_dir(parent) or []:
@@ -238,7 +300,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if part not in names:
                 try:
                     self.api.request(
-                        "POST", self._repo_path("dir"), params={"p": self._p(current)}, data={"operation": "mkdir"},
+                        "POST", self.routes.dir, params=self.routes.at(self._p(current)), data={"operation": "mkdir"},
                         what=f"creating the folder {self._p(current)!r}",
                     )  # fmt: skip
                 except (TransientStorageError, RateLimitError):
@@ -252,7 +314,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _rm_dir(self, path: str) -> None:
         self.api.request(
-            "DELETE", self._repo_path("dir"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}"
+            "DELETE", self.routes.dir, params=self.routes.at(self._p(path)), what=f"deleting {self._p(path)!r}"
         )
         self._known_dirs = {d for d in self._known_dirs if d != path and not d.startswith(path + "/")}
 
@@ -262,7 +324,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise ValueError("refusing to delete the library root")
         self.library()
         self.api.request(
-            "DELETE", self._repo_path("file"), params={"p": self._p(path)}, what=f"deleting {self._p(path)!r}"
+            "DELETE", self.routes.file, params=self.routes.at(self._p(path)), what=f"deleting {self._p(path)!r}"
         )
 
     def _rm(self, path: str) -> None:
@@ -288,8 +350,8 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def download_link(self, path: str) -> str:
         response = self.api.request(
             "GET",
-            self._repo_path("file"),
-            params={"p": self._p(path), "reuse": 1},
+            self.routes.download_link,
+            params=self.routes.at(self._p(path), reuse=1),
             what=f"download of {self._p(path)!r}",
         )
         return self.api.quoted(response)
@@ -377,7 +439,10 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def resumable(self, parent: str, name: str) -> bool:
         """Whether the server takes chunked uploads (``ENABLE_RESUMABLE_FILEUPLOAD``:
-        ``Accept-Ranges: bytes`` on ``file-uploaded-bytes``)."""
+        ``Accept-Ranges: bytes`` on ``file-uploaded-bytes``). Never with a
+        library API token: it has no ``file-uploaded-bytes`` route."""
+        if self.routes.uploaded_bytes is None:
+            return False
         if self._resumable is None:
             try:
                 response = self._uploaded_bytes_response(parent, name)
@@ -389,7 +454,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _uploaded_bytes_response(self, parent: str, name: str) -> Any:
         return self.api.request(
-            "GET", f"/api/v2.1/repos/{self.repo_id}/file-uploaded-bytes/",
+            "GET", str(self.routes.uploaded_bytes),
             params={"parent_dir": self._p(parent), "file_name": name}, what="asking how much of an upload arrived",
         )  # fmt: skip
 
@@ -398,7 +463,7 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def upload_link(self, parent: str) -> str:
         response = self.api.request(
-            "GET", self._repo_path("upload-link"), params={"p": self._p(parent)}, what="getting an upload link"
+            "GET", self.routes.upload_link, params=self.routes.at(self._p(parent)), what="getting an upload link"
         )
         link = self.api.quoted(response)
         return link + ("&" if "?" in link else "?") + "ret-json=1"
@@ -577,8 +642,16 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     # -- links ----------------------------------------------------------------------------
 
+    def _links_managed(self, doing: str) -> None:
+        if not self.routes.manage_links:
+            raise ConfigurationError(
+                f"{doing}: a Seafile library API token cannot list or delete share links; do it in the library's"
+                " web interface, or use an account token"
+            )
+
     def share_links(self, path: str) -> list[dict[str, Any]]:
         path = self._strip_protocol(path)
+        self._links_managed(f"listing the share links of {self._p(path)!r}")
         items = self.api.request(
             "GET", "/api/v2.1/share-links/", params={"repo_id": self.repo_id, "path": self._p(path)},
             what=f"listing the share links of {self._p(path)!r}",
@@ -591,9 +664,14 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """A download share link to ``path`` (``POST /api/v2.1/share-links/``):
         its ``token``, ``link``, ``expire_date``. An existing link without a
         password that does not expire earlier is reused (older servers allow
-        one link per path)."""
+        one link per path). With a library API token the link takes neither a
+        password nor an expiry (``via-repo-token/share-links/`` has none): a
+        password is refused, an expiry left out (the link lasts until it is
+        deleted in the web interface)."""
         path = self._strip_protocol(path)
         self.info(path)  # a clear not-found
+        if self.routes.kind == "repo":
+            return self._repo_token_share_link(path, password, expire_days)
         body: dict[str, Any] = {"repo_id": self.repo_id, "path": self._p(path),
                                 "permissions": {"can_edit": False, "can_download": True}}  # fmt: skip
         if password is not None:
@@ -612,7 +690,26 @@ class SeafileFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 return link
         raise StorageError(f"making a share link to {path!r}: the server says one exists but lists none")
 
+    def _repo_token_share_link(self, path: str, password: Secret | None, expire_days: int | None) -> dict[str, Any]:
+        if password is not None:
+            raise ConfigurationError(
+                "a Seafile library API token cannot make share links with a password; remove the link_password"
+                " credential or use an account token"
+            )
+        if expire_days is not None:
+            log.info("Seafile: a library API token's share links cannot expire; the link to %s lasts until deleted",
+                     self._p(path))  # fmt: skip
+        body = {"path": self._p(path), "permissions": {"can_edit": False, "can_download": True, "can_upload": False}}
+        try:
+            return dict(self.api.request("POST", self.routes.share_links, json=body, what="making a share link").json())
+        except ObjectNotFoundError:
+            raise ConfigurationError(
+                "making a share link: this Seafile server has no share-link route for library API tokens (newer"
+                " servers have one); use an account token for links"
+            ) from None
+
     def delete_share_link(self, token: str) -> None:
+        self._links_managed("deleting a share link")
         self.api.request("DELETE", f"/api/v2.1/share-links/{quote(token, safe='')}/", what="deleting a share link")
 
     def sign(self, path: str, expiration: int = 7 * 86400, **kwargs: Any) -> str:

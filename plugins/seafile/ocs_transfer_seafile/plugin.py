@@ -4,7 +4,6 @@ through the ocs_transfer plugin hooks."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ocs_transfer.hookspecs import hookimpl
 
@@ -16,7 +15,5 @@ def ocs_transfer_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookimpl
-def ocs_transfer_register_commands(register: Callable[[Any], None]) -> None:
-    from .cli import seafile_group
-
-    register(seafile_group)
+def ocs_transfer_register_commands(register: Callable[..., None]) -> None:
+    register("ocs_transfer_seafile.cli:seafile_group", name="seafile")

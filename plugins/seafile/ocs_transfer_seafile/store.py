@@ -9,6 +9,11 @@
   upload was lost, the file is verified by download.
 - ``get_url`` returns a share link (optionally with the ``link_password``
   credential), expiring after the expiration asked for.
+- The ``token`` credential is an account token or a library API token
+  (option ``auth``: ``auto`` asks the server). A library token works only in
+  its own library (``repo_id`` may be left out: it is the token's), uploads
+  in one request (it cannot ask how much of a chunked upload arrived), and
+  its share links take no password and never expire.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ocs_transfer.settings import Settings
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, HashingReader
 
-from .api import SeafileApi, normalise_server_url
+from .api import AUTH_KINDS, SeafileApi, normalise_server_url
 from .fs import MiB, SeafileFileSystem
 
 __all__ = ["FILE_ID", "SeafileStore"]
@@ -51,7 +56,8 @@ class SeafileStore(FsspecStore):
     @attrs.frozen(kw_only=True)
     class Config:
         server_url: str  #: scheme and host, e.g. https://seafile.example.edu
-        repo_id: str = ""  #: the library's id (``ocs-transfer seafile list-repos``)
+        repo_id: str = ""  #: the library's id (``ocs-transfer seafile list-repos``); a library token's own by default
+        auth: str = "auto"  #: the token: "account", "repo" (a library API token) or "auto" (ask the server)
         repoid: str = ""  #: the results service's spelling of repo_id
         root: str = ""  #: a folder in the library that holds the store
         verify: str = "id"  #: "id" (size + file id) or "download" (also download and hash-compare)
@@ -85,8 +91,22 @@ class SeafileStore(FsspecStore):
         if not isinstance(config, cls.Config):
             raise ConfigurationError(f"the seafile store needs a SeafileStore.Config, got {type(config).__name__}")
         normalise_server_url(config.server_url)
-        if not config.library():
-            raise ConfigurationError("the seafile destination needs repo_id (see `ocs-transfer seafile list-repos`)")
+        if config.auth not in AUTH_KINDS:
+            raise ConfigurationError(f"seafile option auth={config.auth!r} must be one of {', '.join(AUTH_KINDS)}")
+        if not config.library() and config.auth == "account":
+            raise ConfigurationError(
+                "the seafile destination needs repo_id (see `ocs-transfer seafile list-repos`) with an account token"
+            )
+        if config.auth == "repo" and config.link_expire_days is not None:
+            raise ConfigurationError(
+                "seafile option link_expire_days needs an account token: share links made with a library API token"
+                " cannot expire"
+            )
+        if config.auth == "repo" and config.resumable:
+            raise ConfigurationError(
+                "seafile option resumable=true needs an account token: a library API token cannot ask how much of"
+                " an upload arrived, so its uploads go in one request"
+            )
         if config.repo_id and config.repoid and config.repo_id != config.repoid:
             raise ConfigurationError("give the seafile destination repo_id or repoid, not two different ones")
         if config.verify not in VERIFY_MODES:
@@ -97,6 +117,11 @@ class SeafileStore(FsspecStore):
             raise ConfigurationError("seafile option upload_chunk_mib must be at least 1")
         creds = cls.parse_credentials(credentials, required=("token",), needs={})
         token = creds["token"]
+        if config.auth == "repo" and creds.get("link_password") is not None:
+            raise ConfigurationError(
+                "the link_password credential needs an account token: share links made with a library API token"
+                " take no password"
+            )
         defaults = settings or Settings()
         api = SeafileApi(
             config.server_url, token,
@@ -106,7 +131,8 @@ class SeafileStore(FsspecStore):
             header_style=config.header_style,
         )  # fmt: skip
         fs = SeafileFileSystem(config.library(), api=api, upload_chunk_size=config.upload_chunk_mib * MiB,
-                               resumable=config.resumable, direct_links=config.direct_links)  # fmt: skip
+                               resumable=config.resumable, direct_links=config.direct_links,
+                               auth=config.auth)  # fmt: skip
         password = creds.get("link_password")
         return cls(fs, config, chunk_size=defaults.chunk_size, link_password=password, secrets=(token, password))
 
@@ -172,6 +198,11 @@ class SeafileStore(FsspecStore):
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         seconds = expiration.total_seconds()
+        if self.config.link_expire_days is not None and self.fs.routes.kind == "repo":
+            raise ConfigurationError(
+                "seafile option link_expire_days needs an account token: share links made with a library API token"
+                " cannot expire; remove the option"
+            )
         if self.config.link_expire_days is not None:
             seconds = self.config.link_expire_days * 86400
         return str(self.fs.sign(path, expiration=int(seconds), password=self._link_password))

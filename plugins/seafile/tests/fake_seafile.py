@@ -3,6 +3,13 @@
 API and the file server's upload, chunk and download routes listen on two
 ports, as real deployments have them (seahub :8000, the file server :8082).
 
+Two kinds of token: account tokens (``api2`` and ``api/v2.1`` routes, every
+library) and library ("repo") API tokens (:meth:`FakeSeafile.add_repo_token`),
+which seahub takes only on the ``api/v2.1/via-repo-token/`` routes and only
+for their own library, with their own permission (``r`` or ``rw``); each
+kind is refused (401) on the other's routes, as seahub's two authentication
+classes do.
+
 Files live on disk (so multi-GB uploads take no memory); a file's id is the
 SHA-1 of its bytes (real Seafile hashes its block list: an opaque 40-hex id to
 a client either way). Faults are injected with :meth:`FakeSeafile.fail_next`,
@@ -79,6 +86,7 @@ class FakeSeafile:
         self.link_life = link_life
         self.users: dict[str, tuple[str, str | None]] = {}
         self.tokens: dict[str, str] = {}  # token -> username
+        self.repo_tokens: dict[str, tuple[str, str]] = {}  # library API token -> (repo id, "r" or "rw")
         self.repos: dict[str, Repo] = {}
         self.upload_tokens: dict[str, tuple[str, str, float]] = {}  # token -> (repo, parent_dir, expiry)
         self.download_tokens: dict[str, tuple[str, str]] = {}  # token -> (repo, path)
@@ -118,6 +126,12 @@ class FakeSeafile:
         token = secrets.token_hex(20)
         self.users[username] = (password, otp)
         self.tokens[token] = username
+        return token
+
+    def add_repo_token(self, repo_id: str, permission: str = "rw") -> str:
+        """A library API token for ``repo_id`` (made in the library's settings)."""
+        token = secrets.token_hex(20)
+        self.repo_tokens[token] = (repo_id, permission)
         return token
 
     def add_repo(self, name: str, **kw: Any) -> Repo:
@@ -301,14 +315,75 @@ class _Handler(BaseHTTPRequestHandler):
     # -- seahub ----------------------------------------------------------------------------
 
     def _user(self) -> str | None:
+        """The account an account token belongs to (library tokens are not
+        account tokens: ``None``)."""
+        token = self._presented_token()
+        return None if token is None else self.fake.tokens.get(token)
+
+    def _presented_token(self) -> str | None:
+        """The token of an Authorization header in a style the server's
+        version takes (``Bearer`` from Seafile 11 on, ``Token`` always)."""
         header = self.headers.get("Authorization") or ""
         kind, _, token = header.partition(" ")
         self.fake.auth_styles.add(kind)
         major = int(self.fake.version.split(".")[0])
-        allowed = ("Token", "Bearer") if major >= 11 else ("Token",)
-        if kind not in allowed:
-            return None
-        return self.fake.tokens.get(token)
+        return token if kind in (("Token", "Bearer") if major >= 11 else ("Token",)) else None
+
+    def _listing(self, repo: Repo, p: str) -> list[dict[str, Any]]:
+        prefix = p.rstrip("/") + "/"
+        return [
+            {"id": e.id or "0" * 40, "type": e.kind, "name": k[len(prefix):], "size": e.size, "mtime": e.mtime,
+             "permission": "rw", "parent_dir": prefix}
+            for k, e in sorted(repo.entries.items())
+            if k.startswith(prefix) and k != p and "/" not in k[len(prefix):]
+        ]  # fmt: skip
+
+    def _mkdir(self, repo: Repo, p: str) -> str:
+        """Make folder ``p`` (its parent exists); Seafile renames a duplicate."""
+        parent, name = posixpath.split(p)
+        with self.fake.lock:
+            target, n = p, 1
+            while target in repo.entries:
+                target = posixpath.join(parent, f"{name} ({n})")
+                n += 1
+            repo.entries[target] = Entry("dir", mtime=int(time.time()))
+        return target
+
+    def _delete_tree(self, repo: Repo, p: str) -> None:
+        with self.fake.lock:
+            for k in [k for k in repo.entries if k == p or k.startswith(p.rstrip("/") + "/")]:
+                if k != "/":
+                    del repo.entries[k]
+
+    def _delete_file(self, repo: Repo, p: str) -> None:
+        with self.fake.lock:
+            entry = repo.entries.get(p)
+            if entry is not None and entry.kind == "file":
+                del repo.entries[p]
+                with contextlib.suppress(FileNotFoundError):
+                    (self.fake.root / "blobs" / entry.blob).unlink()
+
+    def _download_url(self, repo: Repo, p: str) -> str:
+        token = uuid.uuid4().hex
+        self.fake.download_tokens[token] = (repo.id, p)
+        return f"{self.fake.file_server_url}/files/{token}/{quote(posixpath.basename(p))}"
+
+    def _upload_url(self, repo: Repo, p: str) -> str:
+        token = str(uuid.uuid4())
+        self.fake.upload_tokens[token] = (repo.id, p, time.time() + self.fake.link_life)
+        return f"{self.fake.file_server_url}/upload-api/{token}"
+
+    def _new_share_link(self, repo: Repo, path: str, password: Any, days: Any, permissions: Any) -> dict[str, Any]:
+        fake = self.fake
+        token = secrets.token_hex(10)
+        expiry = (
+            None if not days else time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + int(days) * 86400))
+        )
+        link = {"token": token, "link": f"{fake.url}/f/{token}/", "repo_id": repo.id, "path": path, "is_dir": False,
+                "is_expired": False, "permissions": permissions or {}, "expire_date": expiry, "password": password,
+                "expire_days": days}  # fmt: skip
+        fake.share_links[token] = link
+        return link
 
     def _repo(self, repo_id: str) -> Repo | None:
         repo = self.fake.repos.get(repo_id)
@@ -324,10 +399,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._auth_token()
         if route.startswith("/f/"):
             return self._share_download(route.split("/")[2])
+        if route.startswith("/api/v2.1/via-repo-token/"):
+            return self._via_repo_token(route[len("/api/v2.1/via-repo-token/") :].strip("/"))
         if self._user() is None:
             if self.command == "POST":
                 self._drain()
             return self._send(401, {"detail": "Invalid token"})
+        if route == "/api2/auth/ping/":
+            return self._send(200, "pong")
         if route == "/api2/repos/":
             return self._send(200, [
                 {"type": "repo", "id": r.id, "name": r.name, "size": r.used(), "permission": r.permission,
@@ -387,35 +466,19 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 if entries.get(p, Entry("none")).kind != "dir":
                     return self._error(404, "Folder not found.")
-                prefix = p.rstrip("/") + "/"
-                items = [
-                    {"id": e.id or "0" * 40, "type": e.kind, "name": k[len(prefix):], "size": e.size, "mtime": e.mtime,
-                     "permission": "rw"}
-                    for k, e in sorted(entries.items())
-                    if k.startswith(prefix) and k != p and "/" not in k[len(prefix):]
-                ]  # fmt: skip
-                return self._send(200, items, headers={"oid": "0" * 40})
+                return self._send(200, self._listing(repo, p), headers={"oid": "0" * 40})
             if method == "POST":
                 form = self._form()
                 if form.get("operation") != "mkdir":
                     return self._error(400, "operation invalid.")
-                parent, name = posixpath.split(p)
-                if entries.get(parent, Entry("none")).kind != "dir":
+                if entries.get(posixpath.dirname(p), Entry("none")).kind != "dir":
                     return self._error(404, "Parent folder not found.")
-                with fake.lock:
-                    target, n = p, 1
-                    while target in entries:  # Seafile renames a duplicate folder
-                        target = posixpath.join(parent, f"{name} ({n})")
-                        n += 1
-                    entries[target] = Entry("dir", mtime=int(time.time()))
+                target = self._mkdir(repo, p)
                 return self._send(
                     201, "success", headers={"Location": f"{fake.url}/api2/repos/{repo.id}/dir/?p={quote(target)}"}
                 )
             if method == "DELETE":
-                with fake.lock:
-                    for k in [k for k in entries if k == p or k.startswith(p.rstrip("/") + "/")]:
-                        if k != "/":
-                            del entries[k]
+                self._delete_tree(repo, p)
                 return self._send(200, "success")
         if rest == "file/detail" and method == "GET":
             entry = entries.get(p)
@@ -429,24 +492,106 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 if entry is None or entry.kind != "file":
                     return self._error(404, "File not found")
-                token = uuid.uuid4().hex
-                fake.download_tokens[token] = (repo.id, p)
-                return self._send(200, f"{fake.file_server_url}/files/{token}/{quote(posixpath.basename(p))}")
+                return self._send(200, self._download_url(repo, p))
             if method == "DELETE":
-                with fake.lock:
-                    if entry is not None and entry.kind == "file":
-                        del entries[p]
-                        with contextlib.suppress(FileNotFoundError):
-                            (fake.root / "blobs" / entry.blob).unlink()
+                self._delete_file(repo, p)
                 return self._send(200, "success")
         if rest == "upload-link" and method == "GET":
             if repo.permission != "rw":
                 return self._error(403, "You do not have permission to access this folder.")
             if entries.get(p, Entry("none")).kind != "dir":
                 return self._error(404, "Folder not found.")
-            token = str(uuid.uuid4())
-            fake.upload_tokens[token] = (repo.id, p, time.time() + fake.link_life)
-            return self._send(200, f"{fake.file_server_url}/upload-api/{token}")
+            return self._send(200, self._upload_url(repo, p))
+        return self._error(404, "no such route in the fake")
+
+    def _via_repo_token(self, rest: str) -> None:
+        """``api/v2.1/via-repo-token/...``: a library API token, in its own
+        library (seahub's ViaRepo* views; paths in ``path=``)."""
+        fake, method = self.fake, self.command
+        found = fake.repo_tokens.get(self._presented_token() or "")
+        if found is None:
+            if method in ("POST", "PUT"):
+                self._drain()
+            return self._send(401, {"detail": "Token inactive or deleted"})
+        repo, permission = fake.repos[found[0]], found[1]
+        raw = self.query.get("path")
+        p = "/" + (raw or "/").strip("/") if (raw or "/") != "/" else "/"
+        entry = repo.entries.get(p, Entry("none"))
+        if rest == "repo-info" and method == "GET":
+            return self._send(200, {"repo_id": repo.id, "repo_name": repo.name, "size": repo.used(),
+                                    "file_count": len(fake.files(repo.id)),
+                                    "last_modified": time.strftime("%Y-%m-%dT%H:%M:%S+00:00")})  # fmt: skip
+        if rest == "dir" and method == "GET":
+            if entry.kind != "dir":
+                return self._error(404, f"Folder {p} not found.")
+            return self._send(200, {"user_perm": permission, "dir_id": "0" * 40, "repo_name": repo.name,
+                                    "dirent_list": self._listing(repo, p)})  # fmt: skip
+        if rest == "dir" and method == "POST":
+            form = self._form()
+            if not raw or not raw.startswith("/") or p == "/":
+                return self._error(400, "path invalid.")
+            if form.get("operation") != "mkdir":
+                return self._error(400, "operation invalid.")
+            if repo.entries.get(posixpath.dirname(p), Entry("none")).kind != "dir":
+                return self._error(404, f"Folder {posixpath.dirname(p)} not found.")
+            if permission != "rw":
+                return self._error(403, "Permission denied.")
+            target = self._mkdir(repo, p)
+            return self._send(200, {"type": "dir", "repo_id": repo.id, "parent_dir": posixpath.dirname(target),
+                                    "obj_name": posixpath.basename(target), "obj_id": "0" * 40,
+                                    "mtime": time.strftime("%Y-%m-%dT%H:%M:%S+00:00")})  # fmt: skip
+        if rest == "dir" and method == "DELETE":
+            if not raw or p == "/":
+                return self._error(400, "path invalid.")
+            if entry.kind != "dir":
+                return self._error(404, f"Folder {p} not found.")
+            if permission != "rw":
+                return self._error(403, "Permission denied.")
+            self._delete_tree(repo, p)
+            return self._send(200, {"success": True, "commit_id": "0" * 40})
+        if rest == "file" and method == "GET":
+            if not raw:
+                return self._error(400, "path invalid.")
+            if entry.kind != "file":
+                return self._error(404, f"File {p} not found.")
+            mtime = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(entry.mtime))
+            return self._send(200, {"type": "file", "repo_id": repo.id, "parent_dir": posixpath.dirname(p),
+                                    "obj_name": posixpath.basename(p), "obj_id": fake.detail_ids.get(p, entry.id),
+                                    "size": entry.size, "can_preview": False, "can_edit": False,
+                                    "mtime": mtime})  # fmt: skip
+        if rest == "file" and method == "DELETE":
+            if not raw:
+                return self._error(400, "path invalid.")
+            if entry.kind != "file":
+                return self._send(200, {"success": True})  # seahub: a missing file is success
+            if permission != "rw":
+                return self._error(403, "Permission denied.")
+            self._delete_file(repo, p)
+            return self._send(200, {"success": True, "commit_id": "0" * 40})
+        if rest == "upload-link" and method == "GET":
+            if entry.kind != "dir":
+                return self._error(404, f"Folder {p} not found.")
+            if permission != "rw":
+                return self._error(403, "You do not have permission to access this folder.")
+            return self._send(200, self._upload_url(repo, p))
+        if rest == "download-link" and method == "GET":
+            if not raw:
+                return self._error(400, "path invalid.")
+            if entry.kind != "file":
+                return self._error(404, "File not found")
+            return self._send(200, self._download_url(repo, p))
+        if rest == "share-links" and method == "POST":
+            body = self._form()
+            path = str(body.get("path") or "")
+            if not path:
+                return self._error(400, "path invalid.")
+            if path != "/" and repo.entries.get(path, Entry("none")).kind == "none":
+                return self._error(404, f"Dirent {path} not found.")
+            if repo.encrypted:
+                return self._error(403, "Permission denied.")
+            link = self._new_share_link(repo, path, None, None, body.get("permissions"))  # neither is accepted
+            return self._send(200, {**{k: v for k, v in link.items() if k not in ("password", "expire_days")},
+                                    "password": "", "expire_date": ""})  # fmt: skip
         return self._error(404, "no such route in the fake")
 
     def _share_links(self, route: str) -> None:
@@ -469,14 +614,8 @@ class _Handler(BaseHTTPRequestHandler):
             password = body.get("password")
             if password is not None and len(str(password)) < 8:
                 return self._error(400, "Password is too short.")
-            days = body.get("expire_days")
-            token = secrets.token_hex(10)
-            link = {"token": token, "link": f"{fake.url}/f/{token}/", "repo_id": repo.id, "path": body["path"],
-                    "is_dir": False, "is_expired": False, "permissions": body.get("permissions") or {},
-                    "expire_date": None if not days else time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
-                                                                       time.gmtime(time.time() + int(days) * 86400)),
-                    "password": password, "expire_days": days}  # fmt: skip
-            fake.share_links[token] = link
+            link = self._new_share_link(repo, str(body["path"]), password, body.get("expire_days"),
+                                        body.get("permissions"))  # fmt: skip
             return self._send(200, {k: v for k, v in link.items() if k not in ("password", "expire_days")})
         return self._error(400, "bad share-link request")
 

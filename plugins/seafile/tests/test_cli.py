@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from ocs_transfer.cli import main
 
-from .conftest import PASSWORD, USER, token_of
+from .conftest import PASSWORD, USER, token_for, token_of
 from .fake_seafile import FakeSeafile
 
 
@@ -70,18 +70,31 @@ def test_list_repos(fake: FakeSeafile) -> None:
     assert token_of(fake) not in table
 
 
+def test_list_repos_with_a_library_token_shows_its_library(fake: FakeSeafile) -> None:
+    repo = fake.add_repo("Results")
+    fake.add_repo("Other")
+    env = {"SEAFILE_TOKEN": fake.add_repo_token(repo.id, permission="r")}
+    (listed,) = json.loads(run("seafile", "list-repos", "--server", fake.url, "--json", env=env).stdout)
+    assert listed["id"] == repo.id and listed["name"] == "Results" and listed["permission"] == "r"
+    bad = run("seafile", "list-repos", "--server", fake.url, env={"SEAFILE_TOKEN": "f" * 40}, ok=False)
+    assert bad.exit_code != 0 and "refused the token" in bad.text
+
+
 def test_bad_server_url_is_refused_at_once() -> None:
     result = run("seafile", "list-repos", "--server", "seafile.example.edu", env={"SEAFILE_TOKEN": "x"}, ok=False)
     assert "scheme and host" in result.text
 
 
-def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path) -> None:
+def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path, token_kind: str) -> None:
+    """With an account token, and with a library API token in the record's
+    ``token`` (found out by asking the server)."""
     repo = fake.add_repo("Results")
+    token = token_for(fake, repo, token_kind)
     env = {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
            "OCS_TRANSFER_KEYS": "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
            "OCS_TRANSFER_ACTIVE_KEY": "k1"}  # fmt: skip
     record = {"storage_backend": "Seafile", "storage_backend_id": "seafile", "storage_backend_keep_days": "10",
-              "storage_backend_config": json.dumps({"token": token_of(fake), "repoid": repo.id})}  # fmt: skip
+              "storage_backend_config": json.dumps({"token": token, "repoid": repo.id})}  # fmt: skip
     imported = run("dest", "import", "-", "--option", f"server_url={fake.url}", input=json.dumps(record), env=env)
     assert "provider seafile" in imported.output
     assert "ok:" in run("dest", "test", "Seafile", env=env).output
@@ -94,13 +107,16 @@ def test_results_service_record_end_to_end(fake: FakeSeafile, tmp_path: Path) ->
     (transfer,) = status["transfers"]
     assert transfer["state"] == "completed"
     (link,) = fake.share_links.values()
-    assert transfer["link"] == link["link"] and link["expire_days"] == 10
+    # a library token's links cannot expire (the route takes no expiry)
+    assert transfer["link"] == link["link"] and link["expire_days"] == (10 if token_kind == "account" else None)
     assert link["path"] == "/results.zip"
     assert fake.read(repo.id, "/results.zip") == data
     assert fake.files(repo.id) == ["results.zip"]  # nothing else (no probe, no partial) was left
     shown = run("status", env=env).stdout
     assert "completed" in shown and link["link"] in shown
-    assert token_of(fake) not in "".join([imported.output, shown, json.dumps(status)])
+    assert token not in "".join([imported.output, shown, json.dumps(status)])
+    if token_kind == "repo":
+        assert not [t for s, _, t in fake.log if s == "seahub" and t.startswith("/api2/repos")]  # via-repo-token only
 
 
 @pytest.mark.parametrize("missing", ["token", "repoid"])
@@ -114,3 +130,29 @@ def test_import_of_an_incomplete_record_fails_at_test(fake: FakeSeafile, tmp_pat
     run("dest", "import", "-", "--option", f"server_url={fake.url}", input=json.dumps(record), env=env)
     result = run("dest", "test", "Seafile", env=env, ok=False)
     assert result.exit_code != 0 and ("repo_id" in result.text or "token" in result.text)
+
+
+def test_no_credential_shows_anywhere(fake: FakeSeafile, tmp_path: Path, token_kind: str) -> None:
+    """The secrets scan (issue 19) over the commands a user runs, every
+    logger at DEBUG (httpx's, httpcore's): the account or library token stays
+    out of the output, the log, the ledger and the hook's payloads."""
+    from ocs_transfer.testing.secrets import SecretScan, cli_round_trip
+
+    repo = fake.add_repo("Results")
+    token = token_for(fake, repo, token_kind)
+    scan = SecretScan()
+    scan.add(f"the {token_kind} token", token)
+    env = {"OCS_TRANSFER_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
+           "OCS_TRANSFER_KEYS": "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+           "OCS_TRANSFER_ACTIVE_KEY": "k1"}  # fmt: skip
+    record = {"storage_backend_id": "seafile", "storage_backend_config": {"token": token, "repoid": repo.id}}
+    files = []
+    for i in range(2):
+        (tmp_path / f"r{i}.zip").write_bytes(os.urandom(200_000 + i))
+        files.append(str(tmp_path / f"r{i}.zip"))
+    with scan.debug_logging(), scan.hook_payloads() as payloads:
+        status = cli_round_trip(scan, env, "sea", ["import", "-", "--option", f"server_url={fake.url}"], files,
+                                input=json.dumps(record))  # fmt: skip
+    assert [t["state"] for t in status["transfers"]] == ["completed"] * 2
+    assert len(payloads) == 2 and any("httpx" in line or "httpcore" in line for line in scan.log_lines)
+    scan.check_ledger(env["OCS_TRANSFER_LEDGER_URL"])

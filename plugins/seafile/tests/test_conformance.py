@@ -1,5 +1,7 @@
 """The conformance suite and fsspec's abstract filesystem suite against the
-fake Seafile server."""
+fake Seafile server, each with an account token and with a library API token
+(the ``token_kind`` fixture; a library token's store names no repo_id: it is
+the token's own)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from ocs_transfer_seafile.store import SeafileStore
 
 from ocs_transfer.testing import StoreTests
 
-from .conftest import token_of
+from .conftest import token_for, token_of
 from .fake_seafile import FakeSeafile
 
 
@@ -24,11 +26,12 @@ class TestSeafileStore(StoreTests):
         return shared_fake.add_repo(f"lib-{uuid.uuid4().hex[:6]}").id
 
     @pytest.fixture
-    def store(self, shared_fake: FakeSeafile, repo_id: str) -> Iterator[SeafileStore]:
+    def store(self, shared_fake: FakeSeafile, repo_id: str, token_kind: str) -> Iterator[SeafileStore]:
         # small upload chunks: the suite's files cross chunk boundaries (the resumable path runs)
-        config = SeafileStore.Config(server_url=shared_fake.url, repo_id=repo_id, root="archive",
-                                     upload_chunk_mib=2, direct_links=True, max_wait=0.01)  # fmt: skip
-        with SeafileStore.from_config(config, {"token": token_of(shared_fake)}) as store:
+        token = token_for(shared_fake, shared_fake.repos[repo_id], token_kind)
+        config = SeafileStore.Config(server_url=shared_fake.url, repo_id=repo_id if token_kind == "account" else "",
+                                     root="archive", upload_chunk_mib=2, direct_links=True, max_wait=0.01)  # fmt: skip
+        with SeafileStore.from_config(config, {"token": token}) as store:
             yield store
 
     @pytest.fixture
@@ -43,8 +46,8 @@ class TestSeafileStore(StoreTests):
         return True
 
     @pytest.fixture
-    def bad_credentials_store(self, shared_fake: FakeSeafile, repo_id: str) -> Iterator[SeafileStore]:
-        config = SeafileStore.Config(server_url=shared_fake.url, repo_id=repo_id, max_wait=0.01)
+    def bad_credentials_store(self, shared_fake: FakeSeafile, repo_id: str, token_kind: str) -> Iterator[SeafileStore]:
+        config = SeafileStore.Config(server_url=shared_fake.url, repo_id=repo_id, max_wait=0.01, auth=token_kind)
         with SeafileStore.from_config(config, {"token": "f" * 40}) as store:
             yield store
 
@@ -79,9 +82,10 @@ class TestFsspecAbstractSuite(
     """fsspec's own suite for filesystems, on SeafileFileSystem."""
 
     @pytest.fixture
-    def fs(self, shared_fake: FakeSeafile) -> SeafileFileSystem:
+    def fs(self, shared_fake: FakeSeafile, token_kind: str) -> SeafileFileSystem:
         repo = shared_fake.add_repo("abstract-suite")
-        return SeafileFileSystem(repo.id, shared_fake.url, token_of(shared_fake))
+        token = token_for(shared_fake, repo, token_kind)
+        return SeafileFileSystem(repo.id if token_kind == "account" else "", shared_fake.url, token)
 
     @pytest.fixture
     def fs_path(self) -> str:

@@ -40,7 +40,8 @@ from datetime import timedelta
 from typing import Any, cast
 
 import attrs
-from sqlalchemy import Connection, Table, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
 
 from ..exceptions import (
     ConfigurationError,
@@ -1199,9 +1200,7 @@ class EngineCore:
                               TransferRow.size == size if size is not None else TransferRow.size.is_not(None))
             verified = select(func.count()).where(of_file, same_bytes).scalar_subquery()
             recorded = select(func.count()).where(of_file).scalar_subquery()
-            # every transfer of this source, including those scheduled separately for the same path
-            same_source = select(SourceFileRow.id).where(SourceFileRow.store == ref, SourceFileRow.path == path)
-            unfinished = exists().where(TransferRow.file_id.in_(same_source), TransferRow.state != COMPLETED)
+            unfinished = _unfinished_elsewhere(file_id, ref, path)
             result = session.execute(
                 update(SourceFileRow)
                 .where(
@@ -1283,6 +1282,30 @@ class EngineCore:
                 .where(SourceFileRow.id == file_id, SourceFileRow.delete_state == "deleting")
                 .values(delete_state=state, deleted_at=None)
             )
+
+
+def _unfinished_elsewhere(file_id: int, ref: str, path: str) -> Any:
+    """SQL: whether another transfer still needs the source file(s) that the
+    deletion of scheduled file ``file_id`` (``ref``, ``path``) would remove:
+    an unfinished transfer of the same source scheduled separately, or of a
+    bundle holding it; for a bundle, the same for each of its members."""
+    others = aliased(SourceFileRow)
+    member, other_member = aliased(BundleMemberRow), aliased(BundleMemberRow)
+    not_done = TransferRow.state != COMPLETED
+    sources: list[ColumnElement[bool]]
+    bundles: list[ColumnElement[bool]]
+    if not ref.startswith("bundle:"):
+        sources = [others.store == ref, others.path == path]
+        bundles = [other_member.store == ref, other_member.path == path]
+    else:  # each member: its own schedules, and other bundles holding it
+        sources = [member.file_id == file_id, others.store == member.store, others.path == member.path]
+        bundles = [member.file_id == file_id, other_member.store == member.store, other_member.path == member.path]
+    return or_(
+        exists().where(*sources, TransferRow.file_id == others.id, others.id != file_id, not_done),
+        exists().where(*bundles, TransferRow.file_id == other_member.file_id, other_member.file_id != file_id,
+                       not_done),
+        exists().where(TransferRow.file_id == file_id, not_done),
+    )
 
 
 def _bundle_path(snapshot: Mapping[str, Any], name: str) -> str:

@@ -204,3 +204,44 @@ def test_bundles_on_each_ledger_database(rig: Any) -> None:
     assert rig.engine.source_file(created[0].file_id)["delete_state"] == "deleted"
     rig.clock.advance(5 * 3600 + 1)
     assert rig.engine.expire() == 2 and list(one.list()) == [] and list(two.list()) == []
+
+
+def test_a_member_scheduled_on_its_own_too_is_deleted_only_after_both(rig: Any) -> None:
+    """A file in a bundle whose destination deletes sources, and scheduled on
+    its own to another destination that has not got it yet: the completed
+    bundle must not delete it (nor may the other way round: a file whose own
+    transfers completed must wait for a bundle holding it). Both go only once
+    every transfer of those bytes completed."""
+    data = {p: rig.add_source(p, 50_000) for p in ("night/a.fits", "night/b.fits")}
+    bundled = rig.add_dest("bundled", delete_source=True)
+    alone = rig.add_dest("alone")
+    FAULTS[alone.root] = ["transient"]  # its first attempt fails: a retry is due later
+    rig.engine.schedule(rig.source_url, "night/a.fits", ["alone"])
+    bundle = rig.engine.schedule_bundle("b.zip", [(rig.source_url, p, p) for p in sorted(data)], ["bundled"])
+    rig.engine.run_due()
+    assert rig.engine.get(bundle[0].id).state == "completed"
+    assert sorted(i.path for i in rig.source.list()) == sorted(data)  # a's other copy is not made yet
+    rig.clock.advance(3600)
+    rig.engine.run_due()
+    rig.engine.periodic()
+    assert [i.path for i in alone.list()] == ["a.fits"]
+    assert list(rig.source.list()) == []  # now both copies exist: both sources went
+    with bundled.get_fileobj("b.zip") as reader:
+        assert_bundle_holds(reader.read(), data)
+
+    # the other way round: a file deleted by its own schedule while a bundle holding it waits
+    again = rig.add_source("night/c.fits", 40_000)
+    own = rig.add_dest("own", delete_source=True)
+    late = rig.add_dest("late")
+    FAULTS[late.root] = ["transient"]
+    rig.engine.schedule_bundle("c.zip", [(rig.source_url, "night/c.fits", "c.fits")], ["late"])
+    rig.engine.schedule(rig.source_url, "night/c.fits", ["own"])
+    rig.engine.run_due()
+    assert [i.path for i in own.list()] == ["c.fits"]
+    assert [i.path for i in rig.source.list()] == ["night/c.fits"]  # the bundle has not got it yet
+    rig.clock.advance(3600)
+    rig.engine.run_due()
+    rig.engine.periodic()
+    with late.get_fileobj("c.zip") as reader:
+        assert_bundle_holds(reader.read(), {"c.fits": again})
+    assert list(rig.source.list()) == []

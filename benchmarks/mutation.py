@@ -76,8 +76,14 @@ TARGETS: dict[str, Target] = {
         "ocs_transfer/transfer/core.py",
         ("tests/transfer/test_engine.py", "tests/transfer/test_data_safety.py",
          "tests/transfer/test_lifecycle_statemachine.py"),
-        functions=("_finished", "delete_source_if_done", "_delete_source", "_undo_deleting"),
-        deferred="the engine's completion and deletion logic is being rewritten; run after that rework",
+        functions=("_record_success", "_record_failure", "_finished", "delete_source_if_done", "_delete_source",
+                   "_undo_deleting"),
+    ),
+    "engine-lifecycle": Target(
+        "ocs_transfer/transfer/lifecycle.py",
+        ("tests/transfer/test_engine.py", "tests/transfer/test_data_safety.py",
+         "tests/transfer/test_lifecycle_statemachine.py"),
+        functions=("reclaim", "finish_source_deletions"),
     ),
 }
 

@@ -286,3 +286,69 @@ def test_a_retried_failure_logs_info_and_a_final_one_a_warning(rig: Rig, caplog:
                 if r.getMessage().startswith(f"transfer {queued.id} attempt")]
     assert outcomes == [(logging.INFO, "pending"), (logging.WARNING, "failed")]
     assert_nothing_lost(rig.engine, {"f": {}}, {"f": store})
+
+
+# -- the lifecycle passes: reclaim and finishing deletions ---------------------------------
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker dying at that point (not an ``Exception``: nothing
+    in the engine catches it, so the ledger stays as a kill leaves it)."""
+
+
+def test_a_deletion_a_dead_worker_left_is_finished_once_it_is_stale(rig: Rig) -> None:
+    """The worker dies after marking the file "deleting" and before deleting:
+    another worker's pass leaves it alone while it may still be running,
+    finishes it once ``stale_after`` has passed, and never again after."""
+    store = rig.add_dest("a", delete_source=True)
+    engine, source = flaky_engine(rig)
+    other = rig.make_engine(source_resolver=lambda ref: source, worker_id="elsewhere:1:x")
+    data = rig.add_source("k.fits")
+
+    def die() -> None:
+        raise WorkerKilled
+
+    source.before_delete["k.fits"] = die
+    [k] = engine.schedule(rig.source_url, "k.fits", ["a"])
+    with pytest.raises(WorkerKilled):
+        engine.run_due()
+    assert engine.source_file(k.file_id)["delete_state"] == "deleting" and source.exists("k.fits")
+    rig.clock.advance(rig.settings.stale_after - 1)
+    assert other.finish_source_deletions() == 0, "took over a deletion that may still be running"
+    assert source.exists("k.fits") and source.deleted == []
+    rig.clock.advance(2)
+    assert other.finish_source_deletions() == 1
+    assert source.deleted == ["k.fits"] and other.source_file(k.file_id)["delete_state"] == "deleted"
+    rig.clock.advance(rig.settings.stale_after + 1)
+    assert other.finish_source_deletions() == 0, "a finished deletion was done again"
+    assert source.deleted == ["k.fits"]
+    assert_nothing_lost(other, {"a": {"k.fits": data}}, {"a": store})
+
+
+def test_reclaim_leaves_waiting_and_live_transfers_and_takes_every_dead_one(rig: Rig) -> None:
+    """Reclaim touches only running transfers whose worker is gone: one
+    waiting out its retry delay keeps its time; one a live worker holds is
+    skipped, and the dead worker's transfer after it is still taken."""
+    import socket
+    import subprocess
+    import sys
+
+    stores = {n: rig.add_dest(n) for n in ("wait", "live", "dead")}
+    files = {n: rig.add_source(f"{n}.fits") for n in stores}
+    FAULTS[stores["wait"].root] = ["transient"]
+    waiting, live, dead = (rig.engine.schedule(rig.source_url, f"{n}.fits", [n])[0] for n in stores)
+    assert rig.engine.run_due(limit=1) == 1  # "wait" fails once and waits for its retry
+    before = rig.engine.get(waiting.id)
+    assert before.state == "pending" and before.next_attempt_at > rig.clock.now
+    [(live_id, _)] = rig.make_engine(worker_id="elsewhere:1:x").claim()  # a live worker on another host
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    [(dead_id, _)] = rig.make_engine(worker_id=f"{socket.gethostname()}:{gone.stdout.strip()}:gone").claim()
+    assert (live_id, dead_id) == (live.id, dead.id)
+    assert rig.engine.reclaim() == 1
+    assert rig.engine.get(waiting.id) == before, "reclaim touched a transfer waiting for its retry"
+    assert rig.engine.get(live_id).state == "in_progress"
+    assert rig.engine.get(dead_id).state == "pending" and "stopped responding" in rig.engine.get(dead_id).last_error
+    rig.clock.advance(rig.settings.stale_after + rig.settings.retry_delays[0])
+    assert rig.engine.reclaim() == 1  # now the other host's worker is stale too
+    assert rig.engine.run_due() == 3
+    assert_nothing_lost(rig.engine, {n: {f"{n}.fits": files[n]} for n in stores}, stores)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..exceptions import ConfigurationError, OcsTransferError
 from ..retry import translate
 from .base import ObjectInfo
 from .fsspec_store import FsspecStore
+from .options import split_url
 
 __all__ = ["BucketStore", "content_disposition"]
 
@@ -42,7 +43,7 @@ class BucketStore(FsspecStore):
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``scheme://bucket/prefix`` plus config options."""
-        parts = urlsplit(url)
+        parts = split_url(url)
         if not parts.netloc:
             raise ConfigurationError(f"a {cls.name} URL names a bucket: {parts.scheme}://bucket/prefix, got {url!r}")
         try:

@@ -11,12 +11,12 @@ import io
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
-from urllib.parse import urlsplit
 
 import attrs
 
 from ..exceptions import ConfigurationError
 from .fsspec_store import FsspecStore
+from .options import split_url
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -55,7 +55,7 @@ class MemoryStore(FsspecStore):
 
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
-        parts = urlsplit(url)
+        parts = split_url(url)
         return cls.Config(root=(parts.netloc + parts.path) or "ocs-transfer", **options)
 
     def open(self, path: str, version_id: str | None = None) -> IO[bytes]:

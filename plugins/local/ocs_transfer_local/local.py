@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import attrs
 
@@ -42,6 +42,7 @@ from ocs_transfer.redact import Secret
 from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, BufferPool, BufferRing, HashingReader
+from ocs_transfer.storage.options import split_url
 from ocs_transfer.storage.paths import join_under
 
 from .signing import signed_url
@@ -159,7 +160,7 @@ class LocalStore(FsspecStore):
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``file:///data``, ``file://localhost/data``, ``./archive``, ``/abs/path``, ``~/x``."""
         if url.startswith("file:"):
-            parts = urlsplit(url)
+            parts = split_url(url)
             if parts.netloc not in ("", "localhost"):
                 raise ConfigurationError(f"{url!r}: file URLs name a local path (file:///path), not a host")
             path = unquote(parts.path)

@@ -254,6 +254,8 @@ def check_local_roots(
     paths = local_paths(options) if local_paths is not None else ()
     roots = tuple(os.path.realpath(os.path.expanduser(r)) for r in (settings.local_roots if settings else ()))
     for path in paths:
+        if "\x00" in str(path):  # realpath raises ValueError on it
+            raise ConfigurationError(f"the local folder {str(path)!r} contains a NUL character; give a real path")
         real = os.path.realpath(os.path.expanduser(str(path)))
         if roots:
             if not any(_under(real, root) for root in roots):

@@ -152,6 +152,12 @@ def test_any_provider_options_give_a_config_or_a_configuration_error(providers: 
             store.close()
 
 
+def test_a_local_root_with_a_nul_is_refused_at_dest_add(providers: Any) -> None:
+    """Found by the long run (benchmarks/fuzz.py): realpath raised ValueError."""
+    with pytest.raises(ConfigurationError, match="NUL character"):
+        check_destination(providers["local"], {"root": "\x00"}, {}, scope="personal", settings=Settings())
+
+
 @pytest.mark.parametrize(
     ("provider", "options", "match"),
     [

@@ -46,10 +46,7 @@ class BucketStore(FsspecStore):
         parts = split_url(url)
         if not parts.netloc:
             raise ConfigurationError(f"a {cls.name} URL names a bucket: {parts.scheme}://bucket/prefix, got {url!r}")
-        try:
-            return cls.Config(bucket=parts.netloc, prefix=parts.path.strip("/"), **options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider {cls.name!r}: {exc}") from None
+        return cls.config_from_options({"bucket": parts.netloc, "prefix": parts.path.strip("/"), **options})
 
     def _raise(self, exc: BaseException, message: str) -> NoReturn:
         if isinstance(exc, OcsTransferError) or not isinstance(exc, Exception):

@@ -56,7 +56,7 @@ class MemoryStore(FsspecStore):
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
         parts = split_url(url)
-        return cls.Config(root=(parts.netloc + parts.path) or "ocs-transfer", **options)
+        return cls.config_from_options({"root": (parts.netloc + parts.path) or "ocs-transfer", **options})
 
     def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
         # fsspec's memory filesystem hands every reader of a path the same

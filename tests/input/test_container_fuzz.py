@@ -124,6 +124,7 @@ NAME_TEXT = st.one_of(
 @example("coj1m011-kb05-20151399-0125-e90", ".fits")  # month 13
 @example("../../etc/passwd", ".fits")
 @example("a\x00b", ".fits")
+@example("\n", ".jpeg")  # found by the long run: the file name's newline made a two-line message
 def test_any_file_name_gives_metadata_or_a_specification_error(stem: str, extension: str) -> None:
     """Names decide the reader, the LCO/Photon Ranch parts and the archive
     path: whatever the name, the frame is read or refused clearly."""

@@ -158,6 +158,13 @@ def test_a_local_root_with_a_nul_is_refused_at_dest_add(providers: Any) -> None:
         check_destination(providers["local"], {"root": "\x00"}, {}, scope="personal", settings=Settings())
 
 
+def test_an_unknown_provider_name_with_a_newline_is_one_line() -> None:
+    """Found by the long run: the message suggested ``pip install 'ocs-transfer-\n'``."""
+    with pytest.raises(ConfigurationError) as info:
+        plugins.get_provider("\n")
+    assert "\n" not in str(info.value) and "pip install" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("provider", "options", "match"),
     [

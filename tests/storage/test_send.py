@@ -119,3 +119,13 @@ def test_send_to_a_local_directory(all_plugins: None, fits_files: list[Path], tm
         assert (archive / r["path"]).read_bytes() == source.read_bytes()
     on_disk = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*") if p.is_file())
     assert on_disk == sorted(r["path"] for r in json.loads(out))
+
+
+@pytest.mark.parametrize("url", ["memory://[x", "s3://[bucket/prefix", "memory://run?link_base_url=https://[x"])
+def test_a_destination_url_python_cannot_split_is_a_clear_error(
+    builtin_plugins_only: None, fits_files: list[Path], url: str
+) -> None:
+    """Found by tests/storage/test_config_fuzz.py: urlsplit's ValueError was a traceback."""
+    code, out, err = _send(str(fits_files[0]), "--to", url)
+    assert code != 0 and "Traceback" not in out + err
+    assert "[brackets]" in err or "https://" in err, err

@@ -166,7 +166,7 @@ class LocalStore(FsspecStore):
             path = unquote(parts.path)
         else:
             path = url
-        return cls.Config(root=os.path.abspath(os.path.expanduser(path)), **options)
+        return cls.config_from_options({"root": os.path.abspath(os.path.expanduser(path)), **options})
 
     @classmethod
     def config_from_settings(cls, settings: Settings, **options: Any) -> Any:

@@ -75,9 +75,15 @@ TARGETS: dict[str, Target] = {
     "engine": Target(
         "ocs_transfer/transfer/core.py",
         ("tests/transfer/test_engine.py", "tests/transfer/test_data_safety.py",
-         "tests/transfer/test_lifecycle_statemachine.py"),
-        functions=("_finished", "delete_source_if_done", "_delete_source", "_undo_deleting"),
-        deferred="the engine's completion and deletion logic is being rewritten; run after that rework",
+         "tests/transfer/test_completion_and_deletion.py", "tests/transfer/test_lifecycle_statemachine.py"),
+        functions=("_record_success", "_record_failure", "_finished", "delete_source_if_done", "_delete_source",
+                   "_undo_deleting"),
+    ),
+    "engine-lifecycle": Target(
+        "ocs_transfer/transfer/lifecycle.py",
+        ("tests/transfer/test_engine.py", "tests/transfer/test_data_safety.py",
+         "tests/transfer/test_completion_and_deletion.py", "tests/transfer/test_lifecycle_statemachine.py"),
+        functions=("reclaim", "finish_source_deletions"),
     ),
 }
 

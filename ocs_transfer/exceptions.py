@@ -171,7 +171,16 @@ class CredentialError(DoNotRetryError):
 
 class FileSpecificationError(DoNotRetryError, ValueError):
     """A data file is malformed, truncated, unsupported or lacks required
-    headers. The file itself must change before it can be processed."""
+    headers. The file itself must change before it can be processed.
+
+    The message is one line: control characters in it (a file name with a
+    newline, say) are shown escaped, as ``repr`` would show them."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = str(message)
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            text = "".join(repr(c)[1:-1] if ord(c) < 32 or ord(c) == 127 else c for c in text)
+        super().__init__(text, *args)
 
 
 #: Alias used by STYLE.md.

@@ -456,9 +456,11 @@ def get_provider(name: str) -> type[FileStore]:
     if key in table:
         return _resolve(key, table[key])
     installed = ", ".join(sorted(table)) or "none"
-    package = KNOWN_PROVIDER_PACKAGES.get(key, f"ocs-transfer-{key}")
     broken = _get_state().broken
     also = f"; broken plugins that were not loaded: {', '.join(sorted(broken))}" if broken else ""
+    if key not in KNOWN_PROVIDER_PACKAGES and not re.fullmatch(r"[a-z0-9][a-z0-9_.+-]*", key):
+        raise ProviderNotFoundError(f"no storage provider named {name!r} (installed: {installed}){also}")
+    package = KNOWN_PROVIDER_PACKAGES.get(key, f"ocs-transfer-{key}")
     raise ProviderNotFoundError(
         f"no storage provider named {name!r} is installed (installed: {installed});"
         f" to use it, run: pip install '{package}'{also}"

@@ -65,11 +65,13 @@ def split_name(name: str, known_extensions: Iterable[str] = ()) -> tuple[str, st
 
 _LCO_RE = re.compile(
     r"^(?P<site>[a-z]{3})(?P<telescope>[a-z0-9]+)-(?P<instrument>[a-z0-9]+)-(?P<day>\d{8})-(?P<sequence>\d{4})"
-    r"-(?P<obstype>[a-z])(?P<reduction>\d{2})(?:[-_](?P<suffix>.+))?$"
+    r"-(?P<obstype>[a-z])(?P<reduction>\d{2})(?:[-_](?P<suffix>.+))?\Z",
+    re.ASCII,  # 0-9 only ("\d" alone takes other scripts' digits, which int() reads); \Z: "$" allows a final newline
 )
 _PHOTON_RANCH_RE = re.compile(
     r"^(?P<site>[a-z0-9]+)-(?P<instrument>[a-z0-9]+)-(?P<day>\d{8})-(?P<sequence>\d{8})"
-    r"-(?P<datatype>[A-Za-z]{2})(?P<reduction>\d{2})(?:[-_](?P<suffix>.+))?$"
+    r"-(?P<datatype>[A-Za-z]{2})(?P<reduction>\d{2})(?:[-_](?P<suffix>.+))?\Z",
+    re.ASCII,
 )
 
 

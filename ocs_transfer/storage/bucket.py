@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..exceptions import ConfigurationError, OcsTransferError
 from ..retry import translate
 from .base import ObjectInfo
 from .fsspec_store import FsspecStore
+from .options import split_url
 
 __all__ = ["BucketStore", "content_disposition"]
 
@@ -42,13 +43,10 @@ class BucketStore(FsspecStore):
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``scheme://bucket/prefix`` plus config options."""
-        parts = urlsplit(url)
+        parts = split_url(url)
         if not parts.netloc:
             raise ConfigurationError(f"a {cls.name} URL names a bucket: {parts.scheme}://bucket/prefix, got {url!r}")
-        try:
-            return cls.Config(bucket=parts.netloc, prefix=parts.path.strip("/"), **options)
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider {cls.name!r}: {exc}") from None
+        return cls.config_from_options({"bucket": parts.netloc, "prefix": parts.path.strip("/"), **options})
 
     def _raise(self, exc: BaseException, message: str) -> NoReturn:
         if isinstance(exc, OcsTransferError) or not isinstance(exc, Exception):

@@ -287,11 +287,12 @@ def _url_store(
     """The store of a URL whose query string gives provider options; ``s3://``
     uses ``S3_ENDPOINT_URL`` and ``gs://`` ``STORAGE_EMULATOR_HOST`` when the
     options name no endpoint."""
-    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+    from urllib.parse import parse_qsl, urlunsplit
 
     from . import get_store
+    from .options import split_url
 
-    parts = urlsplit(url)
+    parts = split_url(url)
     opts = {**{k: _decode(v) for k, v in parse_qsl(parts.query, keep_blank_values=True)}, **options}
     scheme = parts.scheme.lower()
     if scheme == "s3" and settings.s3_endpoint_url:

@@ -15,12 +15,12 @@ import io
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
-from urllib.parse import urlsplit
 
 import attrs
 
 from ..exceptions import ConfigurationError
 from .fsspec_store import FsspecStore
+from .options import split_url
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -59,8 +59,8 @@ class MemoryStore(FsspecStore):
 
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
-        parts = urlsplit(url)
-        return cls.Config(root=(parts.netloc + parts.path) or "ocs-transfer", **options)
+        parts = split_url(url)
+        return cls.config_from_options({"root": (parts.netloc + parts.path) or "ocs-transfer", **options})
 
     def open(self, path: str, version_id: str | None = None) -> IO[bytes]:
         # fsspec's memory filesystem hands every reader of a path the same

@@ -26,6 +26,7 @@ from ..exceptions import ConfigurationError, CredentialError, OcsTransferError
 from ..redact import Secret, redact
 from ..settings import Settings
 from ..storage.base import ConnectionTestResult, FileStore
+from ..storage.options import option_problem
 from .crypto import KeyRing
 from .guards import check_ambient_credentials, check_local_folders, check_local_roots
 from .guards import check_endpoints as check_endpoint_names
@@ -288,7 +289,7 @@ def check_options(provider: type[FileStore], options: Mapping[str, Any]) -> dict
             f"{where} needs option {', '.join(missing)}: give it with --option {missing[0]}=VALUE"
         )
     for name, value in options.items():
-        problem = _option_problem(name, value, fields[name].type)
+        problem = option_problem(name, value, fields[name].type)
         if problem:
             raise ConfigurationError(f"{where}: option {name}={value!r} {problem}")
     try:
@@ -309,29 +310,6 @@ def _typed(config_cls: type[Any], options: Mapping[str, Any]) -> dict[str, Any]:
     except Exception:
         return dict(options)
     return {k: coerce_option(k, hints[k], v) if k in hints and isinstance(v, str) else v for k, v in options.items()}
-
-
-def _option_problem(name: str, value: Any, annotation: Any) -> str:
-    """What is wrong with one option value, or ``""``."""
-    if value is None:
-        return ""
-    kinds = {t for t in getattr(annotation, "__args__", (annotation,)) if t is not type(None)}
-    if kinds and kinds <= {str, int, float, bool}:
-        if bool in kinds and not isinstance(value, bool) and not kinds & {str}:
-            return "must be true or false"
-        if kinds <= {int, float} and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return "must be a number"
-        if kinds == {int} and not isinstance(value, int):
-            return "must be a whole number"
-        if kinds == {str} and not isinstance(value, str):
-            return "must be text"
-    if (name == "url" or name.endswith("_url")) and isinstance(value, str) and value:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return "must be an http:// or https:// URL with a host"
-    return ""
 
 
 class Destinations:

@@ -78,7 +78,10 @@ def check_base_url(key: str, value: str, *, full_url: bool = False) -> str:
     loopback host, no path (unless ``full_url``), query, fragment or user info.
     Returns it without a trailing slash. (The allow-list is checked separately,
     for the provider's ``endpoint_options``.)"""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed or empty [host]
+        parts = urlsplit("")
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(f"option {key}={value!r} must be an https:// URL with a host, e.g. https://host")
@@ -154,7 +157,10 @@ def parse_endpoint(text: str, *, key: str = "endpoint") -> tuple[str, str, int |
 def _agree(key: str, text: str, url: str, host: str, port: int | None) -> None:
     """The same host and port as urllib3's and the standard library's parsers."""
     seen: list[tuple[str, int | None]] = []
-    split = urlsplit(url)
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        raise _refuse(key, text, "the standard library cannot parse it") from None
     try:
         seen.append(((split.hostname or "").rstrip("."), split.port))
     except ValueError:
@@ -265,6 +271,8 @@ def check_local_roots(
     paths = local_paths(options) if local_paths is not None else ()
     roots = tuple(os.path.realpath(os.path.expanduser(r)) for r in (settings.local_roots if settings else ()))
     for path in paths:
+        if "\x00" in str(path):  # realpath raises ValueError on it
+            raise ConfigurationError(f"the local folder {str(path)!r} contains a NUL character; give a real path")
         real = os.path.realpath(os.path.expanduser(str(path)))
         if roots:
             if not any(_under(real, root) for root in roots):

@@ -4,7 +4,8 @@ never another exception (issue 11, point 11).
 
 The fixed cases are the ones found by hand (a far DATE-OBS, ``RLEVEL = 1E999``,
 ``NAXIS = 999`` with huge axes); the property test fuzzes the same class at a
-fixed budget, derandomised so every run tries the same examples."""
+fixed budget, derandomised so every run tries the same examples, each within
+a memory bound (``benchmarks/fuzz.py`` runs it longer)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import io
 
 import pytest
 from hypothesis import example, given
-from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ocs_transfer.exceptions import DoNotRetryError, FileSpecificationError
 from ocs_transfer.input import File, FileFactory
 from ocs_transfer.input.fitsheader import MAX_DATA_BYTES
 from ocs_transfer.settings import Settings
+from ocs_transfer.testing.fuzz import bounded, fuzz_settings
 
 from .conftest import LCO_HEADERS
 
@@ -48,9 +49,9 @@ def lco_cards(**overrides: str) -> list[bytes]:
     return [raw_card("SIMPLE", "T"), *(raw_card(k, v) for k, v in values.items())]
 
 
-def compute_everything(data: bytes, settings: Settings) -> None:
+def compute_everything(data: bytes, settings: Settings, name: str = "fuzz.fits") -> None:
     """What a transfer asks of a file: read it, build its metadata and path."""
-    df = FileFactory.get_datafile(File(io.BytesIO(data), "fuzz.fits", settings=settings), {}, settings=settings)
+    df = FileFactory.get_datafile(File(io.BytesIO(data), name, settings=settings), {}, settings=settings)
     hd = df.get_header_data()
     hd.get_archive_frame_data()
     df.get_filestore_path()
@@ -147,14 +148,14 @@ STRUCTURE = st.one_of(
 )
 
 
-@hsettings(max_examples=150, deadline=None, derandomize=True, database=None)
+@fuzz_settings(150)
 @given(st.fixed_dictionaries({}, optional=FIELDS), STRUCTURE)
 @example({"DATE-OBS": "'9999-12-01T00:00:00'", "PROPID": "'LCOEngineering'"}, {})
 @example({"RLEVEL": "1E999"}, {})
 def test_hostile_header_values_give_metadata_or_a_specification_error(fields: dict, structure: dict) -> None:
     data = fits_file(lco_cards(**structure, **fields))
     try:
-        compute_everything(data, Settings())
+        bounded(lambda: compute_everything(data, Settings()))
     except FileSpecificationError as exc:
         assert isinstance(exc, DoNotRetryError)
         assert str(exc) and "\n" not in str(exc)

@@ -20,6 +20,7 @@ from ocs_transfer.storage.paths import (
     safe_path,
 )
 from ocs_transfer.testing.data import HOSTILE_NAMES, TRAVERSAL_PATHS
+from ocs_transfer.testing.fuzz import fuzz_settings
 
 HOSTILE_LEGAL = 'hello? sausage/êé/Hello, 世界/ " \' @ < > & ? + ≠/z.txt'
 
@@ -176,6 +177,7 @@ def _stays_under_root(relative: str) -> bool:
     return joined.startswith(ROOT + os.sep)
 
 
+@fuzz_settings(300)
 @given(st.text(max_size=300))
 @example("../x")
 @example("a/../../b")
@@ -196,6 +198,7 @@ def test_safe_path_output_is_safe_or_rejected(text: str) -> None:
     assert safe_path(out) == out  # idempotent
 
 
+@fuzz_settings(300)
 @given(st.text(max_size=300))
 @example("M31/M32")
 @example("..\\..\\x")

@@ -162,3 +162,13 @@ def test_transfers_must_be_positive(builtin_plugins_only: None, fits_files: list
     code, _, err = _send(str(fits_files[0]), "--to", "memory://x", "--transfers", "0")
     assert code == 2
     assert "--transfers" in err
+
+
+@pytest.mark.parametrize("url", ["memory://[x", "s3://[bucket/prefix", "memory://run?link_base_url=https://[x"])
+def test_a_destination_url_python_cannot_split_is_a_clear_error(
+    builtin_plugins_only: None, fits_files: list[Path], url: str
+) -> None:
+    """Found by tests/storage/test_config_fuzz.py: urlsplit's ValueError was a traceback."""
+    code, out, err = _send(str(fits_files[0]), "--to", url)
+    assert code != 0 and "Traceback" not in out + err
+    assert "[brackets]" in err or "https://" in err, err

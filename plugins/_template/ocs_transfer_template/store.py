@@ -13,7 +13,6 @@ import posixpath
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -21,6 +20,7 @@ from ocs_transfer.exceptions import ConfigurationError
 from ocs_transfer.retry import Decision, Kind, register_classifier
 from ocs_transfer.settings import Settings
 from ocs_transfer.storage.fsspec_store import FsspecStore
+from ocs_transfer.storage.options import split_url
 
 __all__ = ["TemplateStore"]
 
@@ -72,7 +72,7 @@ class TemplateStore(FsspecStore):
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``template-dir:///absolute/folder``."""
-        return cls.config_from_options({"root": urlsplit(url).path, **options})
+        return cls.config_from_options({"root": split_url(url).path, **options})
 
     def _sign(self, path: str, version_id: str | None, expiration: timedelta) -> str:
         raise NotImplementedError  # no links without link_base_url: get_url says so

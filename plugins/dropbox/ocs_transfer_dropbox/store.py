@@ -178,9 +178,9 @@ class DropboxStore(FsspecStore):
     @classmethod
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``dropbox:///fits-data`` (the folder)."""
-        from urllib.parse import urlsplit
+        from ocs_transfer.storage.options import split_url
 
-        parts = urlsplit(url)
+        parts = split_url(url)
         return cls.config_from_options({"root": (parts.netloc + parts.path) or "", **options})
 
     def close(self) -> None:

@@ -101,7 +101,7 @@ class GdriveStore(FsspecStore):
         scheme, sep, rest = url.partition("://")
         if scheme != "gdrive" or not sep:
             raise ConfigurationError(f"{url!r}: gdrive URLs look like gdrive://folder/sub-folder")
-        return cls.Config(root=rest.strip("/"), **options)
+        return cls.config_from_options({"root": rest.strip("/"), **options})
 
     def close(self) -> None:
         self.fs.close()

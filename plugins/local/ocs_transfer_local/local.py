@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, wait
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import attrs
 
@@ -47,6 +47,7 @@ from ocs_transfer.storage.base import ObjectInfo
 from ocs_transfer.storage.fsspec_store import FsspecStore
 from ocs_transfer.storage.hashing import DEFAULT_CHUNK_SIZE, BufferPool, BufferRing, HashingReader
 from ocs_transfer.storage.lanes import Lane, take_lane
+from ocs_transfer.storage.options import split_url
 from ocs_transfer.storage.paths import join_under
 
 from .durable import DIRECTORIES, DirectorySync, fsync_directory
@@ -159,13 +160,13 @@ class LocalStore(FsspecStore):
     def config_from_url(cls, url: str, **options: Any) -> Any:
         """``file:///data``, ``file://localhost/data``, ``./archive``, ``/abs/path``, ``~/x``."""
         if url.startswith("file:"):
-            parts = urlsplit(url)
+            parts = split_url(url)
             if parts.netloc not in ("", "localhost"):
                 raise ConfigurationError(f"{url!r}: file URLs name a local path (file:///path), not a host")
             path = unquote(parts.path)
         else:
             path = url
-        return cls.Config(root=os.path.abspath(os.path.expanduser(path)), **options)
+        return cls.config_from_options({"root": os.path.abspath(os.path.expanduser(path)), **options})
 
     @classmethod
     def config_from_settings(cls, settings: Settings, **options: Any) -> Any:

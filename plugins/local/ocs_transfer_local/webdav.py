@@ -289,7 +289,7 @@ class WebdavStore(FsspecStore):
         scheme, _, rest = url.partition("+")
         if scheme != "webdav" or not rest.startswith(("http://", "https://")):
             raise ConfigurationError(f"{url!r}: webdav URLs look like webdav+https://host/path")
-        return cls.Config(url=rest, **options)
+        return cls.config_from_options({"url": rest, **options})
 
     def close(self) -> None:
         self.fs.client.http.close()

@@ -97,10 +97,10 @@ class TwoFactorRequiredError(CredentialError):
 def normalise_server_url(url: str) -> str:
     """``https://host[:port][/prefix]`` without a trailing slash; anything else
     is refused with a clear error."""
-    from urllib.parse import urlsplit
+    from ocs_transfer.storage.options import split_url
 
     text = (url or "").strip()
-    parts = urlsplit(text)
+    parts = split_url(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigurationError(
             f"Seafile server_url {url!r} must be the server's address with scheme and host,"

@@ -141,11 +141,8 @@ class SeafileStore(FsspecStore):
         """``seafile://<repo_id>/folder`` (``server_url`` as an option)."""
         if not url.startswith("seafile://") or not SeafileFileSystem._get_kwargs_from_urls(url).get("repo_id"):
             raise ConfigurationError(f"{url!r}: seafile URLs look like seafile://<repo_id>/folder")
-        try:
-            return cls.Config(repo_id=SeafileFileSystem._get_kwargs_from_urls(url)["repo_id"],
-                              root=SeafileFileSystem._strip_protocol(url), **options)  # fmt: skip
-        except TypeError as exc:
-            raise ConfigurationError(f"bad options for provider 'seafile': {exc}") from None
+        return cls.config_from_options({"repo_id": SeafileFileSystem._get_kwargs_from_urls(url)["repo_id"],
+                                        "root": SeafileFileSystem._strip_protocol(url), **options})
 
     def close(self) -> None:
         self.fs.api.close()
